@@ -1,1 +1,18 @@
+"""The engine: the one facade every front door (CLI, API, compose) calls.
 
+Layout it owns under the Kade root:
+
+    <root>/kade.db                   metadata (see kade.metadata)
+    <root>/content/                  blobs (see kade.content)
+    <root>/snapshots/<driver>/       layers and container tops (see kade.snapshots)
+    <root>/containers/<id>/          bundle: config.json, rootfs/ (mount point),
+                                     hosts, hostname, resolv.conf, <id>-json.log, lock
+    <root>/runtime/<id>/             the runtime's state (see kade.runtime)
+    <root>/volumes/<name>/_data      named volumes (see kade.volumes)
+
+Policy lives here, not in the CLI: `kade run` and an API create are one call.
+"""
+
+from kade.engine.core import Engine, default_root
+
+__all__ = ["Engine", "default_root"]

@@ -1,1 +1,19 @@
+"""Kade's state in one SQLite database (`<root>/kade.db`, WAL mode).
 
+Tables (schema version in PRAGMA user_version; migrations in MIGRATIONS):
+
+    images(id, created, record)        id = config digest; record = JSON summary
+    tags(name, image_id)               name = normalised reference, e.g.
+                                       docker.io/library/busybox:latest
+    containers(id, name, created, record, state)   record/state = JSON
+    snapshots(key, num, parent, kind, created, size)   kind: active | committed
+    volumes(name, created, record)
+    events(seq, time, record)
+
+Writers use BEGIN IMMEDIATE so that several `kade` processes serialise on the
+database, never on a global file lock, and a crash mid-transaction rolls back.
+"""
+
+from kade.metadata.db import DB, open_db
+
+__all__ = ["DB", "open_db"]

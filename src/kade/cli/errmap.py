@@ -1,0 +1,68 @@
+"""The one place where library errors become messages and docker's exit codes.
+
+125: Kade itself failed (bad flag, unknown image, conflict, ...)
+126: the container's command cannot be invoked
+127: the container's command was not found
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from kade import errors
+
+
+class UsageError(Exception):
+    """A bad flag or argument: printed with a `See 'kade VERB --help'.` hint."""
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse with docker's error wording, raising instead of exiting."""
+
+    def __init__(self, verb: str, usage: str, **kw):
+        super().__init__(prog=f"kade {verb}", usage=usage, add_help=True, **kw)
+        self.verb = verb
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments: "):
+            flag = message.split(": ", 1)[1].split()[0]
+            message = f"unknown flag: {flag}" if flag.startswith("-") else \
+                f'"kade {self.verb}" accepts no argument(s) like "{flag}"'
+        elif message.startswith("the following arguments are required"):
+            message = f'"kade {self.verb}" requires at least 1 argument.'
+        raise UsageError(message)
+
+
+EXIT = [
+    (errors.CommandNotFound, 127),
+    (errors.CommandNotInvocable, 126),
+]
+
+
+def code_for(e: BaseException) -> int:
+    for cls, code in EXIT:
+        if isinstance(e, cls):
+            return code
+    return 125
+
+
+def run_verb(fn, ctx, verb: str, args: list[str]) -> int:
+    try:
+        return fn(ctx, verb, args) or 0
+    except UsageError as e:
+        sys.stderr.write(f"{e}\nSee 'kade {verb} --help'.\n")
+        return 125
+    except errors.KadeError as e:
+        sys.stderr.write(f"Error: {e}\n")
+        return code_for(e)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except PermissionError as e:
+        if os.geteuid() != 0:
+            sys.stderr.write(f"Error: {e}: kade needs root\n")
+            return 125
+        raise

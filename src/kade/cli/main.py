@@ -1,0 +1,140 @@
+"""`kade [--root DIR] [--storage-driver D] VERB ...`: dispatch to one module per verb.
+
+Verb modules are imported only when used, so `kade ps` loads none of the
+image, build or runtime machinery it does not need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# verb -> module under kade.cli; "group sub" entries are docker's management commands
+VERBS = {
+    "run": "run", "create": "run", "start": "lifecycle", "stop": "lifecycle",
+    "restart": "lifecycle", "kill": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
+    "wait": "lifecycle", "rm": "lifecycle", "rename": "lifecycle",
+    "ps": "ps", "logs": "logs", "inspect": "inspect", "exec": "exec_", "top": "top",
+    "stats": "top", "port": "top", "events": "events", "cp": "files", "diff": "files",
+    "export": "files", "commit": "files",
+    "images": "images", "rmi": "images", "tag": "images", "history": "images",
+    "import": "images", "save": "images", "load": "images",
+    "volume": "volume", "runtime": "runtime_", "system": "system", "version": "system",
+    "info": "system",
+}
+GROUPS = {
+    "container": {"ls": "ps", "list": "ps", "ps": "ps", "run": "run", "create": "create",
+                  "start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
+                  "pause": "pause", "unpause": "unpause", "wait": "wait", "rm": "rm",
+                  "remove": "rm", "rename": "rename", "logs": "logs", "inspect": "inspect",
+                  "exec": "exec", "top": "top", "stats": "stats", "port": "port", "cp": "cp",
+                  "diff": "diff", "export": "export", "commit": "commit", "prune": "prune"},
+    "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
+              "history": "history", "import": "import", "save": "save", "load": "load",
+              "inspect": "inspect", "prune": "prune", "bootstrap": "bootstrap"},
+}
+
+USAGE = """Usage:  kade [OPTIONS] COMMAND
+
+A Docker-compatible container engine
+
+Options:
+      --root string             Root of the store (default "/var/lib/kade", or $KADE_ROOT)
+      --storage-driver string   overlay or copy (chosen when the store is made)
+  -v, --version                 Print version information and quit
+
+Commands:
+  run, create, start, stop, restart, kill, pause, unpause, wait, rm, rename,
+  ps, logs, inspect, exec, top, stats, port, events, cp, diff, export, commit,
+  images, rmi, tag, history, import, save, load, volume, system, runtime, version
+
+Management commands: container, image, volume, system, runtime
+"""
+
+
+class Context:
+    """What every verb gets: where the store is, and the engine on demand."""
+
+    def __init__(self, root: str | None, driver: str | None):
+        self.root = root
+        self.driver = driver
+        self._engine = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from kade.engine import Engine
+            self._engine = Engine(self.root, self.driver)
+        return self._engine
+
+
+def _globals(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
+    root = driver = None
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in ("--root", "--storage-driver", "-H", "--host"):
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise SystemExit(_usage_error(f"flag needs an argument: {key}"))
+                value = argv[i]
+            if key == "--root":
+                root = value
+            elif key == "--storage-driver":
+                driver = value
+        elif arg in ("-v", "--version"):
+            return root, driver, ["version", "--short"]
+        elif arg in ("-h", "--help"):
+            return root, driver, ["help"]
+        elif arg in ("-D", "--debug"):
+            os.environ["KADE_DEBUG"] = "1"
+        else:
+            raise SystemExit(_usage_error(f"unknown flag: {key}"))
+        i += 1
+    return root, driver, argv[i:]
+
+
+def _usage_error(msg: str) -> int:
+    sys.stderr.write(f"{msg}\nSee 'kade --help'.\n")
+    return 125
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    root, driver, rest = _globals(argv)
+    if not rest or rest[0] == "help":
+        sys.stdout.write(USAGE)
+        return 0
+    verb, args = rest[0], rest[1:]
+    if verb in GROUPS:
+        if not args or args[0] in ("-h", "--help"):
+            sys.stdout.write(f"Usage:  kade {verb} COMMAND\n\nCommands: "
+                             f"{', '.join(sorted(GROUPS[verb]))}\n")
+            return 0 if args else 1
+        sub = GROUPS[verb].get(args[0])
+        if sub is None:
+            return _usage_error(f'kade: \'{verb} {args[0]}\' is not a kade command.')
+        if sub in ("prune", "bootstrap") or (verb == "image" and sub == "inspect"):
+            verb, args = f"{verb} {sub}", args[1:]
+        else:
+            verb, args = sub, args[1:]
+    module = VERBS.get(verb.split()[0] if " " in verb else verb)
+    if " " in verb:
+        module = {"container": "lifecycle", "image": "images"}[verb.split()[0]]
+    if module is None:
+        return _usage_error(f"kade: '{verb}' is not a kade command.")
+    from importlib import import_module
+    from kade.cli.errmap import run_verb
+    mod = import_module(f"kade.cli.{module}")
+    code = run_verb(mod.main, Context(root, driver), verb, args)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    return code
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Containers: create, find, inspect, list, rename and remove.
+
+State machine (docker's): created -> running <-> paused; running -> exited;
+exited -> running (start/restart); any -> removing -> gone. `Status` is kept
+in the state row and reconciled with the kernel on read: a container whose
+monitor and process are both gone is exited, whatever the row says.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from kade.engine import records
+from kade.engine.options import CreateOptions
+from kade.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from kade.util import ids
+
+
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """True if pid runs and (when given) started at `start` jiffies: no pid reuse."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    fields = stat[stat.rfind(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return False
+    return start is None or int(fields[19]) == start
+
+
+def pid_start(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rfind(b")") + 2:].split()[19])
+
+
+class Containers:
+    def __init__(self, engine):
+        self.engine = engine
+        self.db = engine.db
+
+    # --- finding --------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        ref = ref.lstrip("/") if ref.startswith("/") else ref
+        rows = self.db.container_ids()
+        for cid, name in rows:
+            if name == ref or cid == ref:
+                return cid
+        matches = [cid for cid, _ in rows if cid.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise Conflict(f"multiple containers found with provided prefix: {ref}")
+        raise NotFound(f"no such container: {ref}")
+
+    def bundle(self, cid: str) -> str:
+        return os.path.join(self.engine.root, "containers", cid)
+
+    def get(self, cid: str) -> tuple[dict, dict]:
+        record, state = self.db.container(cid)
+        return record, self._reconcile(cid, state)
+
+    def state(self, cid: str) -> dict:
+        return self.get(cid)[1]
+
+    def _reconcile(self, cid: str, state: dict) -> dict:
+        if state["Status"] not in ("running", "paused", "restarting"):
+            return state
+        monitor_ok = pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
+        if monitor_ok or pid_alive(state.get("Pid", 0), state.get("PidStart")):
+            return state
+        state = dict(state, Status="exited", Running=False, Paused=False, Restarting=False,
+                     Pid=0, ExitCode=state.get("ExitCode") or 255,
+                     FinishedAt=ids.now_rfc3339(), Error="monitor exited unexpectedly")
+        self.db.save_state(cid, state)
+        return state
+
+    def list(self, all_: bool = True) -> list[tuple[dict, dict]]:
+        out = []
+        for record, state in self.db.containers():
+            state = self._reconcile(record["Id"], state)
+            if all_ or state["Running"]:
+                out.append((record, state))
+        return out
+
+    def inspect(self, cid: str) -> dict:
+        record, state = self.get(cid)
+        public = {k: v for k, v in state.items() if k[0].isupper() and k not in
+                  ("MonitorPid", "MonitorStart", "PidStart", "ManualStop")}
+        out = dict(record)
+        out["State"] = public
+        out["Driver"] = self.engine.driver
+        out["GraphDriver"] = self._graph_driver(cid)
+        return out
+
+    def _graph_driver(self, cid: str) -> dict:
+        snaps = self.engine.snapshots
+        try:
+            mounts = snaps.mounts(cid)
+        except NotFound:
+            return {"Name": self.engine.driver, "Data": None}
+        data = {}
+        for opt in mounts[0].options:
+            key, sep, value = opt.partition("=")
+            if sep:
+                data[{"lowerdir": "LowerDir", "upperdir": "UpperDir",
+                      "workdir": "WorkDir"}.get(key, key)] = value
+        data.setdefault("UpperDir", snaps.upper_dir(cid))
+        data["MergedDir"] = os.path.join(self.bundle(cid), "rootfs")
+        return {"Name": self.engine.driver, "Data": data}
+
+    # --- creating -------------------------------------------------------------
+    def create(self, opts: CreateOptions) -> str:
+        """A container record, its writable snapshot and bundle; all or nothing."""
+        engine = self.engine
+        image_id = engine.images.resolve(opts.image)
+        image_config = engine.images.config(image_id).get("config") or {}
+        cid = ids.new_id()
+        name = records.validate_name(opts.name) if opts.name else None
+        record = records.new_record(cid, name or "", image_id, opts, image_config, engine.root)
+        volume_mounts = engine.volumes.plan(opts.mounts, image_config.get("Volumes") or {})
+        record["Mounts"] = [m.inspect() for m in volume_mounts]
+        record["Private"] = {"VolumeMounts": [m.to_json() for m in volume_mounts]}
+        self._insert(record, name)
+        try:
+            self._materialise(cid, record, image_id)
+        except BaseException:
+            self._destroy(cid, remove_volumes=True)
+            raise
+        engine.emit("container", "create", cid, {"name": record["Name"][1:],
+                                                  "image": opts.image})
+        return cid
+
+    def _insert(self, record: dict, name: str | None) -> None:
+        for attempt in range(5):
+            record["Name"] = "/" + (name or ids.random_name(attempt))
+            try:
+                self.db.add_container(record["Id"], record["Name"][1:], _now(),
+                                      record["Image"], record, records.initial_state())
+                return
+            except AlreadyExists:
+                if name:
+                    other = self.resolve(name)
+                    raise Conflict(f'conflict: the container name "/{name}" is already in use'
+                                   f' by container "{other}". you have to remove (or rename)'
+                                   " that container to be able to reuse that name.") from None
+        raise Conflict("could not pick a free container name")
+
+    def _materialise(self, cid: str, record: dict, image_id: str) -> None:
+        from kade.engine import spec
+        engine = self.engine
+        bundle = self.bundle(cid)
+        os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+        engine.snapshots.prepare(cid, engine.images.top_layer(image_id))
+        cfg, host = record["Config"], record["HostConfig"]
+        spec.ensure_file(record["HostnamePath"], cfg["Hostname"] + "\n")
+        spec.ensure_file(record["HostsPath"],
+                         spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
+        spec.ensure_file(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
+        engine.volumes.prepare(_vol_mounts(record), lambda _: engine.snapshots.mounts(cid))
+
+    # --- renaming and removing -------------------------------------------------
+    def rename(self, ref: str, new_name: str) -> None:
+        cid = self.resolve(ref)
+        new_name = records.validate_name(new_name)
+        record, _ = self.get(cid)
+        old = record["Name"]
+        if old == "/" + new_name:
+            raise InvalidArgument(f"renaming a container with the same name as its current "
+                                  f"name: {new_name}")
+        record["Name"] = "/" + new_name
+        try:
+            self.db.save_record(cid, record)
+        except Exception as e:
+            if "UNIQUE" in str(e):
+                raise Conflict(f'conflict: the container name "/{new_name}" is already in use'
+                               ) from None
+            raise
+        self.engine.emit("container", "rename", cid, {"oldName": old, "name": new_name})
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+        from kade.engine import lifecycle
+        cid = self.resolve(ref)
+        state = self.state(cid)
+        if state["Running"] or state["Status"] in ("paused", "restarting"):
+            if not force:
+                raise Conflict(f"you cannot remove a {state['Status']} container {cid}. "
+                               "stop the container before attempting removal or force remove")
+            lifecycle.kill(self.engine, cid, 9, wait=True, manual=True)
+        self._destroy(cid, remove_volumes=volumes)
+        self.engine.emit("container", "destroy", cid)
+        return cid
+
+    def _destroy(self, cid: str, remove_volumes: bool) -> None:
+        """Idempotent teardown: runtime state, snapshot, bundle, then the row."""
+        engine = self.engine
+        try:
+            record, _ = self.db.container(cid)
+        except NotFound:
+            record = None
+        try:
+            engine.runtime.delete(cid, force=True)
+        except NotFound:
+            pass
+        if engine.snapshots.exists(cid):
+            engine.snapshots.remove(cid)
+        shutil.rmtree(self.bundle(cid), ignore_errors=True)
+        if record and remove_volumes:
+            engine.volumes.remove_anonymous(_vol_mounts(record))
+        self.db.delete_container(cid)
+
+
+def _vol_mounts(record: dict) -> list:
+    from kade.volumes import PlannedMount
+    return [PlannedMount.from_json(m) for m in record.get("Private", {}).get("VolumeMounts", [])]
+
+
+def _now() -> float:
+    import time
+    return time.time()

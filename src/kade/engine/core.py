@@ -1,0 +1,138 @@
+"""Engine: wires the stores together and exposes the container and image verbs."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cached_property
+
+from kade.errors import Conflict, InvalidArgument, NotFound
+
+
+def default_root() -> str:
+    return os.environ.get("KADE_ROOT", "/var/lib/kade")
+
+
+class Engine:
+    def __init__(self, root: str | None = None, storage_driver: str | None = None):
+        self.root = os.path.abspath(root or default_root())
+        self._driver = storage_driver or os.environ.get("KADE_STORAGE_DRIVER")
+
+    # --- stores, opened on first use so `kade ps` touches only the database ---
+    @cached_property
+    def db(self):
+        from kade.metadata import open_db
+        return open_db(self.root)
+
+    @cached_property
+    def content(self):
+        from kade.content import ContentStore
+        return ContentStore(os.path.join(self.root, "content"))
+
+    @cached_property
+    def driver(self) -> str:
+        path = os.path.join(self.root, "storage-driver")
+        try:
+            with open(path) as f:
+                recorded = f.read().strip()
+        except FileNotFoundError:
+            recorded = None
+        if recorded and self._driver and recorded != self._driver:
+            raise InvalidArgument(f'root "{self.root}" uses storage driver "{recorded}", '
+                                  f'not "{self._driver}"')
+        driver = recorded or self._driver or _auto_driver()
+        if not recorded:
+            os.makedirs(self.root, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(driver + "\n")
+        return driver
+
+    @cached_property
+    def snapshots(self):
+        from kade.snapshots import open_snapshotter
+        return open_snapshotter(self.root, self.driver, self.db)
+
+    @cached_property
+    def images(self):
+        from kade.images import ImageService
+        return ImageService(self.content, self.db, self.snapshots)
+
+    @cached_property
+    def runtime(self):
+        from kade.runtime import Runtime
+        return Runtime(os.path.join(self.root, "runtime"))
+
+    @cached_property
+    def volumes(self):
+        from kade.volumes import VolumeService
+        return VolumeService(self.root, self.db)
+
+    @cached_property
+    def containers(self):
+        from kade.engine.containers import Containers
+        return Containers(self)
+
+    # --- events --------------------------------------------------------------
+    def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None) -> None:
+        t = time.time()
+        self.db.add_event(t, {"Type": type_, "Action": action, "status": action,
+                              "id": actor, "Actor": {"ID": actor, "Attributes": attrs or {}},
+                              "scope": "local", "time": int(t), "timeNano": int(t * 1e9)})
+
+    # --- images: policy that spans images and containers ----------------------
+    def remove_image(self, ref: str, force: bool = False) -> list[tuple[str, str]]:
+        """Docker's rmi: untag, and delete when no tag is left. Returns output lines."""
+        images = self.images
+        image_id = images.resolve(ref)
+        tags = images.db.tags_of(image_id)
+        by_name = image_id != ref and not ref.startswith("sha256:") and not _is_hex(ref)
+        users = self.db.containers_using_image(image_id)
+        if by_name and len(tags) > 1:
+            images.untag(ref)
+            return [("Untagged", _familiar(images, ref))]
+        if users and not force:
+            state = "running" if self._any_running(users) else "stopped"
+            raise Conflict(f"conflict: unable to remove repository reference \"{ref}\" "
+                           f"(must force) - container {users[0][:12]} is using its "
+                           f"referenced image {image_id[7:19]}" if by_name else
+                           f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
+                           f"image is being used by {state} container {users[0][:12]}")
+        if not by_name and len(tags) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
+                           "image is referenced in multiple repositories")
+        out = [("Untagged", _familiar(images, t)) for t in tags]
+        for t in tags:
+            images.db.delete_tag(t)
+        if users:
+            return out  # forced: the image stays, untagged, while containers use it
+        for chain_id in [image_id] + images.delete(image_id):
+            out.append(("Deleted", chain_id))
+        self.emit("image", "delete", image_id)
+        return out
+
+    def _any_running(self, ids: list[str]) -> bool:
+        return any(self.containers.state(i)["Running"] for i in ids)
+
+    def image_in_use(self, image_id: str) -> bool:
+        return bool(self.db.containers_using_image(image_id))
+
+    def resolve_container(self, ref: str) -> str:
+        return self.containers.resolve(ref)
+
+
+def _familiar(images, ref: str) -> str:
+    from kade.oci import reference
+    return reference.parse(ref).familiar()
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdef" for c in s)
+
+
+def _auto_driver() -> str:
+    from kade.snapshots.base import overlay_supported
+    return "overlay" if overlay_supported() else "copy"
+
+
+def not_found_container(ref: str) -> NotFound:
+    return NotFound(f"no such container: {ref}")

@@ -1,0 +1,382 @@
+"""Starting, stopping, signalling and waiting for containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal as _signal
+import time
+from dataclasses import dataclass
+
+from kade.engine.containers import pid_alive, pid_start
+from kade.errors import (CommandNotFound, CommandNotInvocable, Conflict, FailedPrecondition,
+                         InvalidArgument, KadeError)
+from kade.util.ids import now_rfc3339
+
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
+
+
+# --- signals -------------------------------------------------------------------
+def parse_signal(text: str | int) -> int:
+    if isinstance(text, int) or str(text).isdigit():
+        num = int(text)
+        if not 0 < num < 65:
+            raise InvalidArgument(f"invalid signal: {text}")
+        return num
+    name = str(text).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(getattr(_signal.Signals, name))
+    except AttributeError:
+        raise InvalidArgument(f"invalid signal: {text}") from None
+
+
+# --- what the monitor needs to run a container -----------------------------------
+@dataclass
+class Prepared:
+    bundle: str
+    spec: dict
+    rootfs_mounts: list
+
+
+def prepare_run(engine, cid: str, record: dict) -> Prepared:
+    from kade.engine import spec as specmod
+    from kade.snapshots import read_file
+    from kade.volumes import PlannedMount
+    bundle = engine.containers.bundle(cid)
+    snaps = engine.snapshots
+    volume_mounts = [PlannedMount.from_json(m).oci()
+                     for m in record.get("Private", {}).get("VolumeMounts", [])]
+    init_path = _init_binary() if record["HostConfig"].get("Init") else None
+    spec = specmod.build(record, passwd=read_file(snaps, cid, "/etc/passwd"),
+                         group=read_file(snaps, cid, "/etc/group"),
+                         volume_mounts=volume_mounts, init_path=init_path)
+    specmod.ensure_file(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1))
+    rootfs = [_at_root(m) for m in snaps.mounts(cid)]
+    return Prepared(bundle, spec, rootfs)
+
+
+def _at_root(mount):
+    from dataclasses import replace
+    return replace(mount, target="/")
+
+
+def _init_binary() -> str:
+    for path in INIT_CANDIDATES:
+        if os.path.exists(path):
+            return path
+    raise FailedPrecondition("--init needs a static init on the host: apt-get install tini")
+
+
+# --- state transitions, written by the monitor -----------------------------------
+def mark_running(engine, cid: str, pid: int) -> None:
+    engine.db.update_state(cid, {
+        "Status": "running", "Running": True, "Paused": False, "Restarting": False,
+        "Pid": pid, "PidStart": pid_start(pid), "ExitCode": 0, "Error": "",
+        "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
+        "MonitorPid": os.getpid(), "MonitorStart": pid_start(os.getpid())})
+    engine.emit("container", "start", cid)
+
+
+def mark_exited(engine, cid: str, code: int) -> None:
+    engine.db.update_state(cid, {"Status": "exited", "Running": False, "Paused": False,
+                                 "Restarting": False, "Pid": 0, "ExitCode": code,
+                                 "FinishedAt": now_rfc3339()})
+    engine.emit("container", "die", cid, {"exitCode": str(code)})
+
+
+def should_restart(record: dict, state: dict, code: int, restarts: int) -> bool:
+    policy = record["HostConfig"].get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if state.get("ManualStop") or name == "no":
+        return False
+    if name == "on-failure":
+        limit = policy.get("MaximumRetryCount") or 0
+        return code != 0 and (limit == 0 or restarts < limit)
+    return name in ("always", "unless-stopped")
+
+
+# --- the container's stdio, seen from the monitor ---------------------------------
+class Stdio:
+    """Pipes (or a pty) between the container and the monitor, the log and a terminal."""
+
+    def __init__(self, record: dict, attach: dict | None, bundle: str):
+        from kade.engine.logs import LogWriter
+        cfg = record["Config"]
+        self.tty = bool(cfg.get("Tty"))
+        self.attach = attach or {}
+        keep_log = not (record["HostConfig"].get("AutoRemove") and attach)
+        self.log = LogWriter(record["LogPath"] if keep_log else None)
+        self.console_slave = None
+        self.pty_name = None
+        self._child: list[int] = []
+        self._parent: dict[int, str] = {}
+        self._stdin_w: int | None = None
+        if self.tty:
+            master, slave = os.openpty()
+            self.master, self.console_slave = master, slave
+            self.pty_name = os.ttyname(slave)
+            self._parent[master] = "stdout"
+            self._child.append(slave)
+            self._stdin = slave
+            self._stdout = self._stderr = slave
+        else:
+            self._stdin = self._stdin_fd(cfg)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            self._parent.update({out_r: "stdout", err_r: "stderr"})
+            self._child += [out_w, err_w]
+            self._stdout, self._stderr = out_w, err_w
+
+    def _stdin_fd(self, cfg: dict) -> int:
+        if cfg.get("OpenStdin") and self.attach.get("stdin"):
+            return 0
+        r, w = os.pipe()
+        self._child.append(r)
+        if cfg.get("OpenStdin"):
+            self._stdin_w = w  # keep it open: the process waits for input, as in docker -di
+        else:
+            os.close(w)
+        return r
+
+    def child_fds(self) -> tuple[int, int, int]:
+        return self._stdin, self._stdout, self._stderr
+
+    def close_child_ends(self) -> None:
+        for fd in self._child:
+            os.close(fd)
+        self._child = []
+
+    def pump(self, pidfd: int) -> None:
+        import select
+        poller = select.poll()
+        live = dict(self._parent)
+        for fd in live:
+            poller.register(fd, select.POLLIN)
+        if self.tty and self.attach.get("stdin"):
+            poller.register(0, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        exited = False
+        while live:
+            for fd, _ in poller.poll(100 if exited else None):
+                if fd == pidfd:
+                    exited = True
+                    poller.unregister(pidfd)
+                elif fd == 0:
+                    self._forward_stdin(poller)
+                elif not self._copy(fd, live[fd]):
+                    poller.unregister(fd)
+                    del live[fd]
+            if exited and not self._drain(live):
+                break
+
+    def _forward_stdin(self, poller) -> None:
+        try:
+            data = os.read(0, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            poller.unregister(0)
+            return
+        os.write(self.master, data)
+
+    def _copy(self, fd: int, stream: str) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the pty's last slave closed
+            data = b""
+        if not data:
+            return False
+        self.log.write(stream, data)
+        if self.attach:
+            _write_all(1 if stream == "stdout" or self.tty else 2, data)
+        return True
+
+    def _drain(self, live: dict) -> bool:
+        """After the init exited: read what is left without blocking; False when done."""
+        for fd in list(live):
+            os.set_blocking(fd, False)
+            try:
+                while self._copy(fd, live[fd]):
+                    pass
+            except BlockingIOError:
+                continue
+            del live[fd]
+        return False
+
+    def close(self) -> None:
+        self.close_child_ends()
+        for fd in list(self._parent) + ([self._stdin_w] if self._stdin_w else []):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._parent = {}
+        self.log.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass  # the terminal went away; the log still has it
+
+
+# --- verbs -----------------------------------------------------------------------
+class Started:
+    """A started container as the caller sees it; `wait_exit` for attached runs."""
+
+    def __init__(self, report_fd: int, info: dict):
+        self.report_fd = report_fd
+        self.pid = info.get("pid", 0)
+        self.pty = info.get("pty")
+        self._buf = b""
+
+    def wait_exit(self) -> int:
+        msg = _read_msg(self.report_fd, self)
+        os.close(self.report_fd)
+        return int(msg.get("exit", 125)) if msg else 125
+
+
+def _read_msg(fd: int, holder) -> dict | None:
+    while b"\n" not in holder._buf:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        holder._buf += chunk
+    line, _, holder._buf = holder._buf.partition(b"\n")
+    return json.loads(line)
+
+
+def start(engine, cid: str, attach: dict | None = None) -> Started:
+    from kade.engine import monitor
+    state = engine.containers.state(cid)
+    if state["Status"] == "paused":
+        raise Conflict(f"cannot start a paused container, try unpause instead")
+    if state["Running"]:
+        return Started(-1, {"pid": state["Pid"]})
+    engine.db.update_state(cid, {"ManualStop": False})
+    fd = monitor.spawn(engine.root, engine.driver, cid, attach)
+    holder = Started(fd, {})
+    msg = _read_msg(fd, holder) or {"error": "container monitor died", "kind": "KadeError"}
+    if "error" in msg:
+        os.close(fd)
+        kind = {"CommandNotFound": CommandNotFound,
+                "CommandNotInvocable": CommandNotInvocable}.get(msg["kind"], KadeError)
+        raise kind(msg["error"])
+    started = Started(fd, msg["started"])
+    started._buf = holder._buf
+    if not attach:
+        os.close(fd)
+    return started
+
+
+def kill(engine, cid: str, sig: int = 9, *, wait: bool = False, manual: bool = False) -> None:
+    state = engine.containers.state(cid)
+    if not state["Running"]:
+        raise Conflict(f"cannot kill container: {cid}: container {cid} is not running")
+    if manual:
+        engine.db.update_state(cid, {"ManualStop": True})
+    pid = state["Pid"]
+    _signal_pid(pid, sig)
+    if state["Status"] == "paused":
+        engine.runtime.resume(cid)
+        engine.db.update_state(cid, {"Status": "running", "Paused": False})
+    engine.emit("container", "kill", cid, {"signal": str(sig)})
+    if wait:
+        _wait_gone(pid, None)
+        wait_stopped(engine, cid, None)
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pid: int, timeout: float | None) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        from kade.engine.monitor import poll_readable
+        return bool(poll_readable([fd], timeout))
+    finally:
+        os.close(fd)
+
+
+def wait_stopped(engine, cid: str, timeout: float | None) -> dict:
+    """Wait until the monitor has recorded that the container is not running."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        state = engine.containers.state(cid)
+        if not state["Running"] and state["Status"] != "restarting":
+            return state
+        monitor_pid = state.get("MonitorPid", 0)
+        if pid_alive(monitor_pid, state.get("MonitorStart")) and (
+                state.get("ManualStop") or state["Status"] == "running"):
+            _wait_gone(monitor_pid, 0.05)
+        else:
+            time.sleep(0.02)
+        if deadline is not None and time.monotonic() > deadline:
+            return state
+
+
+def stop(engine, cid: str, timeout: int | None = None) -> None:
+    record, state = engine.containers.get(cid)
+    if not state["Running"] and state["Status"] != "restarting":
+        return
+    engine.db.update_state(cid, {"ManualStop": True})
+    if timeout is None:
+        timeout = record["Config"].get("StopTimeout", 10)
+    sig = parse_signal(record["Config"].get("StopSignal") or "SIGTERM")
+    pid = state["Pid"]
+    if pid:
+        _signal_pid(pid, sig)
+        if state["Status"] == "paused":
+            engine.runtime.resume(cid)
+        if not _wait_gone(pid, timeout):
+            _signal_pid(pid, 9)
+            _wait_gone(pid, None)
+    wait_stopped(engine, cid, None)
+    engine.emit("container", "stop", cid)
+
+
+def restart(engine, cid: str, timeout: int | None = None) -> None:
+    stop(engine, cid, timeout)
+    start(engine, cid)
+    engine.emit("container", "restart", cid)
+
+
+def pause(engine, cid: str) -> None:
+    state = engine.containers.state(cid)
+    if not state["Running"]:
+        raise Conflict(f"container {cid} is not running")
+    if state["Paused"]:
+        raise Conflict(f"container {cid} is already paused")
+    engine.runtime.pause(cid)
+    engine.db.update_state(cid, {"Status": "paused", "Paused": True})
+    engine.emit("container", "pause", cid)
+
+
+def unpause(engine, cid: str) -> None:
+    state = engine.containers.state(cid)
+    if not state["Paused"]:
+        raise Conflict(f"container {cid} is not paused")
+    engine.runtime.resume(cid)
+    engine.db.update_state(cid, {"Status": "running", "Paused": False})
+    engine.emit("container", "unpause", cid)
+
+
+def wait(engine, cid: str) -> int:
+    state = engine.containers.state(cid)
+    if state["Running"] or state["Status"] == "restarting":
+        state = wait_stopped(engine, cid, None)
+    return int(state.get("ExitCode", 0))

@@ -1,0 +1,146 @@
+"""The per-container monitor: parent of the container's init, keeper of its state.
+
+`spawn` double-forks a monitor that outlives the command that started it (no
+daemon to start by hand). The monitor creates the container through the
+runtime, pumps its output into the json-file log (and to the attached
+terminal), waits for it, records the exit, applies the restart policy, and
+removes the container for --rm. It talks to the caller over one pipe, one JSON
+line per message: {"started": {...}}, {"error": ..., "kind": ...}, {"exit": code}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+
+from kade.errors import CommandNotFound, CommandNotInvocable, KadeError
+
+RESTART_BACKOFF_MAX = 60.0
+
+
+def spawn(root: str, driver: str, cid: str, attach: dict | None) -> int:
+    """Fork the monitor; returns the read end of its report pipe."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _detach_stdio(attach)
+            code = Monitor(root, driver, cid, w, attach).run()
+        except BaseException as e:  # noqa: BLE001 - report anything to the caller
+            _send(w, {"error": f"monitor failed: {e}", "kind": "KadeError"})
+            code = 125
+        os._exit(code if isinstance(code, int) else 0)
+    os.close(w)
+    os.waitpid(child, 0)
+    return r
+
+
+def _detach_stdio(attach: dict | None) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    keep = set()
+    if attach:
+        keep = {1, 2} | ({0} if attach.get("stdin") else set())
+    for fd in (0, 1, 2):
+        if fd not in keep:
+            os.dup2(null, fd)
+    os.close(null)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _send(fd: int, msg: dict) -> None:
+    try:
+        os.write(fd, (json.dumps(msg) + "\n").encode())
+    except OSError:
+        pass  # the caller went away; the container goes on
+
+
+class Monitor:
+    def __init__(self, root: str, driver: str, cid: str, report_fd: int, attach: dict | None):
+        from kade.engine.core import Engine
+        self.engine = Engine(root, driver)  # fresh handles: never share sqlite over fork
+        self.cid = cid
+        self.report = report_fd
+        self.attach = attach
+        self.reported = False
+
+    def run(self) -> int:
+        from kade.engine import lifecycle
+        engine, cid = self.engine, self.cid
+        record, _ = engine.containers.get(cid)
+        prepared = lifecycle.prepare_run(engine, cid, record)
+        restarts = record.get("RestartCount", 0)
+        while True:
+            code = self._run_once(record, prepared)
+            if code is None:
+                break
+            state = engine.db.container(cid)[1]
+            if not lifecycle.should_restart(record, state, code, restarts):
+                break
+            restarts += 1
+            record["RestartCount"] = restarts
+            engine.db.save_record(cid, record)
+            engine.db.update_state(cid, {"Status": "restarting", "Restarting": True})
+            time.sleep(min(0.1 * 2 ** (restarts - 1), RESTART_BACKOFF_MAX))
+        final = engine.db.container(cid)[1]
+        if record["HostConfig"].get("AutoRemove"):
+            engine.containers._destroy(cid, remove_volumes=True)
+            engine.emit("container", "destroy", cid)
+        _send(self.report, {"exit": final.get("ExitCode", 0)})
+        return 0
+
+    def _run_once(self, record: dict, prepared) -> int | None:
+        from kade.engine import lifecycle
+        engine, cid = self.engine, self.cid
+        stdio = lifecycle.Stdio(record, self.attach, engine.containers.bundle(cid))
+        try:
+            pid = engine.runtime.create(cid, prepared.bundle, spec=prepared.spec,
+                                        stdio=stdio.child_fds(), console=stdio.console_slave,
+                                        rootfs_mounts=prepared.rootfs_mounts)
+            stdio.close_child_ends()
+            pidfd = os.pidfd_open(pid)
+            engine.runtime.start(cid)
+        except KadeError as e:
+            stdio.close()
+            self._failed_start(e)
+            return None
+        lifecycle.mark_running(engine, cid, pid)
+        if not self.reported:
+            _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name}})
+            self.reported = True
+        stdio.pump(pidfd)
+        _, status = os.waitpid(pid, 0)
+        os.close(pidfd)
+        stdio.close()
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        try:
+            engine.runtime.delete(cid, force=True)
+        except KadeError:
+            pass
+        lifecycle.mark_exited(engine, cid, code)
+        return code
+
+    def _failed_start(self, e: KadeError) -> None:
+        code = 127 if isinstance(e, CommandNotFound) else (
+            126 if isinstance(e, CommandNotInvocable) else 125)
+        self.engine.db.update_state(self.cid, {"Status": "created" if code != 125 else "exited",
+                                               "Running": False, "ExitCode": code,
+                                               "Error": str(e)})
+        if not self.reported:
+            _send(self.report, {"error": str(e), "kind": type(e).__name__})
+            self.reported = True
+
+
+def poll_readable(fds: list[int], timeout: float | None) -> list[int]:
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return [fd for fd, _ in p.poll(None if timeout is None else int(timeout * 1000))]

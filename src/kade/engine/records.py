@@ -1,0 +1,155 @@
+"""Container records in docker's inspect shape, built with docker's rules.
+
+The record is what `kade inspect` prints (minus State, which is kept apart
+because the monitor rewrites it while the record stays put).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kade.engine.options import CreateOptions
+from kade.errors import InvalidArgument
+from kade.util.ids import now_rfc3339
+
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidArgument(f"invalid container name ({name}), only "
+                              "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name.lstrip("/")
+
+
+def parse_restart(text: str) -> dict:
+    name, _, count = (text or "no").partition(":")
+    if name not in _POLICIES:
+        raise InvalidArgument(f"invalid restart policy: {text}")
+    if count and name != "on-failure":
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise InvalidArgument(f"invalid restart policy format: {text}") from None
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": retries}
+
+
+def command_of(opts: CreateOptions, image_config: dict) -> list[str]:
+    """Docker's ENTRYPOINT/CMD rules: --entrypoint drops the image's CMD."""
+    if opts.entrypoint is not None:
+        entrypoint = [a for a in opts.entrypoint if a != ""] if opts.entrypoint != [""] else []
+        cmd = list(opts.command)
+    else:
+        entrypoint = list(image_config.get("Entrypoint") or [])
+        cmd = list(opts.command) or list(image_config.get("Cmd") or [])
+    argv = entrypoint + cmd
+    if not argv:
+        raise InvalidArgument("no command specified")
+    return argv
+
+
+def merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
+    env: dict[str, str] = {}
+    for item in list(image_env or []) + _expand_env(user_env):
+        key, _, value = item.partition("=")
+        env.pop(key, None)
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _expand_env(items: list[str]) -> list[str]:
+    out = []
+    for item in items:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:  # `-e NAME` passes the caller's value through
+            out.append(f"{item}={os.environ[item]}")
+    return out
+
+
+def new_record(cid: str, name: str, image_id: str, opts: CreateOptions,
+               image_config: dict, root: str) -> dict:
+    argv = command_of(opts, image_config)
+    if opts.auto_remove and opts.restart not in ("", "no"):
+        raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+    restart = parse_restart(opts.restart)
+    bundle = os.path.join(root, "containers", cid)
+    config = {
+        "Hostname": opts.hostname or cid[:12], "Domainname": "",
+        "User": opts.user if opts.user is not None else image_config.get("User", ""),
+        "AttachStdin": opts.interactive, "AttachStdout": True, "AttachStderr": True,
+        "Tty": opts.tty, "OpenStdin": opts.interactive, "StdinOnce": opts.interactive,
+        "Env": merge_env(image_config.get("Env") or [], opts.env),
+        "Cmd": list(opts.command) or (None if opts.entrypoint is not None
+                                      else image_config.get("Cmd")),
+        "Image": opts.image, "Volumes": image_config.get("Volumes"),
+        "WorkingDir": opts.workdir or image_config.get("WorkingDir", ""),
+        "Entrypoint": (opts.entrypoint if opts.entrypoint is not None
+                       else image_config.get("Entrypoint")),
+        "OnBuild": None,
+        "Labels": {**(image_config.get("Labels") or {}), **opts.labels},
+        "StopSignal": opts.stop_signal or image_config.get("StopSignal") or "SIGTERM",
+    }
+    if opts.stop_timeout is not None:
+        config["StopTimeout"] = opts.stop_timeout
+    health = opts.healthcheck or image_config.get("Healthcheck")
+    if health:
+        config["Healthcheck"] = health
+    return {
+        "Id": cid, "Created": now_rfc3339(), "Path": argv[0], "Args": argv[1:],
+        "Image": image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
+        "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
+        "LogPath": f"{bundle}/{cid}-json.log", "Name": "/" + name, "RestartCount": 0,
+        "Driver": "", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": host_config(opts, restart),
+        "Mounts": [], "Config": config,
+        "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": "",
+                            "IPAddress": "", "Gateway": "", "MacAddress": ""},
+    }
+
+
+def host_config(opts: CreateOptions, restart: dict) -> dict:
+    return {
+        "Binds": [f"{m['source']}:{m['target']}" + (":ro" if m["readonly"] else "")
+                  for m in opts.mounts if m["type"] == "bind"] or None,
+        "NetworkMode": opts.network, "RestartPolicy": restart,
+        "AutoRemove": opts.auto_remove, "CapAdd": opts.cap_add or None,
+        "CapDrop": opts.cap_drop or None, "Dns": opts.dns, "ExtraHosts": opts.add_hosts or None,
+        "Privileged": opts.privileged, "ReadonlyRootfs": opts.read_only,
+        "SecurityOpt": opts.security_opt or None,
+        "Tmpfs": {m["target"]: m["options"].get("raw", "") for m in opts.mounts
+                  if m["type"] == "tmpfs"} or None,
+        "Memory": opts.memory, "MemorySwap": opts.memory_swap, "NanoCpus": opts.nano_cpus,
+        "CpuShares": opts.cpu_shares, "PidsLimit": opts.pids_limit or None,
+        "Ulimits": [_ulimit(u) for u in opts.ulimits] or None, "Init": opts.init or None,
+        "Runtime": opts.runtime or "kade",
+        "Mounts": [{"Type": m["type"], "Source": m["source"], "Target": m["target"],
+                    "ReadOnly": m["readonly"]} for m in opts.mounts if m["type"] != "bind"]
+        or None,
+    }
+
+
+def _ulimit(text: str) -> dict:
+    name, sep, values = text.partition("=")
+    if not sep or not name:
+        raise InvalidArgument(f'invalid ulimit argument: "{text}"')
+    soft, _, hard = values.partition(":")
+    try:
+        s = int(soft)
+        h = int(hard) if hard else s
+    except ValueError:
+        raise InvalidArgument(f'invalid ulimit argument: "{text}"') from None
+    if s > h:
+        raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard limit: "
+                              f"{s} > {h}")
+    return {"Name": name, "Soft": s, "Hard": h}
+
+
+def initial_state() -> dict:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}

@@ -1,0 +1,176 @@
+"""From a container record to an OCI runtime spec (config.json), docker's way."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from kade.engine import users
+from kade.errors import InvalidArgument
+from kade.oci import defaults
+
+_RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
+
+
+def build(record: dict, *, passwd: bytes | None, group: bytes | None,
+          volume_mounts: list[dict], init_path: str | None = None) -> dict:
+    cfg, host = record["Config"], record["HostConfig"]
+    uid, gid, extra = users.resolve(cfg.get("User") or "0", passwd, group)
+    caps = defaults.resolve(host.get("CapAdd") or [], host.get("CapDrop") or [],
+                            host.get("Privileged", False))
+    env = list(cfg["Env"])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={users.home_of(uid, passwd)}")
+    if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    args = [record["Path"], *record["Args"]]
+    if host.get("Init") and init_path:
+        args = ["/sbin/docker-init", "--", *args]
+    spec = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": bool(cfg.get("Tty")), "args": args, "env": env,
+            "cwd": cfg.get("WorkingDir") or "/",
+            "user": {"uid": uid, "gid": gid, "additionalGids": extra},
+            "capabilities": defaults.capabilities_spec(caps),
+            "rlimits": rlimits(host.get("Ulimits") or []),
+            "noNewPrivileges": _no_new_privs(host.get("SecurityOpt") or []),
+        },
+        "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
+        "hostname": cfg["Hostname"],
+        "mounts": mounts(record, volume_mounts, init_path),
+        "linux": linux(record, caps),
+    }
+    return spec
+
+
+def _no_new_privs(security_opt: list[str]) -> bool:
+    for opt in security_opt:
+        key, _, value = opt.partition("=" if "=" in opt else ":")
+        if key == "no-new-privileges":
+            return value in ("", "true")
+    return False
+
+
+def rlimits(ulimits: list[dict]) -> list[dict]:
+    out = []
+    for u in ulimits:
+        if u["Name"] not in _RLIMITS:
+            raise InvalidArgument(f'invalid ulimit type: "{u["Name"]}"')
+        resource_id = getattr(resource, f"RLIMIT_{u['Name'].upper()}")
+        host_hard = resource.getrlimit(resource_id)[1]
+        hard = u["Hard"] if host_hard == resource.RLIM_INFINITY else min(u["Hard"], host_hard)
+        out.append({"type": f"RLIMIT_{u['Name'].upper()}", "soft": min(u["Soft"], hard),
+                    "hard": hard})
+    return out
+
+
+def mounts(record: dict, volume_mounts: list[dict], init_path: str | None) -> list[dict]:
+    host = record["HostConfig"]
+    out = defaults.default_mounts()
+    if host.get("Privileged"):
+        for m in out:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    taken = {m["destination"] for m in volume_mounts}
+    for name, path in (("resolv.conf", record["ResolvConfPath"]),
+                       ("hostname", record["HostnamePath"]), ("hosts", record["HostsPath"])):
+        if f"/etc/{name}" not in taken:
+            out.append({"destination": f"/etc/{name}", "type": "bind", "source": path,
+                        "options": ["rbind", "rprivate"]})
+    if host.get("Init") and init_path:
+        out.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_path,
+                    "options": ["bind", "ro"]})
+    return out + volume_mounts
+
+
+def linux(record: dict, caps: list[str]) -> dict:
+    host = record["HostConfig"]
+    privileged = host.get("Privileged", False)
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    if host.get("NetworkMode") != "host":
+        namespaces.append({"type": "network"})
+    out: dict = {
+        "namespaces": namespaces,
+        "cgroupsPath": f"/kade/{record['Id']}",
+        "resources": resources(host),
+        "maskedPaths": [] if privileged else defaults.masked_paths(),
+        "readonlyPaths": [] if privileged else list(defaults.READONLY_PATHS),
+    }
+    seccomp = _seccomp(host.get("SecurityOpt") or [], caps, privileged)
+    if seccomp:
+        out["seccomp"] = seccomp
+    return out
+
+
+def _seccomp(security_opt: list[str], caps: list[str], privileged: bool) -> dict | None:
+    for opt in security_opt:
+        key, _, value = opt.partition("=" if "=" in opt else ":")
+        if key != "seccomp":
+            continue
+        if value == "unconfined":
+            return None
+        try:
+            with open(value) as f:
+                import json
+                return defaults.seccomp_from_profile(json.load(f), caps)
+        except (OSError, ValueError) as e:
+            raise InvalidArgument(f'opening seccomp profile ("{value}") failed: {e}') from None
+    return None if privileged else defaults.default_seccomp(caps)
+
+
+def resources(host: dict) -> dict:
+    res: dict = {"devices": [{"allow": True, "access": "rwm"}] if host.get("Privileged")
+                 else list(defaults.DEFAULT_DEVICE_RULES)}
+    mem = {}
+    if host.get("Memory"):
+        mem["limit"] = host["Memory"]
+        swap = host.get("MemorySwap") or 0
+        mem["swap"] = swap if swap else host["Memory"] * 2
+    if mem:
+        res["memory"] = mem
+    cpu = {}
+    if host.get("NanoCpus"):
+        cpu["quota"], cpu["period"] = defaults.cpu_quota(host["NanoCpus"] / 1e9)
+    if host.get("CpuShares"):
+        cpu["shares"] = host["CpuShares"]
+    if cpu:
+        res["cpu"] = cpu
+    if host.get("PidsLimit"):
+        res["pids"] = {"limit": host["PidsLimit"]}
+    return res
+
+
+def hosts_file(hostname: str, extra: list[str]) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+             "ff02::2\tip6-allrouters"]
+    for item in extra:
+        name, sep, addr = item.partition(":")
+        if not sep or not name or not addr:
+            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag')
+        lines.append(f"{addr}\t{name}")
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(dns: list[str]) -> str:
+    if dns:
+        return "".join(f"nameserver {d}\n" for d in dns)
+    try:
+        with open("/etc/resolv.conf") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    # loopback resolvers of the host are unreachable from the container's netns
+    kept = [ln for ln in text.splitlines()
+            if not (ln.startswith("nameserver") and ln.split()[1:2] in (["127.0.0.53"],
+                                                                         ["127.0.0.1"]))]
+    return "\n".join(kept) + "\n"
+
+
+def ensure_file(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,206 @@
+"""SQLite access; see the package docstring for the schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
+
+from kade.errors import AlreadyExists, NotFound
+
+MIGRATIONS = [
+    """
+    CREATE TABLE images(id TEXT PRIMARY KEY, created REAL NOT NULL, record TEXT NOT NULL);
+    CREATE TABLE tags(name TEXT PRIMARY KEY, image_id TEXT NOT NULL, created REAL NOT NULL);
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE containers(id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+        created REAL NOT NULL, image_id TEXT NOT NULL, record TEXT NOT NULL,
+        state TEXT NOT NULL);
+    CREATE TABLE snapshots(key TEXT PRIMARY KEY, num INTEGER UNIQUE NOT NULL,
+        parent TEXT, kind TEXT NOT NULL, created REAL NOT NULL, size INTEGER);
+    CREATE TABLE volumes(name TEXT PRIMARY KEY, created REAL NOT NULL, record TEXT NOT NULL);
+    CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL,
+        record TEXT NOT NULL);
+    CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    """,
+]
+
+
+class DB:
+    def __init__(self, path: str):
+        self.path = path
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == len(MIGRATIONS):
+            return
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        with self.tx():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for i, script in enumerate(MIGRATIONS[version:], start=version):
+                for stmt in filter(str.strip, script.split(";")):
+                    self.conn.execute(stmt)
+                self.conn.execute(f"PRAGMA user_version={i + 1}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested use joins the outer one."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def q(self, sql: str, *args) -> list[tuple]:
+        return self.conn.execute(sql, args).fetchall()
+
+    def q1(self, sql: str, *args):
+        return self.conn.execute(sql, args).fetchone()
+
+    # counters: monotonic numbers that survive restarts (snapshot ids)
+    def next_counter(self, name: str) -> int:
+        with self.tx() as c:
+            row = c.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+            value = (row[0] if row else 0) + 1
+            c.execute("INSERT OR REPLACE INTO counters(name, value) VALUES(?, ?)", (name, value))
+            return value
+
+    # images and tags
+    def put_image(self, image_id: str, created: float, record: dict) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO images(id, created, record) VALUES(?,?,?)",
+                      (image_id, created, json.dumps(record)))
+
+    def get_image(self, image_id: str) -> dict | None:
+        row = self.q1("SELECT record FROM images WHERE id=?", image_id)
+        return json.loads(row[0]) if row else None
+
+    def images(self) -> list[tuple[str, float, dict]]:
+        return [(i, c, json.loads(r)) for i, c, r in
+                self.q("SELECT id, created, record FROM images ORDER BY created DESC")]
+
+    def image_ids_with_prefix(self, prefix: str) -> list[str]:
+        return [r[0] for r in self.q("SELECT id FROM images WHERE id >= ? AND id < ?",
+                                     prefix, prefix + "\uffff")]
+
+    def delete_image(self, image_id: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM images WHERE id=?", (image_id,))
+            c.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
+
+    def set_tag(self, name: str, image_id: str, created: float) -> str | None:
+        """Point name at image_id; returns the image it pointed at before."""
+        with self.tx() as c:
+            row = c.execute("SELECT image_id FROM tags WHERE name=?", (name,)).fetchone()
+            c.execute("INSERT OR REPLACE INTO tags(name, image_id, created) VALUES(?,?,?)",
+                      (name, image_id, created))
+            return row[0] if row else None
+
+    def get_tag(self, name: str) -> str | None:
+        row = self.q1("SELECT image_id FROM tags WHERE name=?", name)
+        return row[0] if row else None
+
+    def delete_tag(self, name: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM tags WHERE name=?", (name,))
+
+    def tags(self) -> list[tuple[str, str]]:
+        return self.q("SELECT name, image_id FROM tags ORDER BY name")
+
+    def tags_of(self, image_id: str) -> list[str]:
+        return [r[0] for r in self.q("SELECT name FROM tags WHERE image_id=? ORDER BY name",
+                                     image_id)]
+
+    # containers
+    def add_container(self, cid: str, name: str, created: float, image_id: str,
+                      record: dict, state: dict) -> None:
+        try:
+            with self.tx() as c:
+                c.execute("INSERT INTO containers(id, name, created, image_id, record, state)"
+                          " VALUES(?,?,?,?,?,?)", (cid, name, created, image_id,
+                                                   json.dumps(record), json.dumps(state)))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f'the container name "/{name}" is already in use') from None
+
+    def container(self, cid: str) -> tuple[dict, dict]:
+        row = self.q1("SELECT record, state FROM containers WHERE id=?", cid)
+        if not row:
+            raise NotFound(f"no such container: {cid}")
+        return json.loads(row[0]), json.loads(row[1])
+
+    def containers(self) -> list[tuple[dict, dict]]:
+        return [(json.loads(r), json.loads(s)) for r, s in
+                self.q("SELECT record, state FROM containers ORDER BY created DESC")]
+
+    def container_ids(self) -> list[tuple[str, str]]:
+        return self.q("SELECT id, name FROM containers")
+
+    def save_state(self, cid: str, state: dict) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
+
+    def update_state(self, cid: str, changes: dict) -> dict:
+        """Merge `changes` into the container's state atomically; returns the new state."""
+        with self.tx() as c:
+            row = c.execute("SELECT state FROM containers WHERE id=?", (cid,)).fetchone()
+            if not row:
+                raise NotFound(f"no such container: {cid}")
+            state = {**json.loads(row[0]), **changes}
+            c.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
+            return state
+
+    def save_record(self, cid: str, record: dict) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE containers SET record=?, name=? WHERE id=?",
+                      (json.dumps(record), record["Name"].lstrip("/"), cid))
+
+    def delete_container(self, cid: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    def containers_using_image(self, image_id: str) -> list[str]:
+        return [r[0] for r in self.q("SELECT id FROM containers WHERE image_id=?", image_id)]
+
+    # volumes
+    def put_volume(self, name: str, created: float, record: dict) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO volumes(name, created, record) VALUES(?,?,?)",
+                      (name, created, json.dumps(record)))
+
+    def get_volume(self, name: str) -> dict | None:
+        row = self.q1("SELECT record FROM volumes WHERE name=?", name)
+        return json.loads(row[0]) if row else None
+
+    def volumes(self) -> list[dict]:
+        return [json.loads(r[0]) for r in self.q("SELECT record FROM volumes ORDER BY name")]
+
+    def delete_volume(self, name: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    # events
+    def add_event(self, t: float, record: dict) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO events(time, record) VALUES(?, ?)", (t, json.dumps(record)))
+            c.execute("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - 10000")
+
+    def events(self, after_seq: int = 0, since: float = 0.0) -> list[tuple[int, dict]]:
+        return [(s, json.loads(r)) for s, r in
+                self.q("SELECT seq, record FROM events WHERE seq > ? AND time >= ? ORDER BY seq",
+                       after_seq, since)]
+
+
+def open_db(root: str) -> DB:
+    os.makedirs(root, exist_ok=True)
+    return DB(os.path.join(root, "kade.db"))

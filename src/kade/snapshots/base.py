@@ -1,0 +1,233 @@
+"""Snapshotter implementations: overlay (layers shared) and copy (fallback)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from kade.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from kade.metadata import DB
+from kade.oci.mount import Mount
+
+DRIVERS = ("overlay", "copy")
+
+
+@dataclass(frozen=True)
+class Info:
+    key: str
+    num: int
+    parent: str | None
+    kind: str  # "active" | "committed"
+    created: float
+    size: int | None
+
+
+class Snapshotter:
+    """Shared bookkeeping; subclasses say how an active snapshot is made and mounted."""
+
+    driver = ""
+    # how apply_layer should treat whiteouts in this driver's upper dirs
+    whiteouts = "overlay"
+
+    def __init__(self, root: str, db: DB):
+        self.root = os.path.join(root, "snapshots", self.driver)
+        self.db = db
+        os.makedirs(self.root, exist_ok=True)
+
+    # --- queries -------------------------------------------------------------
+    def stat(self, key: str) -> Info:
+        row = self.db.q1("SELECT key, num, parent, kind, created, size FROM snapshots"
+                         " WHERE key=?", key)
+        if not row:
+            raise NotFound(f'snapshot "{key}" not found')
+        return Info(*row)
+
+    def exists(self, key: str) -> bool:
+        return self.db.q1("SELECT 1 FROM snapshots WHERE key=?", key) is not None
+
+    def walk(self) -> list[Info]:
+        return [Info(*r) for r in self.db.q(
+            "SELECT key, num, parent, kind, created, size FROM snapshots ORDER BY num")]
+
+    def dir_of(self, key: str) -> str:
+        return os.path.join(self.root, str(self.stat(key).num))
+
+    def upper_dir(self, key: str) -> str:
+        return os.path.join(self.dir_of(key), "fs")
+
+    def chain(self, key: str | None) -> list[Info]:
+        """The snapshot and its parents, top first."""
+        out: list[Info] = []
+        while key:
+            info = self.stat(key)
+            out.append(info)
+            key = info.parent
+        return out
+
+    # --- changes -------------------------------------------------------------
+    def prepare(self, key: str, parent: str | None = None) -> list[Mount]:
+        if parent is not None and self.stat(parent).kind != "committed":
+            raise FailedPrecondition(f'parent snapshot "{parent}" is not committed')
+        num = self.db.next_counter("snapshot")
+        try:
+            with self.db.tx() as c:
+                c.execute("INSERT INTO snapshots(key, num, parent, kind, created)"
+                          " VALUES(?,?,?,?,?)", (key, num, parent, "active", time.time()))
+        except Exception as e:
+            if "UNIQUE" in str(e):
+                raise AlreadyExists(f'snapshot "{key}" already exists') from None
+            raise
+        try:
+            self._make_active(os.path.join(self.root, str(num)), parent)
+        except BaseException:
+            self._drop(key, num)
+            raise
+        return self.mounts(key)
+
+    def commit(self, name: str, key: str) -> Info:
+        info = self.stat(key)
+        if info.kind != "active":
+            raise FailedPrecondition(f'snapshot "{key}" is not active')
+        base = os.path.join(self.root, str(info.num))
+        size = _du(os.path.join(base, "fs"))
+        shutil.rmtree(os.path.join(base, "work"), ignore_errors=True)
+        try:
+            with self.db.tx() as c:
+                c.execute("UPDATE snapshots SET key=?, kind='committed', size=? WHERE key=?",
+                          (name, size, key))
+        except Exception as e:
+            if "UNIQUE" in str(e):
+                raise AlreadyExists(f'snapshot "{name}" already exists') from None
+            raise
+        return self.stat(name)
+
+    def remove(self, key: str) -> None:
+        info = self.stat(key)
+        if self.db.q1("SELECT 1 FROM snapshots WHERE parent=?", key):
+            raise FailedPrecondition(f'snapshot "{key}" has children')
+        self._drop(key, info.num)
+
+    def _drop(self, key: str, num: int) -> None:
+        path = os.path.join(self.root, str(num))
+        if os.path.lexists(path):
+            trash = f"{path}.removing"
+            os.rename(path, trash)
+            shutil.rmtree(trash)
+        with self.db.tx() as c:
+            c.execute("DELETE FROM snapshots WHERE key=?", (key,))
+
+    def usage(self, key: str) -> int:
+        info = self.stat(key)
+        return info.size if info.size is not None else _du(self.upper_dir(key))
+
+    def cleanup(self) -> list[str]:
+        """Remove directories no row knows and half-done `.removing` trees."""
+        known = {str(i.num) for i in self.walk()}
+        gone = []
+        for name in os.listdir(self.root):
+            if name not in known:
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+                gone.append(name)
+        return gone
+
+    # --- driver-specific -----------------------------------------------------
+    def mounts(self, key: str) -> list[Mount]:
+        raise NotImplementedError
+
+    def _make_active(self, path: str, parent: str | None) -> None:
+        raise NotImplementedError
+
+
+class OverlaySnapshotter(Snapshotter):
+    driver = "overlay"
+
+    def _make_active(self, path: str, parent: str | None) -> None:
+        os.makedirs(os.path.join(path, "fs"), mode=0o755)
+        os.mkdir(os.path.join(path, "work"), 0o700)
+
+    def mounts(self, key: str) -> list[Mount]:
+        chain = self.chain(key)
+        top, parents = chain[0], chain[1:]
+        fs = [os.path.join(self.root, str(i.num), "fs") for i in parents]
+        if top.kind == "committed":
+            fs.insert(0, os.path.join(self.root, str(top.num), "fs"))
+            if len(fs) == 1:
+                return [Mount("bind", fs[0], ("rbind", "ro"))]
+            return [Mount("overlay", "overlay", ("lowerdir=" + ":".join(fs),))]
+        upper = os.path.join(self.root, str(top.num))
+        if not fs:
+            return [Mount("bind", os.path.join(upper, "fs"), ("rbind", "rw"))]
+        opts = (f"lowerdir={':'.join(fs)}", f"upperdir={upper}/fs", f"workdir={upper}/work")
+        return [Mount("overlay", "overlay", opts + ("index=off",))]
+
+
+class CopySnapshotter(Snapshotter):
+    """Each active snapshot is a full copy of its parent; works on any filesystem."""
+
+    driver = "copy"
+    whiteouts = "delete"
+
+    def _make_active(self, path: str, parent: str | None) -> None:
+        os.makedirs(path, mode=0o755)
+        fs = os.path.join(path, "fs")
+        if parent is None:
+            os.mkdir(fs, 0o755)
+            return
+        src = os.path.join(self.root, str(self.stat(parent).num), "fs")
+        # cp -a keeps owners, modes, links, devices and xattrs; reflinks where it can
+        subprocess.run(["cp", "-a", "--reflink=auto", src, fs], check=True)
+
+    def mounts(self, key: str) -> list[Mount]:
+        info = self.stat(key)
+        fs = os.path.join(self.root, str(info.num), "fs")
+        return [Mount("bind", fs, ("rbind", "ro" if info.kind == "committed" else "rw"))]
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+    return total
+
+
+def overlay_supported() -> bool:
+    try:
+        with open("/proc/filesystems") as f:
+            return any(line.split()[-1] == "overlay" for line in f if line.strip())
+    except OSError:
+        return False
+
+
+def open_snapshotter(root: str, driver: str, db: DB) -> Snapshotter:
+    if driver == "overlay":
+        return OverlaySnapshotter(root, db)
+    if driver == "copy":
+        return CopySnapshotter(root, db)
+    raise InvalidArgument(f'unknown storage driver "{driver}" (choose overlay or copy)')
+
+
+def read_file(snapshotter: Snapshotter, key: str, path: str, limit: int = 1 << 20) -> bytes | None:
+    """A small file as seen through the snapshot's layers (top first), or None."""
+    import stat as st
+    rel = path.lstrip("/")
+    for info in snapshotter.chain(key):
+        full = os.path.join(snapshotter.root, str(info.num), "fs", rel)
+        try:
+            s = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if st.S_ISCHR(s.st_mode) and s.st_rdev == 0:
+            return None  # an overlay whiteout hides lower layers
+        if not st.S_ISREG(s.st_mode):
+            return None
+        with open(full, "rb") as f:
+            return f.read(limit)
+    return None

@@ -1,0 +1,307 @@
+"""The local volume driver and the planning of a container's mounts."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+
+from kade.errors import Conflict, InvalidArgument, NotFound
+from kade.metadata import DB
+from kade.util.ids import new_id, now_rfc3339
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+@dataclass
+class PlannedMount:
+    type: str  # bind | volume | tmpfs
+    source: str
+    destination: str
+    readonly: bool = False
+    name: str = ""
+    anonymous: bool = False
+    copy_up: bool = False
+    options: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PlannedMount":
+        return cls(**d)
+
+    def inspect(self) -> dict:
+        out = {"Type": self.type, "Source": self.source, "Destination": self.destination,
+               "Mode": "" if self.type == "tmpfs" else ("ro" if self.readonly else ""),
+               "RW": not self.readonly, "Propagation": "rprivate" if self.type == "bind"
+               else ""}
+        if self.type == "volume":
+            out = {"Type": "volume", "Name": self.name, **{k: v for k, v in out.items()
+                                                           if k != "Type"}, "Driver": "local"}
+        return out
+
+    def oci(self) -> dict:
+        if self.type == "tmpfs":
+            opts = ["nosuid", "nodev", "noexec"] + [f"{k}={v}" for k, v in self.options.items()
+                                                    if k in ("size", "mode")]
+            return {"destination": self.destination, "type": "tmpfs", "source": "tmpfs",
+                    "options": opts + (["ro"] if self.readonly else [])}
+        opts = ["rbind", "rprivate", "ro" if self.readonly else "rw"]
+        return {"destination": self.destination, "type": "bind", "source": self.source,
+                "options": opts}
+
+
+def _check_target(target: str, kind: str) -> str:
+    if not target.startswith("/"):
+        raise InvalidArgument(f'invalid mount config for type "{kind}": invalid mount path: '
+                              f"'{target}' mount path must be absolute")
+    if os.path.normpath(target) == "/":
+        raise InvalidArgument(f'invalid mount config for type "{kind}": invalid specification:'
+                              " destination can't be '/'")
+    return os.path.normpath(target)
+
+
+def _mount_spec(type_, target, source="", readonly=False, options=None):
+    return {"type": type_, "target": target, "source": source, "readonly": readonly,
+            "options": options or {}}
+
+
+def parse_volume(text: str) -> dict:
+    """`-v SRC:DST[:MODE]` or `-v DST`, docker's -v grammar -> mount spec dict."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return _mount_spec("volume", _check_target(parts[0], "volume"))
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid spec: {text}: too many colons" if len(parts) > 3
+                              else f"invalid spec: {text}")
+    mode = parts[2] if len(parts) == 3 else ""
+    flags = set(mode.split(",")) if mode else set()
+    if flags - {"ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private",
+                "rprivate", "nocopy"}:
+        raise InvalidArgument(f'invalid mode: {mode}')
+    src, dst = parts[0], parts[1]
+    kind = "bind" if src.startswith(("/", ".")) else "volume"
+    if kind == "bind":
+        src = os.path.abspath(src)
+    else:
+        _check_volume_name(src)
+    opts = {"nocopy": True} if "nocopy" in flags else {}
+    return _mount_spec(kind, _check_target(dst, kind), src, "ro" in flags, opts)
+
+
+def parse_mount(text: str) -> dict:
+    """`--mount type=bind,source=/a,target=/b,readonly` -> mount spec dict."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        fields[key.strip().lower()] = value if sep else "true"
+    kind = fields.pop("type", "volume")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise InvalidArgument(f'invalid mount config: mount type "{kind}" is not supported')
+    target = fields.pop("target", fields.pop("destination", fields.pop("dst", "")))
+    if not target:
+        raise InvalidArgument(f'invalid mount config for type "{kind}": field Target must '
+                              "not be empty")
+    source = fields.pop("source", fields.pop("src", ""))
+    readonly = fields.pop("readonly", fields.pop("ro", "false")) in ("true", "1", "")
+    opts = {}
+    if kind == "bind":
+        if not source:
+            raise InvalidArgument('invalid mount config for type "bind": field Source must '
+                                  "not be empty")
+        source = os.path.abspath(source)
+        if not os.path.exists(source):
+            raise InvalidArgument('invalid mount config for type "bind": bind source path '
+                                  f"does not exist: {source}")
+    elif kind == "volume" and source:
+        _check_volume_name(source)
+    if kind == "tmpfs":
+        opts = _tmpfs_opts(fields.pop("tmpfs-size", ""), fields.pop("tmpfs-mode", ""))
+    if fields.pop("volume-nocopy", "false") == "true":
+        opts["nocopy"] = True
+    return _mount_spec(kind, _check_target(target, kind), source, readonly, opts)
+
+
+def parse_tmpfs(text: str) -> dict:
+    target, _, raw = text.partition(":")
+    opts: dict = {"raw": raw}
+    for item in filter(None, raw.split(",")):
+        key, _, value = item.partition("=")
+        if key in ("size", "mode"):
+            opts[key] = value
+    return _mount_spec("tmpfs", _check_target(target, "tmpfs"), "", "ro" in raw.split(","),
+                       opts)
+
+
+def _tmpfs_opts(size: str, mode: str) -> dict:
+    opts = {}
+    if size:
+        opts["size"] = size
+    if mode:
+        opts["mode"] = mode
+    return opts
+
+
+def _check_volume_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidArgument(f'"{name}" includes invalid characters for a local volume name, '
+                              "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. if you intended "
+                              "to pass a host directory, use absolute path")
+    return name
+
+
+class VolumeService:
+    def __init__(self, root: str, db: DB):
+        self.base = os.path.join(root, "volumes")
+        self.db = db
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.base, name, "_data")
+
+    # --- the local driver -----------------------------------------------------
+    def create(self, name: str | None = None, labels: dict | None = None,
+               driver: str = "local", options: dict | None = None,
+               anonymous: bool = False) -> dict:
+        if driver != "local":
+            raise NotFound(f"plugin \"{driver}\" not found")
+        name = _check_volume_name(name) if name else new_id()
+        existing = self.db.get_volume(name)
+        if existing:
+            return existing
+        os.makedirs(self.path(name), mode=0o755, exist_ok=True)
+        labels = dict(labels or {})
+        if anonymous:
+            labels["com.docker.volume.anonymous"] = ""
+        rec = {"CreatedAt": now_rfc3339(), "Driver": driver, "Labels": labels,
+               "Mountpoint": self.path(name), "Name": name, "Options": options or {},
+               "Scope": "local"}
+        self.db.put_volume(name, time.time(), rec)
+        return rec
+
+    def get(self, name: str) -> dict:
+        rec = self.db.get_volume(name)
+        if rec is None:
+            raise NotFound(f"get {name}: no such volume")
+        return rec
+
+    def list(self) -> list[dict]:
+        return self.db.volumes()
+
+    def users(self, name: str) -> list[str]:
+        out = []
+        for record, _ in self.db.containers():
+            for m in record.get("Private", {}).get("VolumeMounts", []):
+                if m["type"] == "volume" and m["name"] == name:
+                    out.append(record["Id"])
+        return out
+
+    def remove(self, name: str, force: bool = False) -> None:
+        self.get(name)
+        users = self.users(name)
+        if users and not force:
+            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
+        self.db.delete_volume(name)
+
+    def prune(self, all_: bool = False) -> tuple[list[str], int]:
+        removed, space = [], 0
+        for rec in self.list():
+            anonymous = "com.docker.volume.anonymous" in (rec.get("Labels") or {})
+            if (all_ or anonymous) and not self.users(rec["Name"]):
+                space += _du(self.path(rec["Name"]))
+                self.remove(rec["Name"])
+                removed.append(rec["Name"])
+        return removed, space
+
+    # --- planning a container's mounts -----------------------------------------
+    def plan(self, specs: list, image_volumes: dict) -> list[PlannedMount]:
+        """User mounts, then anonymous volumes for uncovered image VOLUMEs."""
+        out: list[PlannedMount] = []
+        for spec in specs:
+            s = spec if isinstance(spec, dict) else asdict(spec)
+            out.append(self._plan_one(s))
+        covered = {m.destination for m in out}
+        for path in sorted(image_volumes):
+            if os.path.normpath(path) not in covered:
+                out.append(self._plan_one(_mount_spec("volume", os.path.normpath(path))))
+        seen: set[str] = set()
+        for m in out:
+            if m.destination in seen:
+                raise InvalidArgument(f"duplicate mount point: {m.destination}")
+            seen.add(m.destination)
+        return out
+
+    def _plan_one(self, s: dict) -> PlannedMount:
+        kind, opts = s["type"], dict(s.get("options") or {})
+        if kind == "bind":
+            if not os.path.exists(s["source"]):
+                os.makedirs(s["source"], exist_ok=True)  # docker's -v creates it
+            return PlannedMount("bind", s["source"], s["target"], s["readonly"])
+        if kind == "tmpfs":
+            return PlannedMount("tmpfs", "", s["target"], s["readonly"], options=opts)
+        anonymous = not s["source"]
+        name = s["source"] or new_id()
+        fresh = anonymous or self.db.get_volume(name) is None
+        rec = self.create(name, anonymous=anonymous)
+        empty = not os.listdir(rec["Mountpoint"])
+        copy = (fresh or empty) and not opts.get("nocopy")
+        return PlannedMount("volume", rec["Mountpoint"], s["target"], s["readonly"], name,
+                            anonymous, copy)
+
+    def prepare(self, planned: list[PlannedMount], image_mounts) -> None:
+        """Docker's copy-up: image files at a fresh volume's path go into the volume."""
+        todo = [m for m in planned if m.type == "volume" and m.copy_up]
+        if not todo:
+            return
+        mounts = image_mounts(None)
+        for m in todo:
+            _copy_up(mounts, m.destination, m.source)
+            m.copy_up = False
+
+    def remove_anonymous(self, planned: list[PlannedMount]) -> None:
+        for m in planned:
+            if m.type == "volume" and m.anonymous:
+                try:
+                    self.remove(m.name)
+                except (NotFound, Conflict):
+                    pass
+
+
+def _copy_up(mounts: list, destination: str, volume_dir: str) -> None:
+    """Copy the image's files at `destination` into the volume, in a private mount ns
+    so no mount ever shows on the host (a crash leaves nothing mounted)."""
+    mount = mounts[0]
+    rel = destination.lstrip("/")
+    if mount.type == "bind":
+        src = os.path.join(mount.source, rel)
+        if os.path.isdir(src) and not os.path.islink(src):
+            subprocess.run(["cp", "-a", f"{src}/.", f"{volume_dir}/"], check=True)
+        return
+    script = ('mkdir -p "$4" && mount -t "$1" -o "$2" "$3" "$4" && '
+              'if [ -d "$4/$5" ] && [ ! -L "$4/$5" ]; then cp -a "$4/$5/." "$6/"; fi')
+    tmp = volume_dir + ".copyup"
+    try:
+        subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", mount.type, ",".join(mount.options), mount.source, tmp, rel,
+                        volume_dir], check=True, capture_output=True)
+    except subprocess.CalledProcessError as e:
+        raise InvalidArgument(f'copying image content into volume at "{destination}" failed: '
+                              f"{e.stderr.decode(errors='replace').strip()}") from None
+    finally:
+        if os.path.isdir(tmp):
+            os.rmdir(tmp)
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
