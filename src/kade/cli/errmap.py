@@ -41,11 +41,16 @@ EXIT = [
 ]
 
 
-def code_for(e: BaseException) -> int:
+# docker exits 125 when `run`/`create` fail before the container runs, and 1 when
+# any other verb gets an error back from the engine
+ENGINE_FAILURE = {"run": 125, "create": 125}
+
+
+def code_for(e: BaseException, verb: str = "run") -> int:
     for cls, code in EXIT:
         if isinstance(e, cls):
             return code
-    return 125
+    return ENGINE_FAILURE.get(verb, 1)
 
 
 def run_verb(fn, ctx, verb: str, args: list[str]) -> int:
@@ -56,7 +61,7 @@ def run_verb(fn, ctx, verb: str, args: list[str]) -> int:
         return 125
     except errors.KadeError as e:
         sys.stderr.write(f"Error: {e}\n")
-        return code_for(e)
+        return code_for(e, verb)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

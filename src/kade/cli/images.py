@@ -1,0 +1,274 @@
+"""images, rmi, tag, history, import, save, load, image inspect/prune/bootstrap."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kade.cli.common import confirm, each
+from kade.cli.errmap import ArgParser, UsageError
+
+HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
+           "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+           "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+           "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+IMAGES_FILTERS = {"dangling", "reference", "label", "before", "since"}
+
+
+def main(ctx, verb: str, args: list[str]) -> int:
+    return {"images": _images, "rmi": _rmi, "tag": _tag, "history": _history,
+            "import": _import, "save": _save, "load": _load, "image inspect": _inspect,
+            "image prune": _prune, "image bootstrap": _bootstrap}[verb](ctx, verb, args)
+
+
+def _image_rows(engine, ns, filters) -> list[dict]:
+    from kade.oci import reference
+    from kade.util.units import human_duration, human_size
+    now = time.time()
+    rows = []
+    tags_by_image: dict[str, list[str]] = {}
+    for name, image_id in engine.db.tags():
+        tags_by_image.setdefault(image_id, []).append(name)
+    for image_id, created, rec in engine.db.images():
+        names = tags_by_image.get(image_id, [])
+        base = {"ID": image_id if ns.no_trunc else image_id[7:19],
+                "CreatedSince": human_duration(now - created) + " ago",
+                "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+                "Size": human_size(rec.get("size", 0)), "VirtualSize": human_size(rec.get(
+                    "size", 0)), "Containers": "N/A", "SharedSize": "N/A",
+                "UniqueSize": "N/A", "_created": created, "_id": image_id, "_rec": rec}
+        digests = {d.split("@")[0]: d.split("@")[1] for d in rec.get("repo_digests", [])}
+        for name in names or [None]:
+            ref = reference.parse(name) if name else None
+            repo = ref.familiar_name() if ref else "<none>"
+            row = dict(base, Repository=repo, Tag=ref.tag if ref else "<none>",
+                       Digest=digests.get(ref.repository, "<none>") if ref else "<none>")
+            if _image_matches(engine, row, filters, name):
+                rows.append(row)
+    return rows
+
+
+def _image_matches(engine, row: dict, filters: dict, name: str | None) -> bool:
+    from kade.util.filters import match_label, match_reference
+    for key, values in filters.items():
+        if key == "dangling" and (values[-1] in ("true", "1")) != (name is None):
+            return False
+        if key == "reference" and not (name and any(match_reference(name, v) for v in values)):
+            return False
+        if key == "label":
+            labels = (engine.images.config(row["_id"]).get("config") or {}).get("Labels") or {}
+            if not all(match_label(labels, v) for v in values):
+                return False
+        if key in ("before", "since"):
+            pivot = engine.db.images()
+            ref_id = engine.images.resolve(values[-1])
+            ref_created = next(c for i, c, _ in pivot if i == ref_id)
+            if key == "before" and not row["_created"] < ref_created:
+                return False
+            if key == "since" and not row["_created"] > ref_created:
+                return False
+    return True
+
+
+def _images(ctx, verb, args):
+    p = ArgParser("images", "kade images [OPTIONS] [REPOSITORY[:TAG]]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--digests", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    p.add_argument("repository", nargs="?")
+    ns = p.parse_args(args)
+    from kade.util.filters import check_keys, parse_filters
+    filters = parse_filters(ns.filter)
+    check_keys(filters, IMAGES_FILTERS)
+    if ns.repository:
+        filters.setdefault("reference", []).append(ns.repository)
+    rows = _image_rows(ctx.engine, ns, filters)
+    if ns.quiet:
+        seen = list(dict.fromkeys(r["ID"] for r in rows))
+        print("\n".join(seen), end="\n" if seen else "")
+        return 0
+    cols = ["{{.Repository}}", "{{.Tag}}"] + (["{{.Digest}}"] if ns.digests else []) + \
+        ["{{.ID}}", "{{.CreatedSince}}", "{{.Size}}"]
+    fmt = ns.format or "table " + "\t".join(cols)
+    from kade.util.table import format_rows
+    out = format_rows(fmt, [{k: v for k, v in r.items() if not k.startswith("_")}
+                            for r in rows], HEADERS)
+    print(out, end="" if out.endswith("\n") or not out else "\n")
+    return 0
+
+
+def _rmi(ctx, verb, args):
+    p = ArgParser("rmi", "kade rmi [OPTIONS] IMAGE [IMAGE...]")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    ns = p.parse_args(args)
+    engine = ctx.engine
+
+    def one(ref):
+        return "\n".join(f"{k}: {v}" for k, v in engine.remove_image(ref, ns.force))
+    return each(ns.images, one)
+
+
+def _tag(ctx, verb, args):
+    p = ArgParser("tag", "kade tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
+    p.add_argument("source")
+    p.add_argument("target")
+    ns = p.parse_args(args)
+    images = ctx.engine.images
+    images.tag(images.resolve(ns.source), ns.target)
+    ctx.engine.emit("image", "tag", images.resolve(ns.source), {"name": ns.target})
+    return 0
+
+
+def _history(ctx, verb, args):
+    p = ArgParser("history", "kade history [OPTIONS] IMAGE")
+    p.add_argument("-H", "--human", default="true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("image")
+    ns = p.parse_args(args)
+    from kade.images.history import history_rows
+    rows = history_rows(ctx.engine.images, ns.image, no_trunc=ns.no_trunc,
+                        human=ns.human != "false")
+    if ns.quiet:
+        print("\n".join(r["ID"] for r in rows))
+        return 0
+    fmt = ns.format or "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    from kade.util.table import format_rows
+    print(format_rows(fmt, rows, {"ID": "IMAGE", "CreatedSince": "CREATED",
+                                  "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                                  "Size": "SIZE", "Comment": "COMMENT"}), end="")
+    return 0
+
+
+def _import(ctx, verb, args):
+    p = ArgParser("import", "kade import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("--platform")
+    p.add_argument("source")
+    p.add_argument("reference", nargs="?")
+    ns = p.parse_args(args)
+    from kade.images.importer import import_tarball
+    if ns.source.startswith(("http://", "https://")):
+        raise UsageError("importing from a URL is not supported yet; download the file first")
+    if ns.source == "-":
+        image_id = import_tarball(ctx.engine.images, sys.stdin.buffer, ns.reference,
+                                  ns.change, ns.message, "-")
+    else:
+        try:
+            f = open(ns.source, "rb")
+        except OSError as e:
+            from kade.errors import NotFound
+            raise NotFound(f"open {ns.source}: {e.strerror.lower()}") from None
+        with f:
+            image_id = import_tarball(ctx.engine.images, f, ns.reference, ns.change,
+                                      ns.message, ns.source)
+    ctx.engine.emit("image", "import", image_id)
+    print(image_id)
+    return 0
+
+
+def _save(ctx, verb, args):
+    p = ArgParser("save", "kade save [OPTIONS] IMAGE [IMAGE...]")
+    p.add_argument("-o", "--output")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    ns = p.parse_args(args)
+    from kade.images import saveload
+    if ns.output:
+        import os
+        tmp = ns.output + ".kade-tmp"
+        try:
+            with open(tmp, "wb") as f:
+                saveload.save(ctx.engine.images, ns.images, f)
+            os.replace(tmp, ns.output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return 0
+    if sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    saveload.save(ctx.engine.images, ns.images, sys.stdout.buffer)
+    return 0
+
+
+def _load(ctx, verb, args):
+    p = ArgParser("load", "kade load [OPTIONS]")
+    p.add_argument("-i", "--input")
+    p.add_argument("-q", "--quiet", action="store_true")
+    ns = p.parse_args(args)
+    from kade.images import saveload
+    if ns.input:
+        try:
+            f = open(ns.input, "rb")
+        except OSError as e:
+            from kade.errors import NotFound
+            raise NotFound(f"open {ns.input}: {e.strerror.lower()}") from None
+    else:
+        if sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is empty")
+        f = sys.stdin.buffer
+    with f:
+        lines = saveload.load(ctx.engine.images, f)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _inspect(ctx, verb, args):
+    p = ArgParser("image inspect", "kade image inspect [OPTIONS] IMAGE [IMAGE...]")
+    p.add_argument("-f", "--format")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    ns = p.parse_args(args)
+    from kade.cli.inspect import emit
+    from kade.images.inspect import inspect_image
+    return emit([lambda r=r: inspect_image(ctx.engine, r) for r in ns.images], ns.format,
+                ns.images, "image")
+
+
+def _prune(ctx, verb, args):
+    p = ArgParser("image prune", "kade image prune [OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    ns = p.parse_args(args)
+    warning = ("WARNING! This will remove all images without at least one container "
+               "associated to them." if ns.all else
+               "WARNING! This will remove all dangling images.")
+    if not confirm(warning, ns.force):
+        return 0
+    from kade.engine import prune
+    from kade.util.units import human_size
+    out, space = prune.images(ctx.engine, ns.all)
+    if out:
+        print("Deleted Images:")
+        for kind, item in out:
+            print(f"{kind}: {item}")
+        print()
+    print(f"Total reclaimed space: {human_size(space)}")
+    return 0
+
+
+def _bootstrap(ctx, verb, args):
+    p = ArgParser("image bootstrap", "kade image bootstrap busybox|debian[:SUITE] [-t TAG]")
+    p.add_argument("what")
+    p.add_argument("-t", "--tag")
+    p.add_argument("--mirror")
+    ns = p.parse_args(args)
+    from kade.images import bootstrap
+    what, _, suite = ns.what.partition(":")
+    images = ctx.engine.images
+    if what == "busybox":
+        image_id = bootstrap.bootstrap_busybox(images, ns.tag or "busybox:latest")
+    elif what == "debian":
+        image_id = bootstrap.bootstrap_debian(images, suite or "bookworm", ns.tag, ns.mirror)
+    else:
+        raise UsageError(f'unknown bootstrap image "{ns.what}" (busybox or debian[:SUITE])')
+    print(image_id)
+    return 0
+

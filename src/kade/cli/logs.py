@@ -1,0 +1,51 @@
+"""`kade logs`: stdout and stderr kept apart, -f, --tail, --since, --until, -t."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kade.cli.errmap import ArgParser
+
+
+def main(ctx, verb: str, args: list[str]) -> int:
+    p = ArgParser("logs", "kade logs [OPTIONS] CONTAINER")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail", default="all")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("--details", action="store_true")
+    p.add_argument("container")
+    ns = p.parse_args(args)
+    from kade.engine import logs
+    from kade.util.units import parse_timestamp
+    engine = ctx.engine
+    cid = engine.containers.resolve(ns.container)
+    record, _ = engine.containers.get(cid)
+    now = time.time()
+    since = parse_timestamp(ns.since, now) if ns.since else 0.0
+    until = parse_timestamp(ns.until, now) if ns.until else 0.0
+    tail = -1 if ns.tail == "all" else int(ns.tail)
+    entries, offset = logs.read(record["LogPath"], since=since, until=until, tail=tail)
+    _print(entries, ns.timestamps)
+    while ns.follow and not until:
+        if not engine.containers.state(cid)["Running"]:
+            entries, offset = logs.read(record["LogPath"], since=since, offset=offset)
+            _print(entries, ns.timestamps)
+            break
+        logs.follow_sleep()
+        entries, offset = logs.read(record["LogPath"], since=since, offset=offset)
+        _print(entries, ns.timestamps)
+    return 0
+
+
+def _print(entries: list[dict], timestamps: bool) -> None:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for e in entries:
+        line = e["log"].encode()
+        if timestamps:
+            line = e["time"].encode() + b" " + line
+        (err if e["stream"] == "stderr" else out).write(line)
+    out.flush()
+    err.flush()

@@ -1,0 +1,108 @@
+"""version, info, system df|prune|check."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from kade.cli.common import confirm
+from kade.cli.errmap import ArgParser, UsageError
+
+
+def main(ctx, verb: str, args: list[str]) -> int:
+    if verb == "version":
+        return _version(args)
+    if verb == "info":
+        return _info(ctx)
+    if not args:
+        raise UsageError('"kade system" requires a subcommand: df, prune, check, info')
+    sub = {"df": _df, "prune": _prune, "check": _check, "info": lambda c, a: _info(c)}
+    if args[0] not in sub:
+        raise UsageError(f"unknown system command: {args[0]}")
+    return sub[args[0]](ctx, args[1:])
+
+
+def _version(args) -> int:
+    from kade import __version__
+    if "--short" in args:
+        print(f"Kade version {__version__}")
+        return 0
+    print(f"Client: Kade\n Version:           {__version__}\n Python version:    "
+          f"{platform.python_version()}\n OS/Arch:           linux/{platform.machine()}")
+    return 0
+
+
+def _info(ctx) -> int:
+    engine = ctx.engine
+    items = engine.containers.list(all_=True)
+    running = sum(1 for _, s in items if s["Status"] == "running")
+    paused = sum(1 for _, s in items if s["Status"] == "paused")
+    print(f"Containers: {len(items)}\n Running: {running}\n Paused: {paused}\n Stopped: "
+          f"{len(items) - running - paused}\nImages: {len(engine.db.images())}\n"
+          f"Storage Driver: {engine.driver}\nKade Root Dir: {engine.root}\n"
+          f"Kernel Version: {platform.release()}")
+    return 0
+
+
+def _df(ctx, args) -> int:
+    p = ArgParser("system df", "kade system df [OPTIONS]")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--format")
+    ns = p.parse_args(args)
+    from kade.engine.diskusage import disk_usage
+    from kade.util.table import format_rows
+    usage = disk_usage(ctx.engine)
+    fmt = ns.format or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+    print(format_rows(fmt, usage["summary"], {
+        "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+        "Reclaimable": "RECLAIMABLE"}), end="")
+    if ns.verbose:
+        for title, fmt, rows, headers in usage["verbose"]:
+            print(f"\n{title}:")
+            print(format_rows(fmt, rows, headers), end="")
+    return 0
+
+
+def _prune(ctx, args) -> int:
+    p = ArgParser("system prune", "kade system prune [OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--volumes", action="store_true")
+    ns = p.parse_args(args)
+    lines = ["WARNING! This will remove:", "  - all stopped containers"]
+    if ns.volumes:
+        lines.append("  - all anonymous volumes not used by at least one container")
+    lines.append("  - all images without at least one container associated to them"
+                 if ns.all else "  - all dangling images")
+    lines.append("  - unreferenced content and unfinished writes")
+    if not confirm("\n".join(lines), ns.force):
+        return 0
+    from kade.engine import prune
+    from kade.util.units import human_size
+    out = prune.system(ctx.engine, ns.all, ns.volumes)
+    if out["containers"]:
+        print("Deleted Containers:\n" + "\n".join(out["containers"]) + "\n")
+    if out["volumes"]:
+        print("Deleted Volumes:\n" + "\n".join(out["volumes"]) + "\n")
+    if out["images"]:
+        print("Deleted Images:\n" + "\n".join(f"{k}: {v}" for k, v in out["images"]) + "\n")
+    print(f"Total reclaimed space: {human_size(out['space'])}")
+    return 0
+
+
+def _check(ctx, args) -> int:
+    p = ArgParser("system check", "kade system check [--repair]")
+    p.add_argument("--repair", action="store_true")
+    ns = p.parse_args(args)
+    from kade.engine.check import check
+    problems = check(ctx.engine, repair=ns.repair)
+    for line in problems:
+        print(line)
+    if not problems:
+        print("store is consistent")
+        return 0
+    if ns.repair:
+        print(f"repaired {len(problems)} problem(s)")
+        return 0
+    sys.stderr.write(f"{len(problems)} problem(s) found; run 'kade system check --repair'\n")
+    return 1

@@ -1,0 +1,98 @@
+"""`kade volume create|ls|inspect|rm|prune`."""
+
+from __future__ import annotations
+
+from kade.cli.common import confirm, each
+from kade.cli.errmap import ArgParser, UsageError
+
+
+def main(ctx, verb: str, args: list[str]) -> int:
+    if not args:
+        raise UsageError('"kade volume" requires a subcommand: create, ls, inspect, rm, prune')
+    sub, rest = args[0], args[1:]
+    handlers = {"create": _create, "ls": _ls, "list": _ls, "inspect": _inspect, "rm": _rm,
+                "remove": _rm, "prune": _prune}
+    if sub not in handlers:
+        raise UsageError(f"unknown volume command: {sub}")
+    return handlers[sub](ctx.engine.volumes, rest)
+
+
+def _create(volumes, args):
+    p = ArgParser("volume create", "kade volume create [OPTIONS] [VOLUME]")
+    p.add_argument("-d", "--driver", default="local")
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("-o", "--opt", action="append", default=[])
+    p.add_argument("--name")
+    p.add_argument("name_arg", nargs="?")
+    ns = p.parse_args(args)
+    labels = dict((x.partition("=")[0], x.partition("=")[2]) for x in ns.label)
+    opts = dict((x.partition("=")[0], x.partition("=")[2]) for x in ns.opt)
+    rec = volumes.create(ns.name_arg or ns.name, labels, ns.driver, opts)
+    print(rec["Name"])
+    return 0
+
+
+def _ls(volumes, args):
+    p = ArgParser("volume ls", "kade volume ls [OPTIONS]")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    ns = p.parse_args(args)
+    from kade.util.filters import match_label, parse_filters
+    filters = parse_filters(ns.filter)
+    rows = []
+    for rec in volumes.list():
+        if "name" in filters and not any(v in rec["Name"] for v in filters["name"]):
+            continue
+        if "label" in filters and not all(match_label(rec.get("Labels") or {}, v)
+                                          for v in filters["label"]):
+            continue
+        if "dangling" in filters and (filters["dangling"][-1] in ("true", "1")) == bool(
+                volumes.users(rec["Name"])):
+            continue
+        rows.append({"Driver": rec["Driver"], "Name": rec["Name"], "Scope": "local",
+                     "Mountpoint": rec["Mountpoint"], "Labels": ",".join(
+                         f"{k}={v}" for k, v in (rec.get("Labels") or {}).items())})
+    if ns.quiet:
+        print("\n".join(r["Name"] for r in rows), end="\n" if rows else "")
+        return 0
+    from kade.util.table import format_rows
+    out = format_rows(ns.format or "table {{.Driver}}\t{{.Name}}", rows,
+                      {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
+                       "Mountpoint": "MOUNTPOINT", "Labels": "LABELS"})
+    print(out, end="" if out.endswith("\n") or not out else "\n")
+    return 0
+
+
+def _inspect(volumes, args):
+    p = ArgParser("volume inspect", "kade volume inspect [OPTIONS] VOLUME [VOLUME...]")
+    p.add_argument("-f", "--format")
+    p.add_argument("names", nargs="+")
+    ns = p.parse_args(args)
+    from kade.cli.inspect import emit
+    return emit([lambda n=n: volumes.get(n) for n in ns.names], ns.format, ns.names, "volume")
+
+
+def _rm(volumes, args):
+    p = ArgParser("volume rm", "kade volume rm [OPTIONS] VOLUME [VOLUME...]")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("names", nargs="+")
+    ns = p.parse_args(args)
+    return each(ns.names, lambda n: (volumes.remove(n, ns.force), n)[1])
+
+
+def _prune(volumes, args):
+    p = ArgParser("volume prune", "kade volume prune [OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    ns = p.parse_args(args)
+    if not confirm("WARNING! This will remove anonymous local volumes not used by at least "
+                   "one container.", ns.force):
+        return 0
+    removed, space = volumes.prune(ns.all)
+    from kade.util.units import human_size
+    if removed:
+        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
+    print(f"Total reclaimed space: {human_size(space)}")
+    return 0
+

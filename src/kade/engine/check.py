@@ -1,0 +1,81 @@
+"""`system check`: verify the store; `--repair` removes what cannot be used."""
+
+from __future__ import annotations
+
+import os
+
+from kade.oci import digest as dg
+
+
+def check(engine, repair: bool = False) -> list[str]:
+    problems: list[str] = []
+    problems += _blobs(engine, repair)
+    problems += _images(engine, repair)
+    problems += _snapshots(engine, repair)
+    problems += _containers(engine, repair)
+    if repair:
+        from kade.engine.prune import collect_garbage
+        collect_garbage(engine)
+    return problems
+
+
+def _blobs(engine, repair: bool) -> list[str]:
+    out = []
+    for d in list(engine.content.walk()):
+        if not engine.content.verify(d):
+            out.append(f'blob "{d}" does not match its digest')
+            if repair:
+                engine.content.delete(d)
+    return out
+
+
+def _images(engine, repair: bool) -> list[str]:
+    out = []
+    for image_id, _, rec in engine.db.images():
+        missing = [d for d in [image_id, rec["manifest"]] + [lay["digest"] for lay in
+                                                              rec["layers"]]
+                   if not engine.content.exists(d)]
+        chain = dg.chain_ids([lay["diff_id"] for lay in rec["layers"]])
+        missing += [c for c in chain if not engine.snapshots.exists(c)]
+        if missing:
+            out.append(f'image "{image_id}" is missing {", ".join(missing)}')
+            if repair:
+                engine.db.delete_image(image_id)
+    for name, image_id in engine.db.tags():
+        if engine.db.get_image(image_id) is None:
+            out.append(f'tag "{name}" points at missing image "{image_id}"')
+            if repair:
+                engine.db.delete_tag(name)
+    return out
+
+
+def _snapshots(engine, repair: bool) -> list[str]:
+    out = []
+    snaps = engine.snapshots
+    for info in snaps.walk():
+        path = os.path.join(snaps.root, str(info.num), "fs")
+        if not os.path.isdir(path):
+            out.append(f'snapshot "{info.key}" has no directory')
+            if repair:
+                with engine.db.tx() as c:
+                    c.execute("DELETE FROM snapshots WHERE key=?", (info.key,))
+        elif info.key.startswith("extract-"):
+            from kade.engine.prune import _owner_alive
+            if not _owner_alive(info.key):
+                out.append(f'snapshot "{info.key}" is an unfinished layer extraction')
+    known = {str(i.num) for i in snaps.walk()}
+    for name in os.listdir(snaps.root):
+        if name not in known:
+            out.append(f'snapshot directory "{name}" is not in the metadata')
+    return out
+
+
+def _containers(engine, repair: bool) -> list[str]:
+    out = []
+    for record, _ in engine.db.containers():
+        cid = record["Id"]
+        if not engine.snapshots.exists(cid):
+            out.append(f'container "{cid[:12]}" has no filesystem')
+            if repair:
+                engine.containers._destroy(cid, remove_volumes=False)
+    return out

@@ -1,0 +1,84 @@
+"""Pruning: stopped containers, dangling (or unused) images, the system."""
+
+from __future__ import annotations
+
+
+def containers(engine) -> tuple[list[str], int]:
+    removed, space = [], 0
+    for record, state in engine.containers.list(all_=True):
+        if state["Running"] or state["Status"] in ("paused", "restarting"):
+            continue
+        cid = record["Id"]
+        try:
+            space += engine.snapshots.usage(cid)
+        except Exception:
+            pass
+        engine.containers.remove(cid)
+        removed.append(cid)
+    return removed, space
+
+
+def images(engine, all_: bool = False) -> tuple[list[tuple[str, str]], int]:
+    """Dangling images (no tag), or with all_ every image no container uses."""
+    out: list[tuple[str, str]] = []
+    space = 0
+    used = {r["Image"] for r, _ in engine.containers.list(all_=True)}
+    for image_id, _, rec in engine.db.images():
+        tags = engine.db.tags_of(image_id)
+        if image_id in used or (tags and not all_):
+            continue
+        for t in tags:
+            engine.db.delete_tag(t)
+            out.append(("untagged", _familiar(t)))
+        space += rec.get("size", 0)
+        for item in [image_id] + engine.images.delete(image_id):
+            out.append(("deleted", item))
+    return out, space
+
+
+def _familiar(name: str) -> str:
+    from kade.oci import reference
+    return reference.parse(name).familiar()
+
+
+def system(engine, all_: bool = False, volumes: bool = False) -> dict:
+    cs, c_space = containers(engine)
+    ims, i_space = images(engine, all_)
+    vols, v_space = engine.volumes.prune() if volumes else ([], 0)
+    garbage = collect_garbage(engine)
+    return {"containers": cs, "images": ims, "volumes": vols,
+            "space": c_space + i_space + v_space + garbage}
+
+
+def collect_garbage(engine) -> int:
+    """Blobs no image references, stray ingests, snapshots no one owns."""
+    import os
+    keep = engine.images.referenced_blobs()
+    space = 0
+    for d in list(engine.content.walk()):
+        if d not in keep:
+            space += os.path.getsize(engine.content.path(d))
+            engine.content.delete(d)
+    engine.content.prune_ingests()
+    container_ids = {cid for cid, _ in engine.db.container_ids()}
+    snaps = engine.snapshots
+    for info in reversed(snaps.walk()):
+        dead_extract = info.key.startswith("extract-") and not _owner_alive(info.key)
+        orphan_top = info.kind == "active" and not info.key.startswith("extract-") and \
+            info.key not in container_ids
+        if dead_extract or orphan_top:
+            try:
+                snaps.remove(info.key)
+            except Exception:
+                continue
+    snaps.cleanup()
+    return space
+
+
+def _owner_alive(key: str) -> bool:
+    import os
+    try:
+        pid = int(key.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    return pid != os.getpid() and os.path.exists(f"/proc/{pid}")
