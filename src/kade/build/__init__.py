@@ -1,0 +1,1 @@
+"""Reserved row of the layer map (docs/ARCHITECTURE.md); built by a later issue."""
