@@ -1,0 +1,32 @@
+"""devices: which device nodes the container may open, read or mknod (v1).
+
+On v2 the kernel enforces this only through an eBPF program attached to the
+cgroup (BPF_CGROUP_DEVICE), which Kade does not build yet: there the rules are
+not enforced, and `v2_writes` says so by writing nothing.
+"""
+
+from __future__ import annotations
+
+from kade.runtime.cgroups.fs import Write
+
+V1 = "devices"
+V2 = "devices"  # never among v2's cgroup.controllers, so v2 routing never happens
+
+
+def v1_writes(res: dict) -> list[Write]:
+    return [Write("devices.allow" if rule.get("allow") else "devices.deny", rule_text(rule))
+            for rule in res.get("devices") or []]
+
+
+def v2_writes(res: dict) -> list[Write]:
+    return []
+
+
+def rule_text(rule: dict) -> str:
+    """An OCI device rule as v1 writes it: "c 1:3 rwm", "a *:* rwm"."""
+    return f"{rule.get('type') or 'a'} {_num(rule.get('major'))}:{_num(rule.get('minor'))} " \
+           f"{rule.get('access') or 'rwm'}"
+
+
+def _num(n: int | None) -> str:
+    return "*" if n is None or n < 0 else str(n)
