@@ -120,8 +120,16 @@ class ImageService:
         """Write config and manifest, unpack, record the image, then tag it."""
         config.setdefault("rootfs", {})["type"] = "layers"
         config["rootfs"]["diff_ids"] = [lay.diff_id for lay in layers]
+        return self.create_from_config_bytes(canonical_json(config), layers, tags,
+                                             repo_digest=repo_digest)
+
+    def create_from_config_bytes(self, config_bytes: bytes, layers: list[LayerInput],
+                                 tags: list[str] = (), *, repo_digest: str | None = None) -> str:
+        """create() for a config whose exact bytes are the image id (load, pull)."""
+        config = json.loads(config_bytes)
+        if (config.get("rootfs") or {}).get("diff_ids") != [lay.diff_id for lay in layers]:
+            raise InvalidArgument("image config's rootfs.diff_ids do not match its layers")
         self.unpack(layers)
-        config_bytes = canonical_json(config)
         image_id = self.content.put(config_bytes)
         manifest = {
             "schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST,
