@@ -22,7 +22,9 @@ class ArgParser(argparse.ArgumentParser):
     """argparse with docker's error wording, raising instead of exiting."""
 
     def __init__(self, verb: str, usage: str, **kw):
-        super().__init__(prog=f"kade {verb}", usage=usage, add_help=True, **kw)
+        # docker has no -h for help (`run -h` is --hostname), only --help
+        super().__init__(prog=f"kade {verb}", usage=usage, add_help=False, **kw)
+        self.add_argument("--help", action="help", help="show this help")
         self.verb = verb
 
     def error(self, message: str):

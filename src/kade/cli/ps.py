@@ -6,8 +6,8 @@ import time
 
 from kade.cli.errmap import ArgParser
 
-DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-DEFAULT_VIEW = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+DEFAULT_VIEW = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                "{{.Ports}}\t{{.Names}}")
 HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS",
            "Ports": "PORTS", "Names": "NAMES", "State": "STATE", "Size": "SIZE",

@@ -13,7 +13,8 @@ from kade.errors import (CommandNotFound, CommandNotInvocable, Conflict, FailedP
                          InvalidArgument, KadeError)
 from kade.util.ids import now_rfc3339
 
-INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init",
+                   "/usr/libexec/docker/docker-init")
 
 
 # --- signals -------------------------------------------------------------------
@@ -257,7 +258,7 @@ def start(engine, cid: str, attach: dict | None = None) -> Started:
     from kade.engine import monitor
     state = engine.containers.state(cid)
     if state["Status"] == "paused":
-        raise Conflict(f"cannot start a paused container, try unpause instead")
+        raise Conflict("cannot start a paused container, try unpause instead")
     if state["Running"]:
         return Started(-1, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})

@@ -35,6 +35,9 @@ def spawn(root: str, driver: str, cid: str, attach: dict | None) -> int:
             code = Monitor(root, driver, cid, w, attach).run()
         except BaseException as e:  # noqa: BLE001 - report anything to the caller
             _send(w, {"error": f"monitor failed: {e}", "kind": "KadeError"})
+            if os.environ.get("KADE_DEBUG"):
+                import traceback
+                traceback.print_exc()
             code = 125
         os._exit(code if isinstance(code, int) else 0)
     os.close(w)
@@ -48,7 +51,7 @@ def _detach_stdio(attach: dict | None) -> None:
     if attach:
         keep = {1, 2} | ({0} if attach.get("stdin") else set())
     for fd in (0, 1, 2):
-        if fd not in keep:
+        if fd not in keep and not (fd == 2 and os.environ.get("KADE_DEBUG")):
             os.dup2(null, fd)
     os.close(null)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):

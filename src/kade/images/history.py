@@ -18,7 +18,7 @@ def history_rows(images, ref: str, *, no_trunc: bool = False, human: bool = True
     rows, layer = [], 0
     now = time.time()
     history = config.get("history") or [{} for _ in diff_ids]
-    for i, h in enumerate(history):
+    for h in history:
         empty = h.get("empty_layer", False)
         size = 0 if empty or layer >= len(sizes) else sizes[layer]
         if not empty:

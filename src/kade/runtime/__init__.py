@@ -1,1 +1,277 @@
+"""Kade's OCI runtime: a runtime-spec bundle in, an isolated process out.
 
+    rt = Runtime("/var/lib/kade/runtime")
+    pid = rt.create("web", "/path/to/bundle", stdio=(0, 1, 2))  # set up, blocked before exec
+    rt.start("web")                                              # now it execs
+    _, status = os.waitpid(pid, 0)                               # the caller is its parent
+    rt.delete("web")
+
+Lifecycle (runtime-spec runtime.md): creating -> created -> running -> stopped, with
+paused beside running. create() and start() may come from different processes: all
+that links them is the state directory (see kade.runtime.state). The process model
+and the create/start handshake are described in kade.runtime.process.
+
+The runtime consumes `kade.oci.mount.Mount` values for the rootfs and never looks at
+images. Cgroups, capabilities and seccomp are delegated to kade.runtime.cgroups, caps
+and seccomp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Iterable, Sequence
+
+from kade import errors
+from kade.oci.mount import Mount
+from kade.runtime import process as _proc
+from kade.runtime.cgroups import Cgroup, open_cgroup
+from kade.runtime.linux import Syscalls
+from kade.runtime.state import (
+    OCI_VERSION,
+    Record,
+    StateDir,
+    process_start_time,
+    status,
+    write_pid_file,
+)
+
+__all__ = ["Runtime", "load_spec"]
+
+_KILL_TIMEOUT_MS = 10_000
+
+
+def load_spec(bundle: str) -> dict:
+    """The bundle's config.json."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise errors.NotFound(f'bundle "{bundle}" has no config.json') from None
+    except ValueError as e:
+        raise errors.InvalidArgument(f'"{path}" is not valid JSON: {e}') from None
+
+
+class Runtime:
+    def __init__(self, state_root: str) -> None:
+        self.state_root = state_root
+        self._sc = Syscalls()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def create(self, id: str, bundle: str, *, spec: dict | None = None,
+               stdio: tuple[int | None, int | None, int | None] | None = None,
+               rootfs_mounts: Sequence[Mount] = (), pid_file: str | None = None,
+               console: int | None = None, extra_fds: Iterable[int] = ()) -> int:
+        """Set up the container and return its init's pid, blocked right before exec.
+
+        The caller is the init's parent and reaps it. rootfs_mounts are mounted at
+        root.path inside the container's mount namespace; console is a pty slave.
+        On failure nothing is left: no process, cgroup or state directory.
+        """
+        bundle = os.path.abspath(bundle)
+        spec = load_spec(bundle) if spec is None else spec
+        cfg = _proc.init_config(spec, bundle, rootfs_mounts, console=console is not None)
+        sd = StateDir(self.state_root, id)
+        sd.claim()
+        cgroups_path = (spec.get("linux") or {}).get("cgroupsPath") or f"/kade/{id}"
+        cgroup, pid = None, 0
+        try:
+            cgroup = _new_cgroup(cgroups_path, spec)
+            pid = _proc.spawn_init(cfg, sd.fifo, add_to_cgroup=cgroup.add, stdio=stdio,
+                                     console=console, extra_fds=extra_fds, sc=self._sc)
+            sd.save(Record(
+                id=id, bundle=bundle, pid=pid, pid_start=process_start_time(pid) or 0,
+                cgroups_path=cgroups_path, created=_now(), rootfs=cfg.rootfs.root,
+                oci_version=spec.get("ociVersion") or OCI_VERSION,
+                annotations=dict(spec.get("annotations") or {}),
+                seccomp=(spec.get("linux") or {}).get("seccomp")))
+            if pid_file:
+                write_pid_file(pid_file, pid)
+        except BaseException:
+            _abandon(sd, cgroup, pid)
+            raise
+        return pid
+
+    def start(self, id: str) -> None:
+        """Let a created container's init exec; raises its exec error, if any."""
+        sd, rec = self._load(id)
+        current = self._status(sd, rec)
+        if current != "created":
+            raise errors.Conflict(f'cannot start container "{id}": it is {current}')
+        pidfd = self._pidfd(rec)
+        try:
+            _proc.release(sd.fifo, pidfd)
+        finally:
+            os.close(pidfd)
+
+    def state(self, id: str) -> dict:
+        sd = StateDir(self.state_root, id)
+        rec = sd.load()
+        if rec is None:
+            return {"ociVersion": OCI_VERSION, "id": id, "status": "creating", "pid": 0,
+                    "bundle": "", "annotations": {}}
+        return rec.oci_state(self._status(sd, rec))
+
+    def kill(self, id: str, sig: int = signal.SIGTERM, all: bool = False) -> None:
+        sd, rec = self._load(id)
+        if self._status(sd, rec) == "stopped":
+            raise errors.Conflict(f'container "{id}" is not running')
+        if all:
+            open_cgroup(rec.cgroups_path).kill_all(sig)
+            return
+        pidfd = self._pidfd(rec)
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+        finally:
+            os.close(pidfd)
+
+    def delete(self, id: str, force: bool = False) -> None:
+        """Remove a stopped (or never started) container; force kills a running one."""
+        sd = StateDir(self.state_root, id)
+        rec = sd.load()
+        if rec is None:
+            if not force:
+                raise errors.Conflict(f'container "{id}" is still being created')
+            sd.remove()
+            return
+        current = self._status(sd, rec)
+        if current in ("running", "paused") and not force:
+            raise errors.Conflict(f'cannot delete container "{id}" that is {current}: '
+                                  "stop it first or force the deletion")
+        cgroup = open_cgroup(rec.cgroups_path)
+        if current != "stopped":
+            self._kill_and_wait(rec, cgroup)
+        cgroup.destroy()
+        sd.remove()
+
+    def pause(self, id: str) -> None:
+        sd, rec = self._load(id)
+        current = self._status(sd, rec)
+        if current != "running":
+            raise errors.Conflict(f'cannot pause container "{id}": it is {current}')
+        open_cgroup(rec.cgroups_path).freeze()
+
+    def resume(self, id: str) -> None:
+        sd, rec = self._load(id)
+        current = self._status(sd, rec)
+        if current != "paused":
+            raise errors.Conflict(f'cannot resume container "{id}": it is {current}')
+        open_cgroup(rec.cgroups_path).thaw()
+
+    def exec(self, id: str, process: dict, *,
+             stdio: tuple[int | None, int | None, int | None] | None = None,
+             console: int | None = None, detach: bool = False) -> int:
+        """Run a runtime-spec process object inside a running container; returns its pid.
+
+        The caller is its parent and reaps it, detached or not; detach only gives it
+        /dev/null for stdio when none is given (it always gets its own session).
+        """
+        sd, rec = self._load(id)
+        current = self._status(sd, rec)
+        if current not in ("running", "created"):
+            raise errors.Conflict(f'cannot exec in container "{id}": it is {current}')
+        cfg = _proc.process_config(process, seccomp=rec.seccomp)
+        if cfg.terminal and console is None:
+            raise errors.InvalidArgument("process.terminal is set but no console was given")
+        pidfd = self._pidfd(rec)          # pins the pid while its namespaces are opened
+        try:
+            namespaces = _proc.open_namespaces(rec.pid)
+        finally:
+            os.close(pidfd)
+        devnull = -1
+        try:
+            if detach and stdio is None and console is None:
+                devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                stdio = (devnull, devnull, devnull)
+            add = open_cgroup(rec.cgroups_path).add
+            return _proc.spawn_exec(namespaces, cfg, add_to_cgroup=add,
+                                      stdio=stdio, console=console, sc=self._sc)
+        finally:
+            for fd in (*namespaces.values(), devnull):
+                if fd >= 0:
+                    os.close(fd)
+
+    def list(self) -> list[dict]:
+        try:
+            names = sorted(os.listdir(self.state_root))
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            try:
+                found.append(self.state(name))
+            except (errors.NotFound, errors.InvalidArgument):
+                continue
+        return found
+
+    # -- internals -------------------------------------------------------------
+
+    def _load(self, id: str) -> tuple[StateDir, Record]:
+        sd = StateDir(self.state_root, id)
+        rec = sd.load()
+        if rec is None:
+            raise errors.Conflict(f'container "{id}" is still being created')
+        return sd, rec
+
+    def _status(self, sd: StateDir, rec: Record) -> str:
+        return status(rec, has_fifo=sd.has_fifo(), frozen=lambda: _is_frozen(rec))
+
+    def _pidfd(self, rec: Record) -> int:
+        """A pidfd for the init, checked to be the very process create() started."""
+        try:
+            pidfd = os.pidfd_open(rec.pid)
+        except ProcessLookupError:
+            raise errors.Conflict(f'container "{rec.id}" is not running') from None
+        if process_start_time(rec.pid) != rec.pid_start:
+            os.close(pidfd)
+            raise errors.Conflict(f'container "{rec.id}" is not running')
+        return pidfd
+
+    def _kill_and_wait(self, rec: Record, cgroup: Cgroup) -> None:
+        try:
+            pidfd = self._pidfd(rec)
+        except errors.Conflict:
+            return
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            cgroup.kill_all(signal.SIGKILL)          # thaws a frozen cgroup, too
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            if not poller.poll(_KILL_TIMEOUT_MS):
+                raise errors.Unavailable(f'container "{rec.id}" did not die after SIGKILL')
+        finally:
+            os.close(pidfd)
+
+
+def _new_cgroup(path: str, spec: dict) -> Cgroup:
+    cgroup = open_cgroup(path)
+    cgroup.create((spec.get("linux") or {}).get("resources") or {})
+    return cgroup
+
+
+def _is_frozen(rec: Record) -> bool:
+    try:
+        return open_cgroup(rec.cgroups_path).is_frozen()
+    except (OSError, errors.KadeError):      # already gone, or no freezer on this host
+        return False
+
+
+def _abandon(sd: StateDir, cgroup: Cgroup | None, pid: int) -> None:
+    """Undo a create() that failed part way: kill the init, drop cgroup and state."""
+    if pid:
+        _proc.kill_and_reap(pid)
+    if cgroup is not None:
+        with contextlib.suppress(errors.KadeError, OSError):   # report the first error
+            cgroup.destroy()
+    sd.remove()
+
+
+def _now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"

@@ -84,6 +84,12 @@ def install(spec_seccomp: dict, cache_dir: str | None = None) -> None:
     install_bpf(cached_compile(spec_seccomp, cache_dir), _flags(spec_seccomp))
 
 
+def prepare(spec_seccomp: dict, cache_dir: str | None = None) -> tuple[bytes, int]:
+    """(BPF, flags) to hand to install_bpf later: compile before fork/pivot_root,
+    because the container's root has neither pyseccomp nor the cache."""
+    return cached_compile(spec_seccomp, cache_dir), _flags(spec_seccomp)
+
+
 def cached_compile(spec_seccomp: dict, cache_dir: str | None = None) -> bytes:
     """compile(), reading and filling the cache in `cache_dir`."""
     path = os.path.join(cache_dir or DEFAULT_CACHE_DIR, cache_key(spec_seccomp) + ".bpf")

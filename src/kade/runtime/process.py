@@ -1,0 +1,658 @@
+"""Starting a container's processes: fork, namespaces, the init's setup, exec.
+
+Process model (the invariant every function here keeps):
+
+    caller (the engine, or `kade runtime`)   waits on the init with os.waitpid
+      └─ init, forked by the caller itself, already in the new pid namespace (pid 1),
+         sets itself up and blocks right before execve until start()
+
+A new pid namespace only applies to the children of whoever unshares it, so the
+calling thread unshares (or setns-es into) CLONE_NEWPID, forks, and setns-es back to
+its own pid namespace: afterwards the caller is exactly where it was and can create
+the next container. This beats an intermediate process plus PR_SET_CHILD_SUBREAPER:
+one fork instead of two, the caller is the init's real parent from the start, and no
+process-wide subreaper flag changes how the engine's other orphans are reaped.
+Namespace membership is per thread, so create() on other threads is unaffected.
+exec() joins a running container the same way: the caller's thread setns-es into the
+init's pid namespace for the one fork, and the child joins the other namespaces.
+
+The handshake (pipes close-on-exec; the fifo lives in the state directory):
+
+    go    caller -> child: one byte once the caller has put the child in its cgroup;
+          EOF instead means the caller gave up
+    err   child -> caller: READY once the init is set up (create() returns); otherwise
+          b"<ErrorClass>\\n<message>"; an exec'd process just closes it by exec-ing
+    exec.fifo   the set-up init blocks opening it for writing; start() (any process)
+          opens it for reading, which lets the init exec; an exec failure is written
+          into it, a successful exec just closes it
+
+Between fork and exec the child makes only system calls (the spec was parsed into
+frozen values before fork) and never returns into the caller's code: `_child` ends
+in execve or os._exit.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import select
+import signal
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from kade import errors
+from kade.oci.mount import Mount
+from kade.runtime import caps as _caps
+from kade.runtime import linux as L
+from kade.runtime import rootfs
+from kade.runtime import seccomp as _seccomp
+from kade.runtime.linux import Syscalls, describe, step_failed
+
+NAMESPACE_FLAGS = {
+    "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS,
+    "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP,
+    "user": L.CLONE_NEWUSER, "time": L.CLONE_NEWTIME,
+}
+# /proc/<pid>/ns names an exec'd process joins, in order: the mount namespace last,
+# because joining it moves root and cwd into the container
+EXEC_NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
+                   ("cgroup", L.CLONE_NEWCGROUP), ("mnt", L.CLONE_NEWNS))
+NEW = -1                 # fork_into: a new pid namespace
+READY = b"\0"
+_MAX_FD = 0x7FFFFFFF
+_RLIMITS = {name: getattr(resource, name) for name in dir(resource)
+            if name.startswith("RLIMIT_")}
+_INFINITY = resource.RLIM_INFINITY
+_REPORTABLE = (errors.CommandNotFound, errors.CommandNotInvocable, errors.InvalidArgument,
+               errors.NotImplementedYet, errors.NotFound, errors.Forbidden,
+               errors.FailedPrecondition, errors.KadeError)
+_BY_NAME = {cls.__name__: cls for cls in _REPORTABLE}
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """A runtime-spec process object, checked and converted before fork."""
+    args: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    umask: int = 0o022
+    rlimits: tuple[tuple[int, int, int], ...] = ()     # (resource, soft, hard)
+    no_new_privileges: bool = False
+    capabilities: dict | None = None
+    seccomp: tuple[bytes, int] | None = None   # (BPF, flags), compiled before fork
+    oom_score_adj: int | None = None
+    terminal: bool = False
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    process: ProcessConfig
+    rootfs: rootfs.RootfsConfig
+    namespaces: dict[str, str | None]        # type -> path to join, or None for a new one
+    hostname: str | None = None
+    domainname: str | None = None
+    sysctl: dict[str, str] = field(default_factory=dict)
+
+
+# -- from spec to config (in the caller) ----------------------------------------
+
+def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
+                console: bool = False) -> InitConfig:
+    namespaces = parse_namespaces(spec)
+    if not spec.get("process"):
+        raise errors.InvalidArgument("the spec has no process")
+    linux = spec.get("linux") or {}
+    process = process_config(spec["process"], seccomp=linux.get("seccomp"))
+    if process.terminal and not console:
+        raise errors.InvalidArgument("process.terminal is set but no console was given")
+    hostname, domainname = spec.get("hostname") or None, spec.get("domainname") or None
+    if (hostname or domainname) and "uts" not in namespaces:
+        raise errors.InvalidArgument("setting the hostname needs a uts namespace")
+    return InitConfig(
+        process=process, namespaces=namespaces, hostname=hostname, domainname=domainname,
+        sysctl={str(k): str(v) for k, v in (linux.get("sysctl") or {}).items()},
+        rootfs=rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts), console=console,
+                                    cgroup_ns="cgroup" in namespaces))
+
+
+def parse_namespaces(spec: dict) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for ns in (spec.get("linux") or {}).get("namespaces") or ():
+        kind = ns.get("type")
+        if kind not in NAMESPACE_FLAGS:
+            raise errors.InvalidArgument(f'namespace type "{kind}" is not valid')
+        if kind in found:
+            raise errors.InvalidArgument(f'namespace "{kind}" is listed twice')
+        found[kind] = ns.get("path") or None
+    for kind in ("user", "time"):
+        if kind in found:
+            raise errors.NotImplementedYet(f"{kind} namespaces are not supported yet")
+    if "mount" not in found:
+        raise errors.InvalidArgument("the spec needs a mount namespace")
+    if found["mount"]:
+        raise errors.NotImplementedYet("joining a mount namespace by path is not supported")
+    return found
+
+
+def process_config(process: dict, *, seccomp: dict | None = None) -> ProcessConfig:
+    args = tuple(str(a) for a in process.get("args") or ())
+    if not args:
+        raise errors.InvalidArgument("process.args must not be empty")
+    cwd = process.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise errors.InvalidArgument(f'process.cwd "{cwd}" is not an absolute path')
+    user = process.get("user") or {}
+    umask = user.get("umask")
+    return ProcessConfig(
+        args=args, env=parse_env(process.get("env") or ()), cwd=cwd,
+        uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),
+        additional_gids=tuple(int(g) for g in user.get("additionalGids") or ()),
+        umask=0o022 if umask is None else int(umask),
+        rlimits=tuple(parse_rlimit(r) for r in process.get("rlimits") or ()),
+        no_new_privileges=bool(process.get("noNewPrivileges")),
+        capabilities=process.get("capabilities"),
+        seccomp=_seccomp.prepare(seccomp) if seccomp else None,
+        oom_score_adj=process.get("oomScoreAdj"), terminal=bool(process.get("terminal")))
+
+
+def parse_env(env: Iterable[str]) -> dict[str, str]:
+    """["K=V", ...] -> dict; a later entry wins, entries without "=" are dropped."""
+    return dict(e.split("=", 1) for e in env if "=" in e)
+
+
+def parse_rlimit(r: dict) -> tuple[int, int, int]:
+    """One process.rlimits entry, clamped so that it never asks above the caller's hard
+    limit (raising it could fail); the soft limit never exceeds the hard one."""
+    name = r.get("type", "")
+    if name not in _RLIMITS:
+        raise errors.InvalidArgument(f'rlimit type "{name}" is not valid')
+    which = _RLIMITS[name]
+    hard = _lesser(_rlim(r.get("hard")), resource.getrlimit(which)[1])
+    return which, _lesser(_rlim(r.get("soft")), hard), hard
+
+
+def _rlim(value: object) -> int:
+    number = int(value) if value is not None else -1    # type: ignore[call-overload]
+    return _INFINITY if number < 0 or number >= 2**63 else number
+
+
+def _lesser(a: int, b: int) -> int:
+    if a == _INFINITY:
+        return b
+    return a if b == _INFINITY else min(a, b)
+
+
+# -- the caller's side ------------------------------------------------------------
+
+def fd_targets(stdio: tuple[int | None, int | None, int | None] | None, console: int | None,
+               extra_fds: Iterable[int] = ()) -> dict[int, int]:
+    """Which fd each of the child's fds 0, 1, 2, 3... is a copy of; missing ones inherit."""
+    if console is not None:
+        targets = {0: console, 1: console, 2: console}
+    else:
+        targets = {i: fd for i, fd in enumerate(stdio or ()) if fd is not None}
+    targets.update((3 + i, fd) for i, fd in enumerate(extra_fds))
+    return targets
+
+
+def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int], None],
+               stdio: tuple | None = None, console: int | None = None,
+               extra_fds: Iterable[int] = (), sc: Syscalls | None = None) -> int:
+    """Fork the container's init and return its pid once it is set up and waiting on
+    the fifo; on any failure the child is killed and reaped before raising."""
+    sc = sc or Syscalls()
+    targets = fd_targets(stdio, console, extra_fds)
+    pid_ns = _open_pid_namespace(cfg.namespaces)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        pid = fork_into(sc, pid_ns)
+        if pid == 0:
+            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo)
+    except BaseException:
+        _close(go_w, err_r)
+        raise
+    finally:
+        _close(go_r, err_w, fifo, pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
+    return _handshake(pid, add_to_cgroup, go_w, err_r, ready=True)
+
+
+def spawn_exec(namespaces: dict[str, int], cfg: ProcessConfig, *,
+               add_to_cgroup: Callable[[int], None], stdio: tuple | None = None,
+               console: int | None = None, sc: Syscalls | None = None) -> int:
+    """Fork a process into the namespaces of a running container (open_namespaces) and
+    return its pid once it has exec'd; failures are raised after reaping it."""
+    sc = sc or Syscalls()
+    targets = fd_targets(stdio, console)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    ns_fds = tuple(namespaces[name] for name, _ in EXEC_NAMESPACES)
+    try:
+        pid = fork_into(sc, namespaces["pid"])
+        if pid == 0:
+            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds, console is not None)
+    except BaseException:
+        _close(go_w, err_r)
+        raise
+    finally:
+        _close(go_r, err_w)
+    return _handshake(pid, add_to_cgroup, go_w, err_r, ready=False)
+
+
+def open_namespaces(pid: int) -> dict[str, int]:
+    """fds of a process's namespaces, for spawn_exec; the caller closes them."""
+    opened: dict[str, int] = {}
+    try:
+        for name in ("pid", *(n for n, _ in EXEC_NAMESPACES)):
+            opened[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except BaseException:
+        _close(*opened.values())
+        raise
+    return opened
+
+
+def release(fifo_path: str, pidfd: int) -> None:
+    """start(): let the created init exec, and raise whatever its exec reported.
+
+    The fifo is renamed first, so of two concurrent starts exactly one proceeds.
+    """
+    claimed = fifo_path + ".starting"
+    try:
+        os.rename(fifo_path, claimed)
+    except FileNotFoundError:
+        raise errors.Conflict("the container is already started") from None
+    fd = os.open(claimed, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)   # never blocks
+    try:
+        os.unlink(claimed)
+        report = _await_exec(fd, pidfd)
+    finally:
+        os.close(fd)
+    if report is None:
+        raise errors.FailedPrecondition("the container's init exited before it was started")
+    if report:
+        _raise_reported(report)
+
+
+def _await_exec(fifo: int, pidfd: int) -> bytes | None:
+    """Wait until the init has opened the fifo and then closed it (by exec-ing) or
+    written an error into it. None: the init died without ever opening the fifo.
+
+    A fifo read end reports POLLHUP only after a writer has come and gone, so poll
+    does not wake early; the pidfd covers an init that dies before opening it.
+    """
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    report = b""
+    while True:
+        ready = {fd for fd, _ in poller.poll()}
+        if fifo in ready:
+            try:
+                chunk = os.read(fifo, 4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return report
+            report += chunk
+        elif pidfd in ready:
+            return None
+
+
+_own_pid_ns: list[int] = []
+
+
+def fork_into(sc: Syscalls, pid_ns: int | None) -> int:
+    """os.fork() with the child in a new pid namespace (NEW), in the one open as fd
+    pid_ns, or in ours (None). In the parent, the calling thread's pid namespace for
+    children is put back before returning, whatever happens."""
+    if pid_ns is None:
+        return os.fork()
+    if not _own_pid_ns:
+        _own_pid_ns.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+    try:
+        if pid_ns == NEW:
+            sc.unshare(L.CLONE_NEWPID)
+        else:
+            sc.setns(pid_ns, L.CLONE_NEWPID)
+    except OSError as e:
+        raise step_failed("enter the pid namespace", e) from None
+    try:
+        pid = os.fork()
+    except BaseException:
+        sc.setns(_own_pid_ns[0], L.CLONE_NEWPID)
+        raise
+    if pid:
+        sc.setns(_own_pid_ns[0], L.CLONE_NEWPID)
+    return pid
+
+
+def _open_pid_namespace(namespaces: dict[str, str | None]) -> int | None:
+    if "pid" not in namespaces:
+        return None
+    path = namespaces["pid"]
+    if path is None:
+        return NEW
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise step_failed(f'open pid namespace "{path}"', e) from None
+
+
+def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int, *,
+               ready: bool) -> int:
+    try:
+        add_to_cgroup(pid)
+        try:
+            os.write(go, b"\1")
+        except BrokenPipeError:
+            pass                       # the child is gone; err says why, or nothing does
+        _close(go)
+        go = -1
+        report = _read_all(err)
+        if report == (READY if ready else b""):
+            return pid
+        if not report:
+            raise errors.FailedPrecondition("the container's init exited during setup")
+        _raise_reported(report)
+    except BaseException:
+        kill_and_reap(pid)
+        raise
+    finally:
+        _close(go, err)
+    raise AssertionError("unreachable")
+
+
+def _raise_reported(report: bytes) -> NoReturn:
+    kind, _, message = report.decode(errors="replace").partition("\n")
+    raise _BY_NAME.get(kind, errors.KadeError)(message)
+
+
+def _read_all(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+    return data
+
+
+def kill_and_reap(pid: int) -> None:
+    """Only for our own unreaped child, whose pid therefore cannot have been reused."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+# -- the child's side: only system calls from here on ----------------------------
+
+def _child(main: Callable[..., None], *args: object) -> NoReturn:
+    try:
+        main(*args)
+    finally:
+        os._exit(1)      # main reports its own failures; nothing may return to the caller
+
+
+def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, err: int,
+               fifo: int) -> NoReturn:
+    go, err, fifo = _arrange_fds(targets, (go, err, fifo))
+    try:
+        _await_go(go)
+        enter_namespaces(sc, cfg.namespaces)
+        _new_session(cfg.rootfs.console)
+        _set_oom_score_adj(cfg.process.oom_score_adj)
+        os.umask(0)                                 # device and directory modes as given
+        rootfs.prepare(sc, cfg.rootfs)
+        _set_names(sc, cfg.hostname, cfg.domainname)
+        _write_sysctls(sc, cfg.sysctl)
+        rootfs.finish(sc, cfg.rootfs)
+        _change_cwd(cfg.process.cwd, create=True)   # as root, like docker's WorkingDir
+        _become(sc, cfg.process)
+        path = lookup(cfg.process.args[0], cfg.process.env.get("PATH"))
+        os.write(err, READY)
+    except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
+        _report(err, exc)
+        os._exit(1)
+    os.close(err)
+    try:
+        # blocks until start() opens the fifo for reading; /proc is the container's now
+        report = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        os._exit(1)
+    _exec(cfg.process, path, report)
+
+
+def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: int, err: int,
+               ns_fds: tuple[int, ...], console: bool) -> NoReturn:
+    go, err, *ns_fds = _arrange_fds(targets, (go, err, *ns_fds))
+    try:
+        _await_go(go)
+        for (name, flag), fd in zip(EXEC_NAMESPACES, ns_fds):
+            with _Step(f"join the container's {name} namespace"):
+                sc.setns(fd, flag)
+        _new_session(console)
+        _set_oom_score_adj(cfg.oom_score_adj)
+        _change_cwd(cfg.cwd, create=False)
+        _become(sc, cfg)
+        path = lookup(cfg.args[0], cfg.env.get("PATH"))
+    except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
+        _report(err, exc)
+        os._exit(1)
+    _exec(cfg, path, err)
+
+
+class _Step:
+    """Turns an unexpected failure inside it into a one-line error naming the step."""
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, Exception) and not isinstance(exc, errors.KadeError):
+            raise step_failed(self.what, exc) from None
+        return False
+
+
+def _arrange_fds(targets: dict[int, int], internal: tuple[int, ...]) -> list[int]:
+    """Put each target in place, keep the internal fds (close-on-exec, renumbered above
+    every target) and close everything else; returns the internal fds' new numbers."""
+    floor = max([2, *targets]) + 1
+    staged = {dst: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, floor) for dst, src in targets.items()}
+    kept = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in internal]
+    for dst, src in staged.items():
+        os.dup2(src, dst)
+    low = floor
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAX_FD)
+    return kept
+
+
+def _await_go(go: int) -> None:
+    if not os.read(go, 1):
+        os._exit(1)                 # the caller gave up on us
+    os.close(go)
+
+
+def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
+    """Join the namespaces given by path, then unshare the others in one call. The pid
+    namespace is not here: it was the caller's business at fork time."""
+    joins = [(kind, path) for kind, path in namespaces.items() if path and kind != "pid"]
+    opened = []
+    for kind, path in joins:        # all opened first: a joined namespace may hide the path
+        with _Step(f'open {kind} namespace "{path}"'):
+            opened.append((kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    for kind, fd in sorted(opened, key=lambda item: item[0] == "mount"):
+        with _Step(f"join the {kind} namespace"):
+            sc.setns(fd, NAMESPACE_FLAGS[kind])
+        os.close(fd)
+    flags = 0
+    for kind, path in namespaces.items():
+        if path is None and kind != "pid":
+            flags |= NAMESPACE_FLAGS[kind]
+    if flags:
+        with _Step("create namespaces"):
+            sc.unshare(flags)
+
+
+def _new_session(console: bool) -> None:
+    with _Step("create a session"):
+        os.setsid()
+    if console:
+        with _Step("make the console the controlling terminal"):
+            fcntl.ioctl(0, L.TIOCSCTTY, 0)
+
+
+def _set_oom_score_adj(value: int | None) -> None:
+    if value is None:
+        return
+    with _Step(f"set oom_score_adj to {value}"):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+
+
+def _set_names(sc: Syscalls, hostname: str | None, domainname: str | None) -> None:
+    if hostname:
+        with _Step(f'set hostname "{hostname}"'):
+            sc.sethostname(hostname)
+    if domainname:
+        with _Step(f'set domainname "{domainname}"'):
+            sc.setdomainname(domainname)
+
+
+def _write_sysctls(sc: Syscalls, sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        with _Step(f'write sysctl "{key}"'):
+            sc.write_file("/proc/sys/" + key.replace(".", "/"), value)
+
+
+def _change_cwd(cwd: str, *, create: bool) -> None:
+    with _Step(f'change to cwd "{cwd}"'):
+        try:
+            os.chdir(cwd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.makedirs(cwd, 0o755, exist_ok=True)
+            os.chdir(cwd)
+
+
+def _become(sc: Syscalls, p: ProcessConfig) -> None:
+    """Limits, signals, user, no_new_privs and capabilities, in the order that works.
+
+    Installing a seccomp filter needs CAP_SYS_ADMIN or no_new_privs: without the
+    latter, it goes in here, before the capabilities are dropped (runc does the
+    same); with it, it goes in last, right before execve (see _exec).
+    """
+    with _Step("set rlimits"):
+        for which, soft, hard in p.rlimits:
+            resource.setrlimit(which, (soft, hard))
+    with _Step("reset signals"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        L.reset_signal_dispositions()
+    if p.seccomp and not p.no_new_privileges:
+        _install_seccomp(p.seccomp)
+    os.umask(p.umask)
+    with _Step(f"switch to user {p.uid}:{p.gid}"):
+        _caps.set_user(p.uid, p.gid, p.additional_gids)
+    if p.no_new_privileges:
+        with _Step("set no_new_privs"):
+            sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    if p.capabilities is not None:
+        with _Step("apply capabilities"):
+            _caps.apply(p.capabilities)
+
+
+def _install_seccomp(prepared: tuple[bytes, int]) -> None:
+    with _Step("install the seccomp filter"):
+        _seccomp.install_bpf(*prepared)
+
+
+def lookup(name: str, path_env: str | None) -> str:
+    """args[0] -> the file to execve, the way runc (Go's exec.LookPath) finds it."""
+    if "/" in name:
+        _check_executable(name)
+        return name
+    for directory in path_env.split(":") if path_env else ():
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    raise errors.CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(name: str) -> None:
+    try:
+        st = os.stat(name)
+    except OSError as e:
+        raise _exec_error_class(e.errno)(f'exec: "{name}": stat {name}: {describe(e)}') from None
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        raise errors.CommandNotInvocable(f'exec: "{name}": permission denied')
+
+
+def exec_error(name: str, err: OSError) -> errors.KadeError:
+    """What a failed execve of name means to the user (docker: 127 or 126)."""
+    return _exec_error_class(err.errno)(f'exec: "{name}": {describe(err)}')
+
+
+def _exec_error_class(code: int | None) -> type[errors.KadeError]:
+    if code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+        return errors.CommandNotFound
+    if code in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
+        return errors.CommandNotInvocable
+    return errors.FailedPrecondition
+
+
+def _exec(p: ProcessConfig, path: str, report: int) -> NoReturn:
+    error: BaseException
+    try:
+        if p.seccomp and p.no_new_privileges:
+            _install_seccomp(p.seccomp)
+        os.execve(path, p.args, p.env)
+    except OSError as exc:
+        error = exec_error(p.args[0], exc)
+    except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
+        error = exc
+    _report(report, error)
+    os._exit(127 if isinstance(error, errors.CommandNotFound)
+             else 126 if isinstance(error, errors.CommandNotInvocable) else 1)
+
+
+def _report(fd: int, exc: BaseException) -> None:
+    """Tell the caller why we stopped: b"<ErrorClass>\\n<message>", in one write."""
+    if isinstance(exc, errors.KadeError):
+        kind = next(cls.__name__ for cls in _REPORTABLE if isinstance(exc, cls))
+        message = str(exc)
+    else:
+        kind, message = "KadeError", f"container init failed: {type(exc).__name__}: {exc}"
+    try:
+        os.write(fd, f"{kind}\n{message}".encode()[:select.PIPE_BUF])
+    except OSError:
+        pass

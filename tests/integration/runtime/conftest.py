@@ -1,0 +1,1 @@
+from runtime_harness import harness  # noqa: F401 - the fixture for this directory

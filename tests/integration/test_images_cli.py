@@ -1,0 +1,64 @@
+"""Image verbs as a docker user sees them."""
+
+import io
+import tarfile
+
+
+def test_images_lists_bootstrapped_busybox(kade):
+    out = kade("images").stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert out[1].split()[:2] == ["busybox", "latest"]
+    assert kade("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
+
+
+def test_tag_inspect_history_rmi(kade):
+    kade("tag", "busybox", "mybox:1")
+    info = kade("image", "inspect", "-f", "{{.Config.Cmd}} {{.Os}}", "mybox:1").stdout
+    assert info.strip() == "[sh] linux"
+    hist = kade("history", "busybox").stdout.splitlines()
+    assert hist[0].split()[0] == "IMAGE" and len(hist) == 3
+    out = kade("rmi", "mybox:1").stdout
+    assert out.strip() == "Untagged: mybox:1"
+
+
+def test_rmi_refuses_image_in_use(kade):
+    kade("create", "--name", "user1", "busybox", "true")
+    p = kade("rmi", "busybox", check=False)
+    assert p.returncode == 1 and "container" in p.stderr
+    kade("rm", "user1")
+
+
+def test_import_with_changes(kade, tmp_path):
+    data = b"hello\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("greeting")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "rootfs.tar"
+    path.write_bytes(buf.getvalue())
+    image_id = kade("import", "-c", 'CMD ["/greeting"]', "-m", "hi", str(path),
+                    "imp:1").stdout.strip()
+    assert image_id.startswith("sha256:")
+    assert kade("image", "inspect", "-f", "{{.Config.Cmd}}", "imp:1").stdout == "[/greeting]\n"
+    kade("rmi", "imp:1")
+
+
+def test_import_refuses_escaping_archive(kade, tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../../escape")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    path = tmp_path / "evil.tar"
+    path.write_bytes(buf.getvalue())
+    before = kade("images", "-q").stdout
+    p = kade("import", str(path), "evil:1", check=False)
+    assert p.returncode != 0 and "escape" in p.stderr
+    assert kade("images", "-q").stdout == before
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_system_check_reports_a_consistent_store(kade):
+    p = kade("system", "check")
+    assert p.returncode == 0, p.stdout + p.stderr
