@@ -233,6 +233,8 @@ class _Lexer:
                 kind = {"`": "rawstring", '"': "string", "'": "charconst"}[q]
                 return kind, i + 1
             if c == "\\" and q != "`":
+                if src[i + 1 : i + 2] in ("", "\n"):
+                    break
                 i += 2
                 continue
             if c == "\n" and q != "`":
@@ -922,7 +924,7 @@ def _go_time_string(t: Any) -> str:
     frac = f".{t.microsecond:06d}".rstrip("0") if t.microsecond else ""
     offset = t.utcoffset()
     if offset is None:
-        return t.strftime("%Y-%m-%d %H:%M:%S") + frac
+        return str(t.strftime("%Y-%m-%d %H:%M:%S")) + frac
     zone = t.strftime("%z")
     name = "UTC" if not offset else (t.tzname() or zone)
     if name.startswith("UTC") and offset:
@@ -935,7 +937,7 @@ def _go_time_json(t: Any) -> str:
     frac = f".{t.microsecond:06d}".rstrip("0") if t.microsecond else ""
     zone = t.strftime("%z")
     zone = "Z" if zone in ("+0000", "") else zone[:3] + ":" + zone[3:]
-    return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + zone
+    return str(t.strftime("%Y-%m-%dT%H:%M:%S")) + frac + zone
 
 
 def _seq(v: Any) -> list[Any]:
@@ -1272,11 +1274,12 @@ def _check_arg(kind: str, value: Any) -> Any:
         return None if value is NO_VALUE else value
     if value is NO_VALUE or value is None:
         raise _ExecError(f"invalid value; expected {kind}")
-    ok = {
-        "string": lambda x: isinstance(x, str),
-        "int": lambda x: isinstance(x, int) and not isinstance(x, bool),
-        "[]string": lambda x: isinstance(x, (list, tuple)),
-    }[kind](value)
+    if kind == "string":
+        ok = isinstance(value, str)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:  # "[]string": any list; join prints non-strings the Go way
+        ok = isinstance(value, (list, tuple))
     if not ok:
         raise _ExecError(f"wrong type for value; expected {kind}; got {_go_type(value)}")
     return value
@@ -1325,7 +1328,7 @@ def _fn_slice(item: Any, *indexes: Any) -> Any:
         raise TypeError(f"can't slice item of type {_go_type(item)}")
     if len(indexes) > 3 or (len(indexes) == 3 and isinstance(item, str)):
         raise ValueError(f"too many slice indexes: {len(indexes)}")
-    ix = [i for i in indexes]
+    ix = list(indexes)
     for i in ix:
         if not isinstance(i, int) or isinstance(i, bool):
             raise TypeError(f"cannot index slice/array with type {_go_type(i)}")
