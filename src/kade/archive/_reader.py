@@ -20,7 +20,8 @@ class TarReader:
     copy_to() or read_data(), or let next() skip it."""
 
     def __init__(self, stream: BinaryIO, bufsize: int = _BUFSIZE) -> None:
-        self._stream = stream
+        # Every binary stream has readinto; typing.BinaryIO just does not say so.
+        self._readinto = stream.readinto  # type: ignore[attr-defined]
         self._buf = bytearray(bufsize)
         self._mv = memoryview(self._buf)
         self._pos = 0
@@ -32,7 +33,7 @@ class TarReader:
         """Refill the buffer after everything in it was consumed; 0 at EOF."""
         self.offset += self._end
         self._pos = 0
-        self._end = self._stream.readinto(self._mv) or 0
+        self._end = self._readinto(self._mv) or 0
         return self._end
 
     def _block(self) -> bytes | None:
@@ -43,10 +44,10 @@ class TarReader:
             self.offset += self._pos
             self._pos, self._end = 0, have
             while self._end < fmt.BLOCK:
-                n = self._stream.readinto(self._mv[self._end:]) or 0
+                n = self._readinto(self._mv[self._end:]) or 0
                 if not n:
                     if self._end:
-                        raise fmt.FormatError("the tar is truncated")
+                        raise fmt.FormatError("it is truncated")
                     return None
                 self._end += n
         start = self._pos
@@ -58,7 +59,7 @@ class TarReader:
         mv, write = self._mv, os.write
         while n:
             if self._pos == self._end and not self._fill():
-                raise fmt.FormatError("the tar is truncated")
+                raise fmt.FormatError("it is truncated")
             take = min(n, self._end - self._pos)
             if fd >= 0:
                 _write_all(write, fd, mv[self._pos:self._pos + take])
@@ -75,7 +76,7 @@ class TarReader:
         chunks = bytearray()
         while len(chunks) < size:
             if self._pos == self._end and not self._fill():
-                raise fmt.FormatError("the tar is truncated")
+                raise fmt.FormatError("it is truncated")
             take = min(size - len(chunks), self._end - self._pos)
             chunks += self._mv[self._pos:self._pos + take]
             self._pos += take

@@ -39,14 +39,14 @@ def open_decompressed(f: BinaryIO, *, threads: bool = True) -> BinaryIO:
     raw = _Prefixed(head, f)
     kind = detect(head)
     if kind == "gzip":
-        return _Decoding(_gzip_reader(raw, threads), "gzip")
+        return io.BufferedReader(_Decoding(_gzip_reader(raw, threads), "gzip"), 1 << 20)
     if kind == "zstd":
         import zstandard
 
         frames = _ZstdFrames(raw)
         reader = zstandard.ZstdDecompressor().stream_reader(
-            frames, read_size=1 << 20, read_across_frames=True, closefd=False)
-        return _Decoding(reader, "zstd", frames.check_complete)
+            frames, read_size=1 << 20, read_across_frames=True, closefd=False)  # type: ignore[arg-type]
+        return io.BufferedReader(_Decoding(reader, "zstd", frames.check_complete), 1 << 20)
     return io.BufferedReader(raw, 1 << 20)  # type: ignore[return-value]
 
 
@@ -130,7 +130,7 @@ class _Decoding(io.RawIOBase):
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
-            n = self._inner.readinto(b) or 0
+            n = self._inner.readinto(b) or 0  # type: ignore[attr-defined]
             if not n and self._at_eof is not None and len(b):
                 self._at_eof()
             return n
@@ -140,13 +140,6 @@ class _Decoding(io.RawIOBase):
             if not _is_decode_error(e):
                 raise
             raise InvalidArgument(f"the {self._kind} stream is corrupt: {e}") from e
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return self.readall()
-        buf = bytearray(size)
-        n = self.readinto(buf)
-        return bytes(buf[:n])
 
     def close(self) -> None:
         if not self.closed:

@@ -119,18 +119,21 @@ class _Extractor:
             self._finish_dirs()
             self.reader.drain()
         except fmt.FormatError as err:
-            where = f' at "{e.name}"' if e is not None else ""
-            raise InvalidArgument(f"{self.label.split()[0]} is not a valid tar{where}: "
-                                  f"{err}") from None
+            raise InvalidArgument(f"{self._what(None)} is not a valid tar: {err}"
+                                  + (f' (at "{e.name}")' if e else "")) from None
         except Escape:
-            raise InvalidArgument(f'{self.label} "{e.name}" escapes the root') from None
+            raise InvalidArgument(f"{self._what(e)} escapes the root") from None
+        except ValueError as err:  # a NUL inside a name or link target
+            raise InvalidArgument(f"{self._what(e)} is invalid: {err}") from None
         except OSError as err:
             raise self._os_error(e, err) from err
         return ApplyResult(self.size, self.entries, self.reader.offset)
 
+    def _what(self, e: fmt.Entry | None) -> str:
+        return f'{self.label} "{e.name}"' if e is not None else self.label.split()[0]
+
     def _os_error(self, e: fmt.Entry | None, err: OSError) -> Exception:
-        what = f'{self.label} "{e.name}"' if e is not None else self.label.split()[0]
-        msg = f"cannot apply {what}: {err.strerror or err}"
+        msg = f"cannot apply {self._what(e)}: {err.strerror or err}"
         if err.errno == errno.ELOOP:  # a symlink loop in the archive itself
             return InvalidArgument(msg)
         if err.errno in (errno.EPERM, errno.EACCES):

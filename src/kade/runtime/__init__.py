@@ -76,7 +76,8 @@ class Runtime:
         """
         bundle = os.path.abspath(bundle)
         spec = load_spec(bundle) if spec is None else spec
-        cfg = _proc.init_config(spec, bundle, rootfs_mounts, console=console is not None)
+        cfg = _proc.init_config(spec, bundle, rootfs_mounts,
+                                console=None if console is None else _tty_path(console))
         sd = StateDir(self.state_root, id)
         sd.claim()
         cgroups_path = (spec.get("linux") or {}).get("cgroupsPath") or f"/kade/{id}"
@@ -270,6 +271,13 @@ def _abandon(sd: StateDir, cgroup: Cgroup | None, pid: int) -> None:
         with contextlib.suppress(errors.KadeError, OSError):   # report the first error
             cgroup.destroy()
     sd.remove()
+
+
+def _tty_path(fd: int) -> str:
+    try:
+        return os.ttyname(fd)
+    except OSError as e:
+        raise errors.InvalidArgument(f"console fd {fd} is not a terminal: {e.strerror}") from None
 
 
 def _now() -> str:

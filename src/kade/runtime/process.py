@@ -104,7 +104,8 @@ class InitConfig:
 # -- from spec to config (in the caller) ----------------------------------------
 
 def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
-                console: bool = False) -> InitConfig:
+                console: str | None = None) -> InitConfig:
+    """console: the path of the console pty slave, if there is one."""
     namespaces = parse_namespaces(spec)
     if not spec.get("process"):
         raise errors.InvalidArgument("the spec has no process")
@@ -415,7 +416,7 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
     try:
         _await_go(go)
         enter_namespaces(sc, cfg.namespaces)
-        _new_session(cfg.rootfs.console)
+        _new_session(cfg.rootfs.console is not None)
         _set_oom_score_adj(cfg.process.oom_score_adj)
         os.umask(0)                                 # device and directory modes as given
         rootfs.prepare(sc, cfg.rootfs)
@@ -440,10 +441,10 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
 
 def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: int, err: int,
                ns_fds: tuple[int, ...], console: bool) -> NoReturn:
-    go, err, *ns_fds = _arrange_fds(targets, (go, err, *ns_fds))
+    go, err, *joined = _arrange_fds(targets, (go, err, *ns_fds))
     try:
         _await_go(go)
-        for (name, flag), fd in zip(EXEC_NAMESPACES, ns_fds):
+        for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
         _new_session(console)
@@ -467,10 +468,9 @@ class _Step:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, Exception) and not isinstance(exc, errors.KadeError):
             raise step_failed(self.what, exc) from None
-        return False
 
 
 def _arrange_fds(targets: dict[int, int], internal: tuple[int, ...]) -> list[int]:
@@ -508,8 +508,8 @@ def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
             sc.setns(fd, NAMESPACE_FLAGS[kind])
         os.close(fd)
     flags = 0
-    for kind, path in namespaces.items():
-        if path is None and kind != "pid":
+    for kind, where in namespaces.items():
+        if where is None and kind != "pid":
             flags |= NAMESPACE_FLAGS[kind]
     if flags:
         with _Step("create namespaces"):

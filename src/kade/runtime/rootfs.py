@@ -119,7 +119,7 @@ class RootfsConfig:
     mounts: tuple[MountEntry, ...] = ()
     setup_dev: bool = True                     # false when /dev is bound from the host
     devices: tuple[Device, ...] = ()
-    console: bool = False                      # bind fd 0 (the console) at /dev/console
+    console: str | None = None                 # the console pty slave, bound at /dev/console
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     cgroup_ns: bool = False
@@ -174,7 +174,7 @@ def parse_mount(m: dict, bundle: str) -> MountEntry:
     source = m.get("source") or ""
     if flags & L.MS_BIND and not os.path.isabs(source):
         source = os.path.join(bundle, source)
-    return MountEntry(os.path.normpath("/" + destination), kind, source, flags, data,
+    return MountEntry(os.path.normpath("/" + destination.lstrip("/")), kind, source, flags, data,
                       propagation, attr_set, attr_clr)
 
 
@@ -194,7 +194,7 @@ def parse_device(d: dict) -> Device:
 
 
 def rootfs_config(spec: dict, bundle: str, rootfs_mounts: tuple[Mount, ...] | list[Mount] = (),
-                  *, console: bool = False, cgroup_ns: bool = False) -> RootfsConfig:
+                  *, console: str | None = None, cgroup_ns: bool = False) -> RootfsConfig:
     root = _root_path(spec, bundle)
     linux = spec.get("linux") or {}
     mounts = tuple(parse_mount(m, bundle) for m in spec.get("mounts") or ())
@@ -235,7 +235,11 @@ def _root_propagation(name: str) -> int:
 
 @functools.lru_cache(maxsize=1)
 def host_cgroup_layout(mountinfo: str = "/proc/self/mountinfo") -> tuple[Hierarchy, ...]:
-    """The cgroup hierarchies mounted under /sys/fs/cgroup on the host."""
+    """The cgroup hierarchies under /sys/fs/cgroup that a container gets to see.
+
+    On a hybrid host only the v1 ones, as runc (and so docker) does: the unified
+    hierarchy there is the host's business.
+    """
     found = []
     with open(mountinfo) as f:
         for line in f:
@@ -248,7 +252,8 @@ def host_cgroup_layout(mountinfo: str = "/proc/self/mountinfo") -> tuple[Hierarc
             controllers = [o for o in super_opts.split(",") if _is_controller(o)]
             found.append(Hierarchy(name, fstype, ",".join(controllers),
                                    frozenset(controllers)))
-    return tuple(found)
+    v1 = tuple(h for h in found if h.fstype == "cgroup")
+    return v1 or tuple(found)
 
 
 def _is_controller(option: str) -> bool:
@@ -304,7 +309,7 @@ def prepare(sc: Syscalls, cfg: RootfsConfig) -> None:
     for d in () if cfg.setup_dev else cfg.devices:
         _create_device(sc, cfg.root, d)
     if cfg.console:
-        _bind_console(sc, cfg.root)
+        _bind_console(sc, cfg.root, cfg.console)
     pivot_root(sc, cfg.root)
 
 
@@ -428,12 +433,13 @@ def _create_device(sc: Syscalls, root: str, d: Device) -> None:
         raise step_failed(f'create device "{d.path}"', e) from None
 
 
-def _bind_console(sc: Syscalls, root: str) -> None:
+def _bind_console(sc: Syscalls, root: str, console: str) -> None:
+    """By path: a bind's source must be in our own mount namespace, which the console
+    fd's mount (in the caller's) is not; the path finds our copy of it."""
     dest = secure_join(root, "/dev/console")
     try:
         sc.touch(dest, 0o600)
-        # the caller's /proc, still visible here, resolves fd 0 to the pty slave
-        sc.mount("/proc/self/fd/0", dest, None, L.MS_BIND)
+        sc.mount(console, dest, None, L.MS_BIND)
     except OSError as e:
         raise step_failed('bind the console at "/dev/console"', e) from None
 

@@ -23,6 +23,7 @@ def _info(name: str, kind: bytes, mode: int, **kw: object) -> tarfile.TarInfo:
     info.type = kind
     info.mode = mode
     info.mtime = kw.pop("mtime", MTIME)  # type: ignore[assignment]
+    info.uid, info.gid = os.geteuid(), os.getegid()  # so tests pass without root
     for key, value in kw.items():
         setattr(info, key, value)
     return info

@@ -250,3 +250,33 @@ def test_whiteouts_overlay(apply, root: Path) -> None:
     assert os.getxattr(root / "d", "trusted.overlay.opaque") == b"y"
     assert (root / "d/new").read_bytes() == b"n"
     assert not (root / "d/.wh.gone").exists()
+
+
+def test_many_directories_and_no_descriptor_leaks(apply, root: Path) -> None:
+    members = []
+    for i in range(700):  # more than RootDir caches at once
+        members += [directory(f"d{i % 7}/sub{i}"), file(f"d{i % 7}/sub{i}/f", b"%d" % i)]
+    before = len(os.listdir("/proc/self/fd"))
+    apply(members)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert (root / "d3/sub10/f").read_bytes() == b"10"
+    assert len(listing(str(root))) == 7 + 700 * 2
+
+
+def test_subsecond_pax_mtimes(apply, root: Path) -> None:
+    info, data = file("f", b"x")
+    info.pax_headers = {"mtime": "1600000000.123456789"}
+    apply([(info, data)])
+    assert os.lstat(root / "f").st_mtime_ns == 1_600_000_000_123_456_789
+
+
+def test_nul_in_a_name_is_refused(apply) -> None:
+    info, data = file("x")
+    info.pax_headers = {"path": "a\x00b"}
+    with pytest.raises(InvalidArgument, match="invalid"):
+        apply([(info, data)])
+
+
+def test_hardlink_to_nothing_is_refused(apply) -> None:
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        apply([hardlink("h", "missing")])

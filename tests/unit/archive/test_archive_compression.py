@@ -111,3 +111,10 @@ def test_importing_archive_does_not_import_compression_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_zstd_with_a_leading_skippable_frame() -> None:
+    skippable = (0x184D2A5A).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"hello"
+    blob = skippable + zstandard.ZstdCompressor().compress(DATA)
+    assert detect(blob[:4]) == "zstd"
+    assert _read_all(blob) == DATA

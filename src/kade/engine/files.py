@@ -1,0 +1,829 @@
+"""A container's files seen from outside: diff, commit, export and cp.
+
+Three ways to look at a container's "/", each verb using the one it needs:
+
+    changes      the overlay upper directory against the layers below it (copy
+                 driver: the container's full copy against the image's top layer);
+                 diff and commit read only what the container changed.
+    merged view  every layer as the container's root shows it, without its mounts:
+                 export, and cp with a container that is not running.
+    live root    /proc/<pid>/root, the running container's own mount namespace,
+                 volumes included: cp with a running container.
+
+Invariants:
+- A merged view is mounted only in a private mount namespace of a forked helper
+  (`_spawn`), so no mount is ever left on the host, even if Kade is killed.
+- Every path a user names inside a container is resolved with the container's
+  root as "/" (`_resolve`, archive.write_tree, archive.extract_into): no symlink
+  and no ".." in it can reach a file of the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import io
+import json
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from kade import errors
+from kade.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+
+# Mount points the runtime makes in a container's root. Docker keeps them in an
+# "init" layer below the container's own, so they never show in diff or commit.
+INIT_PATHS = frozenset({
+    "/.dockerenv", "/dev", "/dev/console", "/dev/mqueue", "/dev/pts", "/dev/shm",
+    "/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/proc", "/sys",
+    "/sys/fs/cgroup",
+})
+_INIT_FILES = frozenset(p for p in INIT_PATHS if p.startswith("/etc/") or p == "/.dockerenv")
+_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+# --- diff ------------------------------------------------------------------------
+def changes(engine, cid: str) -> list[tuple[str, str]]:
+    """Docker's diff: ("A"|"C"|"D", "/path") in walk order, parents before children."""
+    engine.containers.get(cid)
+    upper, lowers = _layer_dirs(engine.snapshots, cid)
+    full = engine.snapshots.driver != "overlay"
+    return tree_changes(upper, lowers, full=full, skip=INIT_PATHS)
+
+
+def _layer_dirs(snaps, cid: str) -> tuple[str, list[str]]:
+    """The container's own directory and the layers below it, top first."""
+    chain = snaps.chain(cid)
+    dirs = [os.path.join(snaps.root, str(info.num), "fs") for info in chain]
+    if snaps.driver == "overlay":
+        return dirs[0], dirs[1:]
+    return dirs[0], dirs[1:2]  # a copy snapshot holds all of its parent already
+
+
+def tree_changes(upper: str, lowers: list[str], *, full: bool = False,
+                 skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """What upper changes over lowers (top first).
+
+    Overlay (full=False): upper holds only changes, with overlayfs whiteouts
+    (0/0 character devices) and opaque directories. full=True: upper is a
+    whole tree, compared entry by entry. A directory is "C" when its owner or
+    mode changed or anything below it did. Paths in skip are not reported
+    themselves when they are plain files or directories (runtime mount points).
+    """
+    return _Changes(full, skip).walk(upper, lowers, "", complete=full)
+
+
+class _Changes:
+    def __init__(self, full: bool, skip: frozenset[str]) -> None:
+        self.full = full
+        self.skip = skip
+
+    def walk(self, udir: str, lowers: list[str], rel: str, complete: bool) -> list:
+        """complete: every name of lowers absent from udir was deleted (a full tree,
+        or below an opaque directory)."""
+        names = os.listdir(udir)
+        gone = set()
+        if complete:
+            present = set(names)
+            gone = {n for n in _merged_names(lowers, not self.full) if n not in present}
+        out: list[tuple[str, str]] = []
+        for name in sorted(names + list(gone)):
+            if name in gone:
+                out.append(("D", f"{rel}/{name}"))
+            else:
+                out += self._entry(udir, lowers, rel, name, complete)
+        return out
+
+    def _entry(self, udir: str, lowers: list[str], rel: str, name: str,
+               complete: bool) -> list:
+        path, upath = f"{rel}/{name}", os.path.join(udir, name)
+        st = os.lstat(upath)
+        below, below_path, below_dirs = _lookup(lowers, name, not self.full)
+        if not self.full and _is_whiteout(st):
+            return [("D", path)] if below else []
+        if stat.S_ISDIR(st.st_mode):
+            return self._dir(upath, path, st, below, below_dirs, complete)
+        if below is None:
+            kind = "A"
+        elif self.full and not _differs(below_path, upath, below, st):
+            kind = None
+        else:
+            kind = "C"
+        if kind is None or (path in self.skip and _plain(st)):
+            return []
+        return [(kind, path)]
+
+    def _dir(self, upath: str, path: str, st: os.stat_result, below, below_dirs: list[str],
+             complete: bool) -> list:
+        opaque = not self.full and _opaque(upath)
+        sub_lowers = below_dirs if below is not None and stat.S_ISDIR(below.st_mode) else []
+        sub = self.walk(upath, sub_lowers, path, complete or opaque)
+        if below is None:
+            kind = "A"
+        elif not stat.S_ISDIR(below.st_mode) or opaque or _owner_or_mode(below, st) or sub:
+            kind = "C"
+        else:
+            kind = None
+        if kind is None or (path in self.skip and not sub):
+            return sub
+        return [(kind, path)] + sub
+
+
+def _lookup(lowers: list[str], name: str, whiteouts: bool):
+    """name as the layers below show it: (lstat or None, its path, the directories
+    that make it up top first when it is a directory)."""
+    first = first_path = None
+    dirs: list[str] = []
+    for d in lowers:
+        p = os.path.join(d, name)
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if whiteouts and _is_whiteout(st):
+            break
+        if first is None:
+            first, first_path = st, p
+        if not (stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(first.st_mode)):
+            break
+        dirs.append(p)
+        if whiteouts and _opaque(p):
+            break
+    return first, first_path, dirs
+
+
+def _merged_names(dirs: list[str], whiteouts: bool) -> set[str]:
+    seen: set[str] = set()
+    hidden: set[str] = set()
+    for d in dirs:
+        for name in os.listdir(d):
+            if name in seen or name in hidden:
+                continue
+            if whiteouts and _is_whiteout(os.lstat(os.path.join(d, name))):
+                hidden.add(name)
+            else:
+                seen.add(name)
+    return seen
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, _OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _plain(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+
+
+def _owner_or_mode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid)
+
+
+def _differs(apath: str, bpath: str, a: os.stat_result, b: os.stat_result) -> bool:
+    if _owner_or_mode(a, b) or a.st_mtime_ns != b.st_mtime_ns:
+        return True
+    if stat.S_ISREG(b.st_mode):
+        return a.st_size != b.st_size
+    if stat.S_ISCHR(b.st_mode) or stat.S_ISBLK(b.st_mode):
+        return a.st_rdev != b.st_rdev
+    if stat.S_ISLNK(b.st_mode):
+        return os.readlink(apath) != os.readlink(bpath)
+    return False
+
+
+# --- commit ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommitOptions:
+    reference: str | None = None  # REPO[:TAG] to tag the new image with
+    changes: tuple[str, ...] = ()  # Dockerfile instructions (CMD, ENV, ...)
+    message: str = ""
+    author: str = ""
+    pause: bool = True
+
+
+def commit(engine, cid: str, opts: CommitOptions) -> str:
+    """A new image: the container's image plus one layer of its changes. Returns its id."""
+    from kade.oci import reference
+    from kade.util.ids import now_rfc3339
+    if opts.reference:
+        ref = reference.parse(opts.reference)
+        if ref.digest:
+            raise InvalidArgument(f'refusing to create a tag with a digest reference: '
+                                  f'"{opts.reference}"')
+    record, state = engine.containers.get(cid)
+    images = engine.images
+    image_config = images.config(record["Image"])
+    with _paused(engine, cid, state, opts.pause):
+        layer = _new_layer(engine, cid)
+    config = commit_config(image_config, record, opts, layer is None, now_rfc3339())
+    layers = image_layers(images.record(record["Image"])) + ([layer] if layer else [])
+    image_id = images.create(config, layers, [opts.reference] if opts.reference else [])
+    engine.emit("container", "commit", cid, {
+        "comment": opts.message, "imageID": image_id, "imageRef": opts.reference or "",
+        "name": record["Name"].lstrip("/"), "image": record["Config"].get("Image", "")})
+    return image_id
+
+
+@contextmanager
+def _paused(engine, cid: str, state: dict, wanted: bool) -> Iterator[None]:
+    """Docker's commit -p: freeze a running container while its layer is written."""
+    from kade.engine import lifecycle
+    if not (wanted and state["Running"] and not state["Paused"]):
+        yield
+        return
+    lifecycle.pause(engine, cid)
+    try:
+        yield
+    finally:
+        lifecycle.unpause(engine, cid)
+
+
+def commit_config(image: dict, record: dict, opts: CommitOptions, empty_layer: bool,
+                  created: str) -> dict:
+    """The new image config, as docker builds it: the container's Config with
+    the changes applied, the image's platform, and one more history entry."""
+    from kade.images import changes as changes_mod
+    cfg = changes_mod.apply(copy.deepcopy(record["Config"]), list(opts.changes))
+    image_cfg = image.get("config") or {}
+    if cfg.get("StopSignal") == "SIGTERM" and not image_cfg.get("StopSignal"):
+        del cfg["StopSignal"]  # Kade's default, not something the container chose
+    entry: dict = {"created": created,
+                   "created_by": " ".join(record["Config"].get("Cmd") or [])}
+    if opts.author:
+        entry["author"] = opts.author
+    if opts.message:
+        entry["comment"] = opts.message
+    if empty_layer:
+        entry["empty_layer"] = True
+    out = {k: image[k] for k in ("architecture", "os", "variant", "os.version", "os.features")
+           if k in image}
+    if opts.author:
+        out["author"] = opts.author
+    if opts.message:
+        out["comment"] = opts.message
+    out.update({"created": created, "config": cfg,
+                "history": list(image.get("history") or []) + [entry],
+                "rootfs": {"type": "layers", "diff_ids": []}})
+    return out
+
+
+def image_layers(rec: dict) -> list:
+    """An image record's layers as ImageService.create takes them."""
+    from kade.images import LayerInput
+    from kade.oci.descriptor import Descriptor
+    return [LayerInput(Descriptor(lay["mediaType"], lay["digest"], lay["size"]), lay["diff_id"])
+            for lay in rec["layers"]]
+
+
+def _new_layer(engine, cid: str):
+    """The container's changes as a layer in the content store; None when empty."""
+    tmp_dir = os.path.join(engine.root, "tmp")
+    os.makedirs(tmp_dir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
+        write_container_layer(engine, cid, tmp)
+        tmp.seek(0)
+        if not tmp.read(512).strip(b"\0"):
+            return None  # only the end-of-archive marker
+        tmp.seek(0)
+        drop = _init_files(engine, cid)
+        stream = tmp if not drop else rewrite_tar(tmp, lambda m: _drop_init(m, drop))
+        return engine.images.ingest_layer(stream)
+
+
+def write_container_layer(engine, cid: str, out: BinaryIO) -> None:
+    """An OCI layer tar of what the container changed (docker's layer of a commit)."""
+    from kade import archive
+    snaps = engine.snapshots
+    upper, lowers = _layer_dirs(snaps, cid)
+    if snaps.driver == "overlay":
+        archive.write_layer(out, upper, lowers=lowers)
+        return
+    with tempfile.TemporaryDirectory(dir=os.path.join(engine.root, "tmp")) as empty:
+        archive.write_changes(out, lowers[0] if lowers else empty, upper)
+
+
+def _init_files(engine, cid: str) -> set[str]:
+    """Runtime-made mount point files the container's layer would carry."""
+    upper, _ = _layer_dirs(engine.snapshots, cid)
+    found = set()
+    for path in _INIT_FILES:
+        try:
+            if stat.S_ISREG(os.lstat(upper + path).st_mode):
+                found.add(path.lstrip("/"))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return found
+
+
+def _drop_init(m: tarfile.TarInfo, drop: set[str]) -> tarfile.TarInfo | None:
+    name = m.name.removeprefix("./").strip("/")
+    return None if m.isreg() and name in drop else m
+
+
+# --- tar streams rewritten on the fly --------------------------------------------
+def rewrite_tar(src: BinaryIO, fn: Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
+                ) -> BinaryIO:
+    """A readable tar stream: src's members passed through fn (None drops one)."""
+    return io.BufferedReader(_Rewritten(src, fn), 1 << 16)  # type: ignore[arg-type]
+
+
+def rebased(src: BinaryIO, old: str, new: str) -> BinaryIO:
+    """src with its top-level name old renamed new, like docker's cp does when it
+    copies to a new name. old "." means the archive holds a directory's contents:
+    they go below new."""
+    def rebase(name: str) -> str:
+        clean = name.removeprefix("./")
+        if old == ".":
+            return new + "/" + clean if clean not in ("", ".") else new
+        if clean == old or clean.startswith(old + "/"):
+            return new + clean[len(old):]
+        return name
+
+    def member(m: tarfile.TarInfo) -> tarfile.TarInfo:
+        m.name = rebase(m.name)
+        if m.islnk():
+            m.linkname = rebase(m.linkname)
+        return m
+    return rewrite_tar(src, member)
+
+
+class _Rewritten(io.RawIOBase):
+    def __init__(self, src: BinaryIO, fn: Callable) -> None:
+        try:
+            self._tar = tarfile.open(fileobj=src, mode="r|", errors="surrogateescape")
+        except tarfile.TarError as e:
+            raise InvalidArgument(f"archive is not a valid tar: {e}") from None
+        self._parts = self._generate(fn)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._parts, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _generate(self, fn: Callable) -> Iterator[bytes]:
+        try:
+            for m in self._tar:
+                data = self._tar.extractfile(m) if m.isreg() else None
+                m = fn(m)
+                if m is None:
+                    continue
+                yield from _member_bytes(m, data)
+        except tarfile.TarError as e:
+            raise InvalidArgument(f"archive is not a valid tar: {e}") from None
+        yield b"\0" * 1024
+
+
+def _member_bytes(m: tarfile.TarInfo, data) -> Iterator[bytes]:
+    # A changed name must win over the one a pax header carried in.
+    m.pax_headers = {k: v for k, v in m.pax_headers.items() if k not in ("path", "linkpath")}
+    if m.issparse():
+        m.type = tarfile.REGTYPE  # extractfile gives the expanded data
+    yield m.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    left = m.size if data is not None else 0
+    while left:
+        chunk = data.read(min(left, 1 << 20))
+        if not chunk:
+            raise InvalidArgument(f'archive entry "{m.name}" is truncated')
+        left -= len(chunk)
+        yield chunk
+    if data is not None and m.size % 512:
+        yield b"\0" * (512 - m.size % 512)
+
+
+# --- where a helper finds the container's root ------------------------------------
+@dataclass(frozen=True)
+class ContainerRoot:
+    """The container's "/" for a helper process: path, after mounting there
+    (source, fstype, flags, data) in a private mount namespace when mount is set."""
+
+    path: str
+    mount: tuple[str, str, int, str] | None = None
+
+
+def container_root(engine, cid: str, *, live: bool = True, writable: bool = False
+                   ) -> ContainerRoot:
+    """live: a running container's own root (with its volumes); otherwise the
+    merged view of its layers, read-only unless writable (never while running)."""
+    from kade.engine.containers import pid_alive
+    from kade.runtime.linux import MS_RDONLY
+    _, state = engine.containers.get(cid)
+    running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
+    if running and live:
+        return ContainerRoot(f"/proc/{state['Pid']}/root")
+    if running and writable:
+        raise Conflict(f"container {cid} is running")
+    snaps = engine.snapshots
+    upper, lowers = _layer_dirs(snaps, cid)
+    if snaps.driver != "overlay" or not lowers:
+        return ContainerRoot(upper)
+    target = os.path.join(engine.containers.bundle(cid), "rootfs")
+    os.makedirs(target, exist_ok=True)
+    if writable:
+        m = snaps.mounts(cid)[0]
+        return ContainerRoot(target, (m.source, m.type, 0, ",".join(m.options)))
+    # The upper directory as the top lower layer: a read-only view that shares
+    # no workdir with a mount the running container may have.
+    return ContainerRoot(target, ("overlay", "overlay", MS_RDONLY,
+                                  "lowerdir=" + ":".join([upper, *lowers])))
+
+
+# --- helper processes --------------------------------------------------------------
+# A helper gets the root, a data pipe end (a tar, in or out) and a report function;
+# it sends JSON lines: {"stat": ...}, {"ready": ...}, {"error": msg, "kind": class}.
+Work = Callable[[str, int, Callable[[dict], None]], None]
+
+
+class _Child:
+    def __init__(self, pid: int, data_fd: int, report_fd: int, to_child: bool) -> None:
+        self.pid = pid
+        self.data = os.fdopen(data_fd, "wb" if to_child else "rb")
+        self._reports = os.fdopen(report_fd, "rb")
+        self._status: int | None = None
+
+    def expect(self, key: str) -> dict:
+        """The helper's first report, which says it got going; raises its error."""
+        line = self._reports.readline()
+        msg = json.loads(line) if line else None
+        if msg is None or key not in msg:
+            self.close()
+            raise _error_of(msg, self._status)
+        return msg[key]
+
+    def finish(self) -> None:
+        """Wait for the helper; raise what went wrong in it."""
+        self._close_data()
+        msgs = [json.loads(line) for line in self._reports]
+        self.close()
+        failed = [m for m in msgs if "error" in m]
+        if failed or self._status != 0:
+            raise _error_of(failed[0] if failed else None, self._status)
+
+    def close(self) -> None:
+        self._close_data()
+        if self._status is None:
+            self._reports.close()
+            _, status = os.waitpid(self.pid, 0)
+            self._status = os.waitstatus_to_exitcode(status)
+
+    def _close_data(self) -> None:
+        try:
+            self.data.close()
+        except BrokenPipeError:
+            pass
+
+
+def _error_of(msg: dict | None, status: int | None) -> Exception:
+    if msg and "error" in msg:
+        cls = getattr(errors, msg.get("kind", ""), None)
+        if not (isinstance(cls, type) and issubclass(cls, errors.KadeError)):
+            cls = FailedPrecondition
+        return cls(msg["error"])
+    return FailedPrecondition(f"file helper process failed (exit status {status})")
+
+
+def _spawn(root: ContainerRoot, work: Work, *, to_child: bool) -> _Child:
+    data_r, data_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked child
+        mine = data_r if to_child else data_w
+        _helper_main(root, work, mine, rep_w, (data_w if to_child else data_r, rep_r))
+    os.close(rep_w)
+    os.close(data_r if to_child else data_w)
+    return _Child(pid, data_w if to_child else data_r, rep_r, to_child)
+
+
+def _helper_main(root: ContainerRoot, work: Work, data_fd: int, rep_fd: int,
+                 others: tuple[int, int]) -> None:  # pragma: no cover - forked child
+    code = 0
+    try:
+        for fd in others:
+            os.close(fd)
+        work(_enter(root), data_fd, lambda msg: _send(rep_fd, msg))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the caller
+        _send(rep_fd, _report_of(e))
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _enter(root: ContainerRoot) -> str:
+    """In the helper: mount the view, in a mount namespace nothing propagates from."""
+    if root.mount is None:
+        return root.path
+    from kade.runtime import linux as L
+    sc = L.Syscalls()
+    source, fstype, flags, data = root.mount
+    try:
+        sc.unshare(L.CLONE_NEWNS)
+        sc.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+        sc.mount(source, root.path, fstype, flags, data or None)
+    except OSError as e:
+        raise FailedPrecondition(f"cannot mount the container's root at \"{root.path}\": "
+                                 f"{e.strerror or e}") from None
+    return root.path
+
+
+def _send(fd: int, msg: dict) -> None:
+    data = (json.dumps(msg) + "\n").encode()
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _report_of(e: BaseException) -> dict:
+    if isinstance(e, errors.KadeError):
+        return {"error": str(e), "kind": type(e).__name__}
+    if isinstance(e, OSError):
+        return {"error": e.strerror or str(e), "kind": "FailedPrecondition"}
+    return {"error": f"{type(e).__name__}: {e}", "kind": "FailedPrecondition"}
+
+
+# --- paths inside a container -------------------------------------------------------
+@dataclass(frozen=True)
+class PathStat:
+    """Docker's container path stat: name, size, mode (st_mode), mtime, link target."""
+
+    name: str
+    size: int
+    mode: int
+    mtime: float
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "size": self.size, "mode": self.mode, "mtime": self.mtime,
+                "linkTarget": self.link_target}
+
+    @classmethod
+    def from_json(cls, d: dict) -> PathStat:
+        return cls(d["name"], d["size"], d["mode"], d["mtime"], d.get("linkTarget", ""))
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_LINKS = 40
+
+
+def _resolve(root_fd: int, path: str, follow: bool) -> tuple[int, str, list[str]]:
+    """Resolve path with root_fd as "/", by hand, one component at a time.
+
+    Returns a new descriptor of the directory holding the last component, that
+    name ("" when path ends in "/", "." or ".."), and the real path's components.
+    Symlinks resolve inside the root (absolute targets restart at it, ".." stops
+    at it); a last one only when follow. A missing last component is no error
+    here; a missing directory on the way raises FileNotFoundError.
+    """
+    todo = path.split("/")[::-1]
+    fds = [os.dup(root_fd)]
+    names: list[str] = []
+    links = 0
+    try:
+        while todo:
+            c = todo.pop()
+            if c in ("", ".", ".."):
+                if c == ".." and names:
+                    os.close(fds.pop())
+                    names.pop()
+                continue
+            last = not todo  # "a/" leaves [""]: a directory is wanted, opened below
+            try:
+                st = os.lstat(c, dir_fd=fds[-1])
+            except FileNotFoundError:
+                if last:
+                    return os.dup(fds[-1]), c, names + [c]
+                raise
+            if stat.S_ISLNK(st.st_mode) and (follow or not last):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+                target = os.readlink(c, dir_fd=fds[-1])
+                if target.startswith("/"):
+                    while len(fds) > 1:
+                        os.close(fds.pop())
+                    names.clear()
+                todo.extend(target.split("/")[::-1])
+                continue
+            if last:
+                return os.dup(fds[-1]), c, names + [c]
+            fds.append(os.open(c, _DIR_FLAGS, dir_fd=fds[-1]))  # ENOTDIR for a file
+            names.append(c)
+        return os.dup(fds[-1]), "", names
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _stat_in(root: str, path: str, follow: bool, ref: str) -> PathStat:
+    """Docker's stat of a container path; NotFound in docker's words."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            pfd, name, real = _resolve(root_fd, path, follow)
+            try:
+                st = os.lstat(name, dir_fd=pfd) if name else os.fstat(pfd)
+            finally:
+                os.close(pfd)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {ref}") from None
+        target = ""
+        if stat.S_ISLNK(st.st_mode):
+            pfd, name, real = _resolve(root_fd, path, True)
+            os.close(pfd)
+            target = "/" + "/".join(real)
+    finally:
+        os.close(root_fd)
+    return PathStat(real[-1] if real else "/", st.st_size, st.st_mode, st.st_mtime, target)
+
+
+def _tree_path(path: str, follow: bool) -> tuple[str, bool]:
+    """path and follow as archive.write_tree takes them: a trailing "/" asks for
+    the directory itself (write_tree would give its contents) through a symlink."""
+    stripped = path.rstrip("/")
+    if stripped == path or stripped.endswith("/."):
+        return path, follow
+    return stripped or "/", True
+
+
+def stat_path(engine, cid: str, path: str, *, follow: bool = False,
+              ref: str | None = None) -> PathStat:
+    """Docker's HEAD /containers/{id}/archive."""
+    label = ref or cid
+
+    def work(root: str, fd: int, report) -> None:
+        os.close(fd)
+        report({"stat": _stat_in(root, path, follow, label).to_json()})
+    child = _spawn(container_root(engine, cid), work, to_child=False)
+    try:
+        found = child.expect("stat")
+    finally:
+        child.close()
+    return PathStat.from_json(found)
+
+
+@contextmanager
+def open_archive(engine, cid: str, path: str, *, follow: bool = False,
+                 ref: str | None = None) -> Iterator[tuple[PathStat, BinaryIO]]:
+    """Docker's GET /containers/{id}/archive: the path's stat (through a last
+    symlink when follow) and a tar of it, named by its base name ("dir/." gives
+    the directory's contents)."""
+    from kade.archive import write_tree
+    label = ref or cid
+    tree_path, tree_follow = _tree_path(path, follow)
+
+    def work(root: str, fd: int, report) -> None:
+        report({"stat": _stat_in(root, path, follow, label).to_json()})
+        with open(fd, "wb") as out:
+            write_tree(out, root, [tree_path], follow=tree_follow)
+    with _reading(container_root(engine, cid), work) as (found, stream):
+        yield PathStat.from_json(found), stream
+    engine.emit("container", "archive-path", cid, {"path": path})
+
+
+@contextmanager
+def export(engine, cid: str) -> Iterator[BinaryIO]:
+    """A tar of the container's merged root file system, without its mounts."""
+    from kade.archive import write_tree
+
+    def work(root: str, fd: int, report) -> None:
+        report({"stat": {}})
+        with open(fd, "wb") as out:
+            write_tree(out, root)
+    with _reading(container_root(engine, cid, live=False), work) as (_, stream):
+        yield stream
+    engine.emit("container", "export", cid)
+
+
+@contextmanager
+def _reading(root: ContainerRoot, work: Work) -> Iterator[tuple[dict, BinaryIO]]:
+    child = _spawn(root, work, to_child=False)
+    try:
+        found = child.expect("stat")
+        yield found, child.data  # type: ignore[misc]
+        while child.data.read(1 << 16):  # type: ignore[attr-defined]
+            pass  # what the caller left, so the helper can finish writing
+    except BaseException:
+        child.close()  # the helper sees a broken pipe and stops
+        raise
+    child.finish()
+
+
+def put_archive(engine, cid: str, dest_dir: str, produce: Callable[[BinaryIO], None], *,
+                owners: bool = False, rebase: tuple[str, str] | None = None,
+                arrives: tuple[str, bool] | None = None, absolute: str = "refuse",
+                ref: str | None = None) -> None:
+    """Docker's PUT /containers/{id}/archive: extract the tar produce() writes into
+    directory dest_dir of the container (running: its live root; otherwise its
+    layers, through overlayfs so removals become whiteouts).
+
+    rebase renames the archive's top-level name (see rebased); arrives is
+    (name, is_dir) of what lands in dest_dir, checked first, as docker does, so
+    that a directory never replaces a file or the other way round.
+    """
+    from kade.archive import extract_into
+    label = ref or cid
+
+    def work(root: str, fd: int, report) -> None:
+        where = _stat_in(root, dest_dir, True, label)
+        if not where.is_dir:
+            raise InvalidArgument(f'destination "{label}:{dest_dir}" must be a directory')
+        if arrives:
+            _check_overwrite(root, dest_dir, arrives, label)
+        report({"ready": True})
+        with open(fd, "rb") as src:
+            stream = rebased(src, *rebase) if rebase else src
+            extract_into(stream, root, dest_dir, owners=owners, absolute=absolute)
+    root = container_root(engine, cid, writable=True)
+    child = _spawn(root, work, to_child=True)
+    try:
+        child.expect("ready")
+        try:
+            produce(child.data)  # type: ignore[arg-type]
+        except BrokenPipeError:
+            pass  # the helper failed; finish() says why
+    except BaseException:
+        child.close()
+        raise
+    child.finish()
+    engine.emit("container", "extract-to-dir", cid, {"path": dest_dir})
+
+
+def _check_overwrite(root: str, dest_dir: str, arrives: tuple[str, bool], label: str) -> None:
+    name, is_dir = arrives
+    if name in (".", ""):
+        return
+    target = dest_dir.rstrip("/") + "/" + name
+    try:
+        there = _stat_in(root, target, False, label)
+    except NotFound:
+        return
+    if there.is_dir and not is_dir:
+        raise InvalidArgument(f'cannot overwrite directory "{target}" with non-directory')
+    if not there.is_dir and is_dir:
+        raise InvalidArgument(f'cannot overwrite non-directory "{target}" with directory')
+
+
+# --- docker cp's rules --------------------------------------------------------------
+@dataclass(frozen=True)
+class CopyPlan:
+    source: str  # the path to archive
+    dest_dir: str  # the existing directory to extract into
+    rebase: tuple[str, str] | None  # the archive's top-level name -> the name it gets
+
+    @property
+    def arrives(self) -> str:
+        """The name that lands in dest_dir ("." for a directory's contents)."""
+        return self.rebase[1] if self.rebase else base_name(self.source)
+
+
+def base_name(path: str) -> str:
+    """The name docker's archive of path has: "." when it holds contents only."""
+    stripped = path.rstrip("/")
+    if stripped in ("", ".") or stripped.endswith("/."):
+        return "."
+    return os.path.basename(stripped)
+
+
+def plan_copy(src: str, src_is_dir: bool, dst: str, dst_exists: bool,
+              dst_is_dir: bool) -> CopyPlan:
+    """Where docker cp puts src (file or directory) given what dst is.
+
+    dst an existing directory: src goes into it (its contents with "src/.");
+    otherwise src takes dst's name, in dst's parent, which must exist.
+    """
+    if dst_exists and dst_is_dir:
+        return CopyPlan(src, dst, None)
+    if dst_exists and src_is_dir:
+        raise InvalidArgument("cannot copy directory")
+    if not dst_exists and not src_is_dir and dst.endswith("/"):
+        raise NotFound("no such directory")
+    stripped = src.rstrip("/")
+    if src_is_dir and stripped.endswith("/.") and stripped[:-2]:
+        src = stripped[:-2]  # "dir/." to a new name is "dir" renamed: it keeps its mode
+    parent, new = os.path.split(dst.rstrip("/") or "/")
+    old = base_name(src)
+    return CopyPlan(src, parent or ".", (old, new) if old != new else None)
