@@ -348,7 +348,9 @@ def events(engine, *, since: float | None = None, until: float | None = None,
         seq = max((s for s, _ in db.events()), default=0)  # only what happens from now on
     start = since or 0.0
     while True:
-        for seq, record in db.events(after_seq=seq, since=start):
+        batch = db.events(after_seq=seq, since=start)
+        for number, record in batch:
+            seq = number
             t = record.get("timeNano", 0) / 1e9
             if until is not None and t > until:
                 return
