@@ -9,6 +9,7 @@ GNU long-name/long-link member ('L'/'K'), which apply to the next header only.
 from __future__ import annotations
 
 import struct
+from zlib import adler32
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -109,18 +110,22 @@ def parse_number(field: bytes) -> int:
 
 
 def _num(field: bytes) -> int:
-    try:
-        return int(field.strip(b" \x00") or b"0", 8)
-    except ValueError:  # base-256, or junk after the terminating NUL
+    try:  # the common shape: zero-padded octal digits and one NUL
+        return int(field[:-1], 8)
+    except ValueError:  # spaces, empty fields, base-256, junk after the NUL
         return parse_number(field)
 
 
 def parse_header(h: bytes) -> Entry:
-    """Parse one non-zero header block into an Entry (pax/GNU not yet applied)."""
+    """Parse one non-zero header block into an Entry (pax/GNU not yet applied).
+
+    The checksum is compared modulo 65521 first: the low half of adler32 is
+    1 + the byte sum modulo 65521, a sum at C speed. A mismatch there gets the
+    exact check."""
     (name, mode, uid, gid, size, mtime, chksum, kind, linkname, magic, _version, _uname,
      _gname, major, minor, prefix) = _FIELDS.unpack(h)
-    if _num(chksum) != sum(h) - sum(chksum) + _CHKSUM_SPACES:
-        _check_signed_sum(h)
+    if (_checksum(chksum) - _CHKSUM_SPACES + sum(chksum)) % 65521 != (adler32(h) - 1) & 0xFFFF:
+        _check_sums(h)
     name = name.partition(b"\x00")[0]
     if magic == _POSIX_MAGIC and prefix[0]:
         name = prefix.partition(b"\x00")[0] + b"/" + name
@@ -133,11 +138,23 @@ def parse_header(h: bytes) -> Entry:
     return e
 
 
-def _check_signed_sum(h: bytes) -> None:
-    # Some old tars summed the header as signed chars.
+def _checksum(field: bytes) -> int:
+    if field[6] in (0, 0x20):  # the usual "%06o\0 "
+        try:
+            return int(field[:6], 8)
+        except ValueError:
+            pass
+    return parse_number(field)
+
+
+def _check_sums(h: bytes) -> None:
+    """The exact check, unsigned then signed (some old tars summed signed chars)."""
+    stored = parse_number(h[148:156])
+    if stored == sum(h) - sum(h[148:156]) + _CHKSUM_SPACES:
+        return
     signed = sum(b - 256 if b > 127 else b for b in h)
     signed -= sum(b - 256 if b > 127 else b for b in h[148:156])
-    if parse_number(h[148:156]) != signed + _CHKSUM_SPACES:
+    if stored != signed + _CHKSUM_SPACES:
         raise FormatError("bad header checksum")
 
 

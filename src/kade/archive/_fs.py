@@ -112,16 +112,9 @@ class RootDir:
         return fd
 
     def _open_child(self, pfd: int, name: str, rel: str, create: bool) -> int:
-        try:
-            return os.open(name, DIR_FLAGS, dir_fd=pfd)
-        except FileNotFoundError:
-            if not create:
-                raise
-            os.mkdir(name, 0o755, dir_fd=pfd)
-            return os.open(name, DIR_FLAGS, dir_fd=pfd)
-        except OSError as e:
-            if e.errno not in _NOT_FOLLOWED:
-                raise
+        fd = self._try_open(pfd, name, create)
+        if fd >= 0:
+            return fd
         self._followed = True
         return self.walk(rel, create=create)[0]
 

@@ -69,8 +69,12 @@ class TarReader:
     def copy_to(self, fd: int, size: int) -> None:
         """Write the current member's data (size bytes) to fd."""
         self._consume(size, fd)
-        self._consume(self._left - size)
+        pad = self._left - size
         self._left = 0
+        if self._end - self._pos >= pad:
+            self._pos += pad
+        else:
+            self._consume(pad)
 
     def read_data(self, size: int) -> bytes:
         chunks = bytearray()

@@ -15,8 +15,10 @@ from typing import BinaryIO
 
 from kade.archive import _format as fmt
 from kade.archive._fs import proc_path
+from kade.errors import FailedPrecondition
 
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a file swapped for a fifo since lstat must not hang the open.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _FLUSH_AT = 1 << 20
 _CHUNK = 1 << 20
 _KINDS = {
@@ -95,6 +97,8 @@ class TarWriter:
             return
         fd = os.open(name, _READ_FLAGS, dir_fd=pfd)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FailedPrecondition(f'"{arcname}" changed type while being archived')
             left = size
             while left:
                 chunk = os.read(fd, min(left, _CHUNK))

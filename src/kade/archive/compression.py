@@ -15,7 +15,9 @@ from kade.errors import InvalidArgument
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 KINDS = ("gzip", "zstd", "none")
-DEFAULT_GZIP_LEVEL = 1  # isal's fastest real level; about zlib -1 speed, zlib -4 size
+# isal levels run 0 to 3; on layers 2 measured as fast as 1 and 2% smaller,
+# both about 10x faster than zlib -6 at nearly its size.
+DEFAULT_GZIP_LEVEL = 2
 DEFAULT_ZSTD_LEVEL = 3
 
 

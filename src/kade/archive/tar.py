@@ -143,8 +143,8 @@ class _Extractor:
     def _clean(self, name: str, what: str) -> str:
         if name.startswith("/") and self.refuse_absolute:
             raise InvalidArgument(f'{what} "{name}": absolute paths are refused')
-        if ".." not in name:
-            return "/".join(c for c in name.split("/") if c and c != ".")
+        if not name.startswith((".", "/")) and "/." not in name and "//" not in name:
+            return name.rstrip("/")  # no empty, "." or ".." components: clean already
         return "/".join(lexical(name))
 
     def _apply(self, e: fmt.Entry) -> None:

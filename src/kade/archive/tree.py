@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from kade.archive._fs import Escape, RootDir, clamped
 from kade.archive._writer import TarWriter, children, open_dir, read_xattrs
-from kade.errors import NotFound
+from kade.errors import InvalidArgument, NotFound
 
 
 def write_tree(out: BinaryIO, root: str, paths: list[str] | None = None, *, prefix: str = "",
@@ -19,9 +19,10 @@ def write_tree(out: BinaryIO, root: str, paths: list[str] | None = None, *, pref
     Without paths the members are root's contents ("etc/", "etc/hosts", ...).
     Each path is resolved with root as "/" (its symlinks cannot leave root) and
     becomes a member named by its base name, a directory with its contents
-    below it; a path ending in "/." gives the directory's contents instead.
-    follow dereferences a path that is itself a symlink (docker cp -L);
-    symlinks inside the tree are never followed. prefix goes before every name.
+    below it, as docker cp does: "dir/." gives the directory's contents
+    instead, "dir/" must be a directory (through a last symlink too). follow
+    dereferences a path that is itself a symlink (docker cp -L); symlinks
+    inside the tree are never followed. prefix goes before every name.
     """
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -36,15 +37,18 @@ def write_tree(out: BinaryIO, root: str, paths: list[str] | None = None, *, pref
 
 def _path(w: TarWriter, rd: RootDir, path: str, prefix: str, follow: bool) -> None:
     parts = clamped(path)
-    contents = path.endswith(("/.", "/")) or not parts
+    contents = path.endswith("/.") or not parts
+    as_dir = contents or path.endswith("/")  # "dir/" goes through a last symlink
     try:
-        real = rd.real_path("/".join(parts), follow=follow or contents)
+        real = rd.real_path("/".join(parts), follow=follow or as_dir)
         head, _, name = real.rpartition("/")
         pfd = rd.dir_fd(head, create=False)
         st = os.lstat(name, dir_fd=pfd) if name else os.fstat(pfd)
     except (FileNotFoundError, NotADirectoryError, Escape):
         raise NotFound(f'path "{path}" not found in the container') from None
-    if contents and stat.S_ISDIR(st.st_mode):
+    if as_dir and not stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument(f'path "{path}" is not a directory')
+    if contents:
         fd = open_dir(pfd, name) if name else os.dup(pfd)
         try:
             _contents(w, fd, prefix)

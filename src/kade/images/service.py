@@ -96,8 +96,8 @@ class ImageService:
                 key = f"extract-{os.getpid()}-{os.urandom(4).hex()}"
                 self.snapshots.prepare(key, parent)
                 try:
-                    with self.content.open(layer.descriptor.digest) as raw:
-                        stream = open_decompressed(raw)
+                    with self.content.open(layer.descriptor.digest) as raw, \
+                            open_decompressed(raw) as stream:
                         apply_layer(stream, self.snapshots.upper_dir(key),
                                     whiteouts=self.snapshots.whiteouts)
                     self._commit_snapshot(chain_id, key)

@@ -117,6 +117,11 @@ def test_write_tree_paths_like_docker_cp(src: Path) -> None:
     assert names(["/var/run/passwd"]) == ["passwd"]
     assert names(["/var/run"]) == ["run"]  # the symlink itself
     assert names(["/var/run"], follow=True)[:2] == ["run", "run/abs"]
+    assert names(["/var/run/"])[:2] == ["run", "run/abs"]
+    assert names(["/var/run/."])[:2] == ["abs", "link"]
+    assert names(["/"])[:2] == ["bin", "bin/su"]
+    with pytest.raises(InvalidArgument, match="not a directory"):
+        names(["/etc/passwd/"])
     assert names(["/etc/passwd"], prefix="x") == ["x/passwd"]
     assert names(["/../../etc/passwd"]) == ["passwd"]
     with pytest.raises(NotFound):
