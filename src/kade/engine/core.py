@@ -72,6 +72,16 @@ class Engine:
         from kade.engine.containers import Containers
         return Containers(self)
 
+    def close_handles(self) -> None:
+        """Close the database and drop everything holding it. Must precede fork():
+        SQLite state copied into a child makes it skip real locks, and then the
+        parent's exit checkpoints away the WAL the child still writes into."""
+        db = self.__dict__.pop("db", None)
+        if db is not None:
+            db.conn.close()
+        for name in ("snapshots", "images", "volumes", "containers"):
+            self.__dict__.pop(name, None)
+
     # --- events --------------------------------------------------------------
     def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None) -> None:
         t = time.time()

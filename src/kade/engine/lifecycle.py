@@ -262,7 +262,7 @@ def start(engine, cid: str, attach: dict | None = None) -> Started:
     if state["Running"]:
         return Started(-1, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})
-    fd = monitor.spawn(engine.root, engine.driver, cid, attach)
+    fd = monitor.spawn(engine, cid, attach)
     holder = Started(fd, {})
     msg = _read_msg(fd, holder) or {"error": "container monitor died", "kind": "KadeError"}
     if "error" in msg:

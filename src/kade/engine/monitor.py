@@ -21,8 +21,10 @@ from kade.errors import CommandNotFound, CommandNotInvocable, KadeError
 RESTART_BACKOFF_MAX = 60.0
 
 
-def spawn(root: str, driver: str, cid: str, attach: dict | None) -> int:
+def spawn(engine, cid: str, attach: dict | None) -> int:
     """Fork the monitor; returns the read end of its report pipe."""
+    root, driver = engine.root, engine.driver
+    engine.close_handles()  # reopened lazily; see Engine.close_handles
     r, w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
