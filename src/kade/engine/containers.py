@@ -9,7 +9,6 @@ monitor and process are both gone is exited, whatever the row says.
 from __future__ import annotations
 
 import os
-import shutil
 
 from kade.engine import records
 from kade.engine.options import CreateOptions
@@ -208,6 +207,7 @@ class Containers:
             pass
         if engine.snapshots.exists(cid):
             engine.snapshots.remove(cid)
+        import shutil
         shutil.rmtree(self.bundle(cid), ignore_errors=True)
         if record and remove_volumes:
             engine.volumes.remove_anonymous(_vol_mounts(record))

@@ -6,7 +6,7 @@ import json
 import os
 import signal as _signal
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kade.engine.containers import pid_alive, pid_start
 from kade.errors import (CommandNotFound, CommandNotInvocable, Conflict, FailedPrecondition,
@@ -33,11 +33,7 @@ def parse_signal(text: str | int) -> int:
 
 
 # --- what the monitor needs to run a container -----------------------------------
-@dataclass
-class Prepared:
-    bundle: str
-    spec: dict
-    rootfs_mounts: list
+Prepared = namedtuple("Prepared", "bundle spec rootfs_mounts")
 
 
 def prepare_run(engine, cid: str, record: dict) -> Prepared:
@@ -58,8 +54,7 @@ def prepare_run(engine, cid: str, record: dict) -> Prepared:
 
 
 def _at_root(mount):
-    from dataclasses import replace
-    return replace(mount, target="/")
+    return mount._replace(target="/")
 
 
 def _init_binary() -> str:

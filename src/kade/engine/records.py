@@ -7,18 +7,20 @@ because the monitor rewrites it while the record stays put).
 from __future__ import annotations
 
 import os
-import re
 
 from kade.engine.options import CreateOptions
 from kade.errors import InvalidArgument
 from kade.util.ids import now_rfc3339
 
-_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _POLICIES = ("no", "always", "unless-stopped", "on-failure")
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
+    bare = name[1:] if name.startswith("/") else name
+    # docker's ^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$, without importing re on every run
+    if len(bare) < 2 or not (bare[0].isascii() and bare[0].isalnum()) or \
+            not set(bare) <= _NAME_CHARS:
         raise InvalidArgument(f"invalid container name ({name}), only "
                               "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import BinaryIO
+from collections import namedtuple
 
 from kade.content import ContentStore
 from kade.errors import Conflict, InvalidArgument, NotFound
@@ -19,12 +18,8 @@ from kade.snapshots import Snapshotter
 from kade.util.ids import now_rfc3339
 
 
-@dataclass(frozen=True)
-class LayerInput:
-    """A layer blob already in the content store."""
-
-    descriptor: Descriptor
-    diff_id: str
+# a layer blob already in the content store, and the digest of its uncompressed tar
+LayerInput = namedtuple("LayerInput", "descriptor diff_id")
 
 
 def canonical_json(obj) -> bytes:
@@ -81,7 +76,7 @@ class ImageService:
         return json.loads(self.content.read(image_id))
 
     # --- creating ------------------------------------------------------------
-    def ingest_layer(self, stream: BinaryIO, media_type: str = mt.DOCKER_LAYER) -> LayerInput:
+    def ingest_layer(self, stream, media_type: str = mt.DOCKER_LAYER) -> LayerInput:
         """Store an uncompressed layer tar; its digest is its diff_id."""
         d = self.content.ingest(stream)
         return LayerInput(Descriptor(media_type, d, self.content.size(d)), d)

@@ -6,9 +6,12 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 from kade.errors import AlreadyExists, NotFound
+
+if TYPE_CHECKING:  # typing costs ~5 ms at import
+    from typing import Iterator
 
 MIGRATIONS = [
     """

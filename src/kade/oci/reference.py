@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kade.errors import InvalidArgument
 
@@ -32,12 +32,8 @@ def _full() -> re.Pattern:
     return _FULL
 
 
-@dataclass(frozen=True)
-class Reference:
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+class Reference(namedtuple("Reference", "domain path tag digest", defaults=(None, None))):
+    __slots__ = ()
 
     @property
     def repository(self) -> str:
@@ -55,7 +51,7 @@ class Reference:
         out = f":{self.tag}" if self.tag else ""
         return out + (f"@{self.digest}" if self.digest else "")
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # noqa: D105 - the full normalised form
         return self.repository + self._suffix()
 
     def with_tag(self, tag: str) -> "Reference":

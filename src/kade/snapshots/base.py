@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kade.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from kade.metadata import DB
@@ -15,14 +14,8 @@ from kade.oci.mount import Mount
 DRIVERS = ("overlay", "copy")
 
 
-@dataclass(frozen=True)
-class Info:
-    key: str
-    num: int
-    parent: str | None
-    kind: str  # "active" | "committed"
-    created: float
-    size: int | None
+# kind is "active" or "committed"; size is known once committed
+Info = namedtuple("Info", "key num parent kind created size")
 
 
 class Snapshotter:
@@ -177,6 +170,7 @@ class CopySnapshotter(Snapshotter):
             os.mkdir(fs, 0o755)
             return
         src = os.path.join(self.root, str(self.stat(parent).num), "fs")
+        import subprocess
         # cp -a keeps owners, modes, links, devices and xattrs; reflinks where it can
         subprocess.run(["cp", "-a", "--reflink=auto", src, fs], check=True)
 

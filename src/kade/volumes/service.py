@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 
 from kade.errors import Conflict, InvalidArgument, NotFound
 from kade.metadata import DB
 from kade.util.ids import new_id, now_rfc3339
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-@dataclass
+def _valid_name(name: str) -> bool:
+    """docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+, without importing re on every run."""
+    return len(name) > 1 and name[0].isascii() and name[0].isalnum() and \
+        set(name) <= _NAME_CHARS
+
+
 class PlannedMount:
-    type: str  # bind | volume | tmpfs
-    source: str
-    destination: str
-    readonly: bool = False
-    name: str = ""
-    anonymous: bool = False
-    copy_up: bool = False
-    options: dict = field(default_factory=dict)
+    """One mount of a container as planned at create; type is bind, volume or tmpfs."""
+
+    FIELDS = ("type", "source", "destination", "readonly", "name", "anonymous", "copy_up",
+              "options")
+
+    def __init__(self, type: str, source: str, destination: str, readonly: bool = False,
+                 name: str = "", anonymous: bool = False, copy_up: bool = False,
+                 options: dict | None = None):
+        self.type, self.source, self.destination = type, source, destination
+        self.readonly, self.name, self.anonymous = readonly, name, anonymous
+        self.copy_up, self.options = copy_up, dict(options or {})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PlannedMount) and self.to_json() == other.to_json()
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {f: getattr(self, f) for f in self.FIELDS}
 
     @classmethod
     def from_json(cls, d: dict) -> "PlannedMount":
@@ -147,7 +154,7 @@ def _tmpfs_opts(size: str, mode: str) -> dict:
 
 
 def _check_volume_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _valid_name(name):
         raise InvalidArgument(f'"{name}" includes invalid characters for a local volume name, '
                               "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. if you intended "
                               "to pass a host directory, use absolute path")
@@ -204,6 +211,7 @@ class VolumeService:
         users = self.users(name)
         if users and not force:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        import shutil
         shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
         self.db.delete_volume(name)
 
@@ -222,8 +230,7 @@ class VolumeService:
         """User mounts, then anonymous volumes for uncovered image VOLUMEs."""
         out: list[PlannedMount] = []
         for spec in specs:
-            s = spec if isinstance(spec, dict) else asdict(spec)
-            out.append(self._plan_one(s))
+            out.append(self._plan_one(spec))
         covered = {m.destination for m in out}
         for path in sorted(image_volumes):
             if os.path.normpath(path) not in covered:
@@ -274,6 +281,7 @@ class VolumeService:
 def _copy_up(mounts: list, destination: str, volume_dir: str) -> None:
     """Copy the image's files at `destination` into the volume, in a private mount ns
     so no mount ever shows on the host (a crash leaves nothing mounted)."""
+    import subprocess
     mount = mounts[0]
     rel = destination.lstrip("/")
     if mount.type == "bind":
