@@ -76,22 +76,30 @@ class Runtime:
         """
         bundle = os.path.abspath(bundle)
         spec = load_spec(bundle) if spec is None else spec
+        linux = spec.get("linux") or {}
         cfg = _proc.init_config(spec, bundle, rootfs_mounts,
                                 console=None if console is None else _tty_path(console))
         sd = StateDir(self.state_root, id)
+        cgroups_path = linux.get("cgroupsPath") or f"/kade/{id}"
+        cgroup = open_cgroup(cgroups_path)
         sd.claim()
-        cgroups_path = (spec.get("linux") or {}).get("cgroupsPath") or f"/kade/{id}"
-        cgroup, pid = None, 0
+        pid = 0
+
+        def join_cgroup(child: int) -> None:
+            # made while the child is still coming out of fork: the two overlap
+            cgroup.create(linux.get("resources") or {})
+            cgroup.add(child)
+
         try:
-            cgroup = _new_cgroup(cgroups_path, spec)
-            pid = _proc.spawn_init(cfg, sd.fifo, add_to_cgroup=cgroup.add, stdio=stdio,
-                                     console=console, extra_fds=extra_fds, sc=self._sc)
+            pid = _proc.spawn_init(cfg, sd.fifo, add_to_cgroup=join_cgroup, stdio=stdio,
+                                   console=console, extra_fds=extra_fds, sc=self._sc)
+            if cfg.process.seccomp:
+                sd.save_seccomp(cfg.process.seccomp)
             sd.save(Record(
                 id=id, bundle=bundle, pid=pid, pid_start=process_start_time(pid) or 0,
                 cgroups_path=cgroups_path, created=_now(), rootfs=cfg.rootfs.root,
                 oci_version=spec.get("ociVersion") or OCI_VERSION,
-                annotations=dict(spec.get("annotations") or {}),
-                seccomp=(spec.get("linux") or {}).get("seccomp")))
+                annotations=dict(spec.get("annotations") or {})))
             if pid_file:
                 write_pid_file(pid_file, pid)
         except BaseException:
@@ -177,16 +185,19 @@ class Runtime:
         current = self._status(sd, rec)
         if current not in ("running", "created"):
             raise errors.Conflict(f'cannot exec in container "{id}": it is {current}')
-        cfg = _proc.process_config(process, seccomp=rec.seccomp)
+        cfg = _proc.process_config(process, seccomp=sd.load_seccomp())
         if cfg.terminal and console is None:
             raise errors.InvalidArgument("process.terminal is set but no console was given")
-        pidfd = self._pidfd(rec)          # pins the pid while its namespaces are opened
         try:
             namespaces = _proc.open_namespaces(rec.pid)
-        finally:
-            os.close(pidfd)
+        except FileNotFoundError:
+            raise errors.Conflict(f'container "{id}" is not running') from None
         devnull = -1
         try:
+            # checked after opening: if the init is still the same process now, it
+            # already was when its namespaces were opened
+            if process_start_time(rec.pid) != rec.pid_start:
+                raise errors.Conflict(f'container "{id}" is not running')
             if detach and stdio is None and console is None:
                 devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                 stdio = (devnull, devnull, devnull)
@@ -250,12 +261,6 @@ class Runtime:
             os.close(pidfd)
 
 
-def _new_cgroup(path: str, spec: dict) -> Cgroup:
-    cgroup = open_cgroup(path)
-    cgroup.create((spec.get("linux") or {}).get("resources") or {})
-    return cgroup
-
-
 def _is_frozen(rec: Record) -> bool:
     try:
         return open_cgroup(rec.cgroups_path).is_frozen()
@@ -263,13 +268,12 @@ def _is_frozen(rec: Record) -> bool:
         return False
 
 
-def _abandon(sd: StateDir, cgroup: Cgroup | None, pid: int) -> None:
+def _abandon(sd: StateDir, cgroup: Cgroup, pid: int) -> None:
     """Undo a create() that failed part way: kill the init, drop cgroup and state."""
     if pid:
         _proc.kill_and_reap(pid)
-    if cgroup is not None:
-        with contextlib.suppress(errors.KadeError, OSError):   # report the first error
-            cgroup.destroy()
+    with contextlib.suppress(errors.KadeError, OSError):   # report the first error
+        cgroup.destroy()                                   # (a missing one is fine)
     sd.remove()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import stat
 
 from kade import errors
@@ -206,9 +207,12 @@ class Syscalls:
 
 def reset_signal_dispositions() -> None:
     """Every signal back to SIG_DFL: ignored ones (Python ignores SIGPIPE and SIGXFSZ)
-    would otherwise stay ignored across execve."""
+    would stay ignored across execve, and handled ones would run Python's handler
+    until then. The signal module knows each disposition, so only those that are
+    not SIG_DFL cost a system call."""
     for sig in _RESETTABLE_SIGNALS:
-        _libc.signal(sig, None)
+        if signal.getsignal(sig) is not signal.SIG_DFL:
+            _libc.signal(sig, None)
 
 
 def describe(err: BaseException) -> str:

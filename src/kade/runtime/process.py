@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import resource
 import select
 import signal
 import stat
+import struct
+import termios
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from kade import errors
 from kade.oci.mount import Mount
@@ -73,8 +75,7 @@ _REPORTABLE = (errors.CommandNotFound, errors.CommandNotInvocable, errors.Invali
 _BY_NAME = {cls.__name__: cls for cls in _REPORTABLE}
 
 
-@dataclass(frozen=True)
-class ProcessConfig:
+class ProcessConfig(NamedTuple):
     """A runtime-spec process object, checked and converted before fork."""
     args: tuple[str, ...]
     env: dict[str, str]
@@ -89,16 +90,16 @@ class ProcessConfig:
     seccomp: tuple[bytes, int] | None = None   # (BPF, flags), compiled before fork
     oom_score_adj: int | None = None
     terminal: bool = False
+    console_size: tuple[int, int] | None = None      # (rows, columns)
 
 
-@dataclass(frozen=True)
-class InitConfig:
+class InitConfig(NamedTuple):
     process: ProcessConfig
     rootfs: rootfs.RootfsConfig
     namespaces: dict[str, str | None]        # type -> path to join, or None for a new one
     hostname: str | None = None
     domainname: str | None = None
-    sysctl: dict[str, str] = field(default_factory=dict)
+    sysctl: tuple[tuple[str, str], ...] = ()
 
 
 # -- from spec to config (in the caller) ----------------------------------------
@@ -107,10 +108,14 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
                 console: str | None = None) -> InitConfig:
     """console: the path of the console pty slave, if there is one."""
     namespaces = parse_namespaces(spec)
+    if any((spec.get("hooks") or {}).values()):
+        raise errors.NotImplementedYet("spec hooks are not supported yet")
     if not spec.get("process"):
         raise errors.InvalidArgument("the spec has no process")
     linux = spec.get("linux") or {}
-    process = process_config(spec["process"], seccomp=linux.get("seccomp"))
+    profile = linux.get("seccomp")
+    process = process_config(spec["process"],
+                             seccomp=_seccomp.prepare(profile) if profile else None)
     if process.terminal and not console:
         raise errors.InvalidArgument("process.terminal is set but no console was given")
     hostname, domainname = spec.get("hostname") or None, spec.get("domainname") or None
@@ -118,7 +123,7 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
         raise errors.InvalidArgument("setting the hostname needs a uts namespace")
     return InitConfig(
         process=process, namespaces=namespaces, hostname=hostname, domainname=domainname,
-        sysctl={str(k): str(v) for k, v in (linux.get("sysctl") or {}).items()},
+        sysctl=tuple((str(k), str(v)) for k, v in (linux.get("sysctl") or {}).items()),
         rootfs=rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts), console=console,
                                     cgroup_ns="cgroup" in namespaces))
 
@@ -142,7 +147,9 @@ def parse_namespaces(spec: dict) -> dict[str, str | None]:
     return found
 
 
-def process_config(process: dict, *, seccomp: dict | None = None) -> ProcessConfig:
+def process_config(process: dict, *, seccomp: tuple[bytes, int] | None = None
+                   ) -> ProcessConfig:
+    """seccomp: the container's filter as kade.runtime.seccomp.prepare made it."""
     args = tuple(str(a) for a in process.get("args") or ())
     if not args:
         raise errors.InvalidArgument("process.args must not be empty")
@@ -159,8 +166,15 @@ def process_config(process: dict, *, seccomp: dict | None = None) -> ProcessConf
         rlimits=tuple(parse_rlimit(r) for r in process.get("rlimits") or ()),
         no_new_privileges=bool(process.get("noNewPrivileges")),
         capabilities=process.get("capabilities"),
-        seccomp=_seccomp.prepare(seccomp) if seccomp else None,
-        oom_score_adj=process.get("oomScoreAdj"), terminal=bool(process.get("terminal")))
+        seccomp=seccomp,
+        oom_score_adj=process.get("oomScoreAdj"), terminal=bool(process.get("terminal")),
+        console_size=_console_size(process.get("consoleSize")))
+
+
+def _console_size(size: dict | None) -> tuple[int, int] | None:
+    if not size or not (size.get("height") or size.get("width")):
+        return None
+    return int(size.get("height", 0)), int(size.get("width", 0))
 
 
 def parse_env(env: Iterable[str]) -> dict[str, str]:
@@ -210,11 +224,14 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
     the fifo; on any failure the child is killed and reaped before raising."""
     sc = sc or Syscalls()
     targets = fd_targets(stdio, console, extra_fds)
-    pid_ns = _open_pid_namespace(cfg.namespaces)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+    transient = [go_r, err_w]          # the child's ends, and what only fork needs
     try:
+        fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+        transient.append(fifo)
+        pid_ns = _open_pid_namespace(cfg.namespaces)
+        transient.append(pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
         pid = fork_into(sc, pid_ns)
         if pid == 0:
             _child(_init_main, sc, cfg, targets, go_r, err_w, fifo)
@@ -222,7 +239,7 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
         _close(go_w, err_r)
         raise
     finally:
-        _close(go_r, err_w, fifo, pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
+        _close(*transient)
     return _handshake(pid, add_to_cgroup, go_w, err_r, ready=True)
 
 
@@ -404,6 +421,7 @@ def _close(*fds: int) -> None:
 # -- the child's side: only system calls from here on ----------------------------
 
 def _child(main: Callable[..., None], *args: object) -> NoReturn:
+    gc.disable()         # a collection would touch, and so copy, every page of the caller
     try:
         main(*args)
     finally:
@@ -416,7 +434,7 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
     try:
         _await_go(go)
         enter_namespaces(sc, cfg.namespaces)
-        _new_session(cfg.rootfs.console is not None)
+        _new_session(cfg.rootfs.console is not None, cfg.process.console_size)
         _set_oom_score_adj(cfg.process.oom_score_adj)
         os.umask(0)                                 # device and directory modes as given
         rootfs.prepare(sc, cfg.rootfs)
@@ -447,7 +465,7 @@ def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: in
         for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
-        _new_session(console)
+        _new_session(console, cfg.console_size)
         _set_oom_score_adj(cfg.oom_score_adj)
         _change_cwd(cfg.cwd, create=False)
         _become(sc, cfg)
@@ -490,9 +508,14 @@ def _arrange_fds(targets: dict[int, int], internal: tuple[int, ...]) -> list[int
 
 
 def _await_go(go: int) -> None:
+    """Wait for the caller to have put us in the cgroup, then drop the caller's signal
+    setup: its handlers (and wakeup fd) mean nothing here, and ignored signals and the
+    signal mask would survive execve."""
     if not os.read(go, 1):
         os._exit(1)                 # the caller gave up on us
     os.close(go)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    L.reset_signal_dispositions()
 
 
 def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
@@ -516,12 +539,14 @@ def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
             sc.unshare(flags)
 
 
-def _new_session(console: bool) -> None:
+def _new_session(console: bool, size: tuple[int, int] | None) -> None:
     with _Step("create a session"):
         os.setsid()
     if console:
         with _Step("make the console the controlling terminal"):
             fcntl.ioctl(0, L.TIOCSCTTY, 0)
+            if size:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
 
 
 def _set_oom_score_adj(value: int | None) -> None:
@@ -544,8 +569,8 @@ def _set_names(sc: Syscalls, hostname: str | None, domainname: str | None) -> No
             sc.setdomainname(domainname)
 
 
-def _write_sysctls(sc: Syscalls, sysctl: dict[str, str]) -> None:
-    for key, value in sysctl.items():
+def _write_sysctls(sc: Syscalls, sysctl: tuple[tuple[str, str], ...]) -> None:
+    for key, value in sysctl:
         with _Step(f'write sysctl "{key}"'):
             sc.write_file("/proc/sys/" + key.replace(".", "/"), value)
 
@@ -571,9 +596,6 @@ def _become(sc: Syscalls, p: ProcessConfig) -> None:
     with _Step("set rlimits"):
         for which, soft, hard in p.rlimits:
             resource.setrlimit(which, (soft, hard))
-    with _Step("reset signals"):
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        L.reset_signal_dispositions()
     if p.seccomp and not p.no_new_privileges:
         _install_seccomp(p.seccomp)
     os.umask(p.umask)

@@ -22,7 +22,7 @@ import errno
 import functools
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kade import errors
 from kade.oci.mount import Mount
@@ -73,8 +73,7 @@ _IGNORED = {"tmpcopyup", "notmpcopyup"}   # crun extensions docker/podman may pa
 _UNSUPPORTED = {"idmap", "ridmap"}
 
 
-@dataclass(frozen=True)
-class MountEntry:
+class MountEntry(NamedTuple):
     """One mount, parsed: what mount(2) needs, then what is applied after it."""
     destination: str
     type: str
@@ -90,8 +89,7 @@ class MountEntry:
         return bool(self.flags & L.MS_BIND)
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     path: str
     kind: str          # "c", "u" (both character), "b" or "p"
     major: int = 0
@@ -101,8 +99,7 @@ class Device:
     gid: int = 0
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     """One cgroup hierarchy of the host, as a "cgroup" mount recreates it."""
     name: str                 # directory under /sys/fs/cgroup; "" for a pure cgroup2 host
     fstype: str               # "cgroup" or "cgroup2"
@@ -110,8 +107,7 @@ class Hierarchy:
     controllers: frozenset[str]   # as /proc/self/cgroup names them (empty for cgroup2)
 
 
-@dataclass(frozen=True)
-class RootfsConfig:
+class RootfsConfig(NamedTuple):
     root: str                                  # absolute host path of the rootfs
     readonly: bool = False
     propagation: int = L.MS_PRIVATE | L.MS_REC
@@ -216,7 +212,7 @@ def _root_path(spec: dict, bundle: str) -> str:
     path = (spec.get("root") or {}).get("path") or ""
     if not path:
         raise errors.InvalidArgument("the spec has no root.path")
-    root = os.path.realpath(os.path.join(bundle, path))
+    root = os.path.normpath(os.path.join(bundle, path))
     if not os.path.isdir(root):
         raise errors.NotFound(f'rootfs "{root}" is not a directory')
     return root
@@ -294,6 +290,13 @@ def secure_join(root: str, unsafe: str) -> str:
     return os.path.join(root, *done)
 
 
+def leaf_join(root: str, unsafe: str) -> str:
+    """secure_join for a path about to be created: its directory is resolved, its last
+    component is not (a symlink already there is replaced or refused, never followed)."""
+    parent, name = os.path.split(unsafe.rstrip("/"))
+    return os.path.join(secure_join(root, parent), name)
+
+
 # -- the first half: before and up to pivot_root -----------------------------------
 
 def prepare(sc: Syscalls, cfg: RootfsConfig) -> None:
@@ -325,8 +328,8 @@ def _mount_rootfs(sc: Syscalls, cfg: RootfsConfig) -> None:
 
 
 def mount_entry(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> None:
-    dest = secure_join(cfg.root, m.destination)
     try:
+        dest = secure_join(cfg.root, m.destination)
         if m.type == "cgroup":
             _mount_cgroup(sc, cfg, m, dest)
         elif m.is_bind:
@@ -405,9 +408,8 @@ def _populate_dev(sc: Syscalls, cfg: RootfsConfig) -> None:
     for d in cfg.devices:
         _create_device(sc, cfg.root, d)
     for target, link in DEV_SYMLINKS:
-        path = secure_join(cfg.root, link)
         try:
-            sc.symlink(target, path)
+            sc.symlink(target, leaf_join(cfg.root, link))
         except FileExistsError:
             pass
         except OSError as e:
@@ -416,8 +418,8 @@ def _populate_dev(sc: Syscalls, cfg: RootfsConfig) -> None:
 
 def _create_device(sc: Syscalls, root: str, d: Device) -> None:
     """mknod the device; where that is not allowed, bind the host's node instead."""
-    dest = secure_join(root, d.path)
     try:
+        dest = leaf_join(root, d.path)
         sc.makedirs(os.path.dirname(dest))
         try:
             sc.mknod(dest, _NODE_TYPES[d.kind] | d.mode, os.makedev(d.major, d.minor))
@@ -436,8 +438,8 @@ def _create_device(sc: Syscalls, root: str, d: Device) -> None:
 def _bind_console(sc: Syscalls, root: str, console: str) -> None:
     """By path: a bind's source must be in our own mount namespace, which the console
     fd's mount (in the caller's) is not; the path finds our copy of it."""
-    dest = secure_join(root, "/dev/console")
     try:
+        dest = leaf_join(root, "/dev/console")
         sc.touch(dest, 0o600)
         sc.mount(console, dest, None, L.MS_BIND)
     except OSError as e:

@@ -4,6 +4,8 @@
       <id>/                       claimed by mkdir: it existing is what "creating" means
         state.json                written once create() has a set-up init (temp + rename;
                                   not fsynced: the container dies with the machine anyway)
+        seccomp.bpf               the container's compiled seccomp filter, if any, for the
+                                  processes exec'd into it: flags (u32 LE), then the BPF
         exec.fifo                 from create until start: it existing means "created"
 
 The status is never stored; it is derived each time (see `status`): the init is alive
@@ -17,18 +19,18 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from kade import errors
 
 STATE_FILE = "state.json"
+SECCOMP_FILE = "seccomp.bpf"
 FIFO = "exec.fifo"
 OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
 
-@dataclass
-class Record:
+class Record(NamedTuple):
     """What later calls need to know about a container."""
     id: str
     bundle: str
@@ -36,10 +38,9 @@ class Record:
     pid_start: int              # field 22 of /proc/<pid>/stat: guards against pid reuse
     cgroups_path: str
     created: str                # RFC 3339, UTC
+    annotations: dict[str, str]
     rootfs: str = ""
     oci_version: str = OCI_VERSION
-    annotations: dict[str, str] = field(default_factory=dict)
-    seccomp: dict | None = None     # the container's filter, applied to exec'd processes too
 
     def oci_state(self, status: str) -> dict:
         """The runtime-spec state object (plus rootfs and created, as runc prints)."""
@@ -60,8 +61,10 @@ class StateDir:
 
     def claim(self) -> None:
         """Create the directory and the fifo; AlreadyExists if the id is taken."""
-        os.makedirs(os.path.dirname(self.path), 0o711, exist_ok=True)
         try:
+            os.mkdir(self.path, 0o711)
+        except FileNotFoundError:              # the first container under this root
+            os.makedirs(os.path.dirname(self.path), 0o711, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise errors.AlreadyExists(f'container "{self.id}" already exists') from None
@@ -73,8 +76,21 @@ class StateDir:
     def save(self, record: Record) -> None:
         tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(asdict(record), f)
+            f.write(json.dumps(record._asdict()))   # dumps: C encoder; dump is pure Python
         os.replace(tmp, os.path.join(self.path, STATE_FILE))
+
+    def save_seccomp(self, prepared: tuple[bytes, int]) -> None:
+        bpf, flags = prepared
+        with open(os.path.join(self.path, SECCOMP_FILE), "wb") as f:
+            f.write(flags.to_bytes(4, "little") + bpf)
+
+    def load_seccomp(self) -> tuple[bytes, int] | None:
+        try:
+            with open(os.path.join(self.path, SECCOMP_FILE), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return data[4:], int.from_bytes(data[:4], "little")
 
     def load(self) -> Record | None:
         """The record; None while the container is still being created."""

@@ -289,6 +289,8 @@ def test_failed_mount_names_the_step_and_leaves_nothing(harness):
         harness.create(cid, bundle)
     assert not os.path.exists(os.path.join(harness.rt.state_root, cid))
     assert cgroup_dirs(f"/kade/{cid}") == []
+    with pytest.raises(ChildProcessError):          # the child was killed and reaped
+        os.waitpid(-1, os.WNOHANG)
 
 
 def test_bind_mount_read_only(harness, tmp_path):
@@ -398,3 +400,114 @@ def _read_pty(master: int) -> str:
         chunks.append(chunk)
     os.close(master)
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_cgroup_mount_without_a_cgroup_namespace(harness):
+    cid, bundle = harness.bundle(["sh", "-c", "grep pids /proc/self/cgroup; "
+                                              "cat /sys/fs/cgroup/pids/pids.max"])
+    spec = harness.spec(bundle)
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] != "cgroup"]
+    spec["linux"]["resources"] = {"pids": {"limit": 77}}
+    code, out = _run_spec(harness, cid, bundle, spec)
+    assert code == 0
+    hierarchy, path = out.split()[0].split(":", 2)[1:]
+    assert (hierarchy, path, out.split()[1]) == ("pids", f"/kade/{cid}", "77")
+
+
+def test_pids_limit_applies_from_the_start(harness):
+    cid, bundle = harness.bundle(["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max; "
+                                              "for i in 1 2 3 4 5 6; do sleep 5 & done; wait"])
+    spec = harness.spec(bundle)
+    spec["linux"]["resources"] = {"pids": {"limit": 4}}
+    code, out = _run_spec(harness, cid, bundle, spec)
+    assert (code, out) == (2, "4\nsh: can't fork: Resource temporarily unavailable\n")
+
+
+def test_exec_with_a_console_and_sysctl_and_domainname(harness):
+    cid, bundle = harness.bundle(["sleep", "100"])
+    spec = harness.spec(bundle)
+    spec["domainname"] = "example.org"
+    spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    _write_spec(bundle, spec)
+    harness.create(cid, bundle)
+    harness.rt.start(cid)
+    master, slave = os.openpty()
+    process = {**spec["process"], "terminal": True, "consoleSize": {"height": 30, "width": 99},
+               "args": ["sh", "-c", "test -t 0 && echo tty; stty size; "
+                                    "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname"]}
+    pid = harness.rt.exec(cid, process, console=slave)
+    os.close(slave)
+    assert _wait(pid) == 0
+    out = _read_pty(master).split()
+    assert out == ["tty", "30", "99", "1", "example.org"]
+    harness.rt.delete(cid, force=True)
+
+
+def test_concurrent_creates_from_threads(harness):
+    import threading
+
+    bundles = [harness.bundle(["sh", "-c", f"exit {n}"]) for n in (11, 12, 13)]
+    results: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def run(cid: str, bundle: str) -> None:
+        try:
+            pid = harness.rt.create(cid, bundle)
+            harness.rt.start(cid)
+            results[cid] = _wait(pid)
+            harness.rt.delete(cid)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=run, args=b) for b in bundles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert sorted(results.values()) == [11, 12, 13]
+    assert os.readlink("/proc/self/ns/pid_for_children") == os.readlink("/proc/self/ns/pid")
+
+
+def test_cli_console_socket_sends_the_pty_master(harness, tmp_path):
+    import socket
+    import threading
+
+    cid, bundle = harness.bundle(["sh", "-c", "test -t 1 && echo on-a-tty"])
+    spec = harness.spec(bundle)
+    spec["process"]["terminal"] = True
+    _write_spec(bundle, spec)
+    path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    received: list[int] = []
+
+    def accept() -> None:
+        conn, _ = server.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            received.extend(fds)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    proc = subprocess.run([sys.executable, "-m", "kade.runtime.cli", "--root",
+                           harness.rt.state_root, "run", "--console-socket", path,
+                           "--bundle", bundle, cid], capture_output=True, text=True, timeout=60)
+    t.join()
+    server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "on-a-tty" in _read_pty(received[0])
+
+
+def test_a_symlink_in_the_image_cannot_aim_a_mount_at_the_host(harness, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    cid, bundle = harness.bundle(["sh", "-c", "echo in > /escape/x/file && cat /escape/x/file"])
+    os.symlink(str(victim), os.path.join(bundle, "rootfs", "escape"))   # absolute, to the host
+    spec = harness.spec(bundle)
+    spec["mounts"].append({"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs"})
+    assert _run_spec(harness, cid, bundle, spec) == (0, "in\n")
+    assert os.listdir(victim) == []
+    assert os.path.isdir(os.path.join(bundle, "rootfs", str(victim).lstrip("/"), "x"))

@@ -74,6 +74,14 @@ def test_secure_join_keeps_symlinks_inside_the_root(tmp_path):
     assert e.value.errno == errno.ELOOP
 
 
+def test_leaf_join_resolves_the_directory_but_not_the_last_component(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    os.symlink("real", root / "dev")
+    os.symlink("/etc/shadow", root / "real" / "null")
+    assert rootfs.leaf_join(str(root), "/dev/null") == f"{root}/real/null"
+
+
 def test_host_cgroup_layout_shows_v1_only_on_a_hybrid_host(tmp_path):
     info = tmp_path / "mountinfo"
     info.write_text(

@@ -46,6 +46,13 @@ def test_namespace_lists_that_are_refused(tmp_path, namespaces, error, match):
         process.init_config(_spec(tmp_path, linux={"namespaces": namespaces}), str(tmp_path))
 
 
+def test_hooks_are_refused_rather_than_skipped(tmp_path):
+    assert process.init_config(_spec(tmp_path, hooks={"prestart": []}), str(tmp_path))
+    with pytest.raises(errors.NotImplementedYet, match="hooks"):
+        process.init_config(_spec(tmp_path, hooks={"poststop": [{"path": "/bin/true"}]}),
+                            str(tmp_path))
+
+
 def test_hostname_needs_a_uts_namespace(tmp_path):
     spec = _spec(tmp_path, hostname="box", linux={"namespaces": [{"type": "mount"}]})
     with pytest.raises(errors.InvalidArgument, match="uts namespace"):
