@@ -184,14 +184,14 @@ class Containers:
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         from kade.engine import lifecycle
         cid = self.resolve(ref)
-        state = self.state(cid)
+        record, state = self.get(cid)
         if state["Running"] or state["Status"] in ("paused", "restarting"):
             if not force:
                 raise Conflict(f"you cannot remove a {state['Status']} container {cid}. "
                                "stop the container before attempting removal or force remove")
             lifecycle.kill(self.engine, cid, 9, wait=True, manual=True)
         self._destroy(cid, remove_volumes=volumes)
-        self.engine.emit("container", "destroy", cid)
+        self.engine.emit("container", "destroy", cid, _event_attrs(record))
         return cid
 
     def _destroy(self, cid: str, remove_volumes: bool) -> None:
@@ -222,3 +222,10 @@ def _vol_mounts(record: dict) -> list:
 def _now() -> float:
     import time
     return time.time()
+
+
+def _event_attrs(record: dict) -> dict:
+    """What events say of a container that is already gone from the database."""
+    cfg = record["Config"]
+    return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
+            "name": record["Name"].lstrip("/")}

@@ -84,10 +84,25 @@ class Engine:
 
     # --- events --------------------------------------------------------------
     def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None) -> None:
-        t = time.time()
-        self.db.add_event(t, {"Type": type_, "Action": action, "status": action,
-                              "id": actor, "Actor": {"ID": actor, "Attributes": attrs or {}},
-                              "scope": "local", "time": int(t), "timeNano": int(t * 1e9)})
+        """Record an event; container events carry the container's labels, image
+        and name, as docker's do."""
+        ns = time.time_ns()  # a float of seconds would round the nanoseconds away
+        attrs = dict(attrs or {})
+        if type_ == "container":
+            attrs = {**self._container_attrs(actor), **attrs}
+        self.db.add_event(ns / 1e9, {"Type": type_, "Action": action, "status": action,
+                                     "id": actor, "Actor": {"ID": actor, "Attributes": attrs},
+                                     "scope": "local", "time": ns // 1_000_000_000,
+                                     "timeNano": ns})
+
+    def _container_attrs(self, cid: str) -> dict:
+        try:
+            record, _ = self.db.container(cid)
+        except NotFound:
+            return {}  # destroyed already: the caller passes name and image
+        cfg = record["Config"]
+        return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
+                "name": record["Name"].lstrip("/")}
 
     # --- images: policy that spans images and containers ----------------------
     def remove_image(self, ref: str, force: bool = False) -> list[tuple[str, str]]:

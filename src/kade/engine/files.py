@@ -5,14 +5,16 @@ Three ways to look at a container's "/", each verb using the one it needs:
     changes      the overlay upper directory against the layers below it (copy
                  driver: the container's full copy against the image's top layer);
                  diff and commit read only what the container changed.
-    merged view  every layer as the container's root shows it, without its mounts:
-                 export, and cp with a container that is not running.
-    live root    /proc/<pid>/root, the running container's own mount namespace,
-                 volumes included: cp with a running container.
+    merged view  every layer as the container's root shows it: export; with the
+                 container's volumes and hosts files on top (what docker's daemon
+                 sees): cp out of a container, and cp into a stopped one.
+    live root    /proc/<pid>/root, the running container's own mount namespace:
+                 cp into a running container, which sees the files at once.
 
 Invariants:
-- A merged view is mounted only in a private mount namespace of a forked helper
-  (`_spawn`), so no mount is ever left on the host, even if Kade is killed.
+- A merged view (and the volumes docker shows with it) is mounted only in a
+  private mount namespace of a forked helper (`_spawn`), so no mount is ever
+  left on the host, even if Kade is killed.
 - Every path a user names inside a container is resolved with the container's
   root as "/" (`_resolve`, archive.write_tree, archive.extract_into): no symlink
   and no ".." in it can reach a file of the host.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from kade import errors
-from kade.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from kade.errors import FailedPrecondition, InvalidArgument, NotFound
 
 # Mount points the runtime makes in a container's root. Docker keeps them in an
 # "init" layer below the container's own, so they never show in diff or commit.
@@ -229,6 +231,8 @@ def commit(engine, cid: str, opts: CommitOptions) -> str:
     config = commit_config(image_config, record, opts, layer is None, now_rfc3339())
     layers = image_layers(images.record(record["Image"])) + ([layer] if layer else [])
     image_id = images.create(config, layers, [opts.reference] if opts.reference else [])
+    if opts.reference:
+        engine.emit("image", "tag", image_id, {"name": reference.parse(opts.reference).familiar()})
     engine.emit("container", "commit", cid, {
         "comment": opts.message, "imageID": image_id, "imageRef": opts.reference or "",
         "name": record["Name"].lstrip("/"), "image": record["Config"].get("Image", "")})
@@ -287,14 +291,12 @@ def image_layers(rec: dict) -> list:
 
 
 def _new_layer(engine, cid: str):
-    """The container's changes as a layer in the content store; None when empty."""
-    tmp_dir = os.path.join(engine.root, "tmp")
-    os.makedirs(tmp_dir, exist_ok=True)
-    with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
+    """The container's changes as a layer in the content store; None when it
+    changed nothing but the runtime's mount points (docker's empty layer)."""
+    if not changes(engine, cid):
+        return None
+    with tempfile.TemporaryFile(dir=_tmp_dir(engine)) as tmp:
         write_container_layer(engine, cid, tmp)
-        tmp.seek(0)
-        if not tmp.read(512).strip(b"\0"):
-            return None  # only the end-of-archive marker
         tmp.seek(0)
         drop = _init_files(engine, cid)
         stream = tmp if not drop else rewrite_tar(tmp, lambda m: _drop_init(m, drop))
@@ -309,8 +311,15 @@ def write_container_layer(engine, cid: str, out: BinaryIO) -> None:
     if snaps.driver == "overlay":
         archive.write_layer(out, upper, lowers=lowers)
         return
-    with tempfile.TemporaryDirectory(dir=os.path.join(engine.root, "tmp")) as empty:
+    with tempfile.TemporaryDirectory(dir=_tmp_dir(engine)) as empty:
         archive.write_changes(out, lowers[0] if lowers else empty, upper)
+
+
+def _tmp_dir(engine) -> str:
+    """<root>/tmp: scratch files on the store's file system (a commit's layer)."""
+    path = os.path.join(engine.root, "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def _init_files(engine, cid: str) -> set[str]:
@@ -415,37 +424,52 @@ def _member_bytes(m: tarfile.TarInfo, data) -> Iterator[bytes]:
 @dataclass(frozen=True)
 class ContainerRoot:
     """The container's "/" for a helper process: path, after mounting there
-    (source, fstype, flags, data) in a private mount namespace when mount is set."""
+    (source, fstype, flags, data) and binding (source, destination, read-only)
+    on top, in a private mount namespace, when mount or binds are set."""
 
     path: str
     mount: tuple[str, str, int, str] | None = None
+    binds: tuple[tuple[str, str, bool], ...] = ()
 
 
-def container_root(engine, cid: str, *, live: bool = True, writable: bool = False
-                   ) -> ContainerRoot:
-    """live: a running container's own root (with its volumes); otherwise the
-    merged view of its layers, read-only unless writable (never while running)."""
+def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
+    """mode "read": docker's view, the layers plus volumes and the hosts files;
+    "export": the layers alone; "write": a running container's own root (its
+    mount namespace, through /proc), otherwise the layers read-write plus volumes."""
     from kade.engine.containers import pid_alive
     from kade.runtime.linux import MS_RDONLY
-    _, state = engine.containers.get(cid)
+    record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
-    if running and live:
+    if mode == "write" and running:
         return ContainerRoot(f"/proc/{state['Pid']}/root")
-    if running and writable:
-        raise Conflict(f"container {cid} is running")
     snaps = engine.snapshots
     upper, lowers = _layer_dirs(snaps, cid)
+    binds = () if mode == "export" else _binds(record, read_only=mode == "read")
     if snaps.driver != "overlay" or not lowers:
-        return ContainerRoot(upper)
+        return ContainerRoot(upper, None, binds)
     target = os.path.join(engine.containers.bundle(cid), "rootfs")
     os.makedirs(target, exist_ok=True)
-    if writable:
+    if mode == "write":
         m = snaps.mounts(cid)[0]
-        return ContainerRoot(target, (m.source, m.type, 0, ",".join(m.options)))
+        return ContainerRoot(target, (m.source, m.type, 0, ",".join(m.options)), binds)
     # The upper directory as the top lower layer: a read-only view that shares
-    # no workdir with a mount the running container may have.
+    # no workdir with the mount a running container has.
     return ContainerRoot(target, ("overlay", "overlay", MS_RDONLY,
-                                  "lowerdir=" + ":".join([upper, *lowers])))
+                                  "lowerdir=" + ":".join([upper, *lowers])), binds)
+
+
+def _binds(record: dict, read_only: bool) -> tuple[tuple[str, str, bool], ...]:
+    """What docker mounts beside the root for cp: hosts files, then volumes and binds."""
+    from kade.volumes import PlannedMount
+    volumes = [PlannedMount.from_json(m).oci()
+               for m in record.get("Private", {}).get("VolumeMounts", [])]
+    taken = {m["destination"] for m in volumes}
+    out = [(record[key], f"/etc/{name}", True) for name, key in (
+        ("resolv.conf", "ResolvConfPath"), ("hostname", "HostnamePath"), ("hosts", "HostsPath"))
+        if f"/etc/{name}" not in taken and os.path.exists(record.get(key) or "")]
+    out += [(m["source"], m["destination"], read_only or "ro" in m.get("options", ()))
+            for m in volumes if m["type"] == "bind"]
+    return tuple(out)
 
 
 # --- helper processes --------------------------------------------------------------
@@ -530,19 +554,63 @@ def _helper_main(root: ContainerRoot, work: Work, data_fd: int, rep_fd: int,
 
 def _enter(root: ContainerRoot) -> str:
     """In the helper: mount the view, in a mount namespace nothing propagates from."""
-    if root.mount is None:
+    if root.mount is None and not root.binds:
         return root.path
     from kade.runtime import linux as L
     sc = L.Syscalls()
-    source, fstype, flags, data = root.mount
     try:
         sc.unshare(L.CLONE_NEWNS)
         sc.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
-        sc.mount(source, root.path, fstype, flags, data or None)
+        if root.mount:
+            source, fstype, flags, data = root.mount
+            sc.mount(source, root.path, fstype, flags, data or None)
     except OSError as e:
         raise FailedPrecondition(f"cannot mount the container's root at \"{root.path}\": "
                                  f"{e.strerror or e}") from None
+    for source, dest, read_only in root.binds:
+        _bind(sc, root.path, source, dest, read_only)
     return root.path
+
+
+def _bind(sc, top: str, source: str, dest: str, read_only: bool) -> None:
+    """Bind source at dest, resolved inside top; skipped when dest is missing or
+    of another kind (a mount point the runtime has not made yet)."""
+    from kade.runtime import linux as L
+    root_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pfd, name, _ = _resolve(root_fd, dest, True)
+    except OSError:
+        return
+    finally:
+        os.close(root_fd)
+    try:
+        if not name or os.path.isdir(source) != _is_dir_at(pfd, name):
+            return
+        # Through a descriptor: the mount lands exactly on what was resolved.
+        _at_fd(pfd, name, lambda p: sc.mount(source, p, None, L.MS_BIND | L.MS_REC))
+        if read_only:
+            _at_fd(pfd, name, lambda p: sc.mount(None, p, None,
+                                                 L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY))
+    except OSError as e:
+        raise FailedPrecondition(f'cannot mount "{source}" at "{dest}" in the container\'s '
+                                 f"root: {e.strerror or e}") from None
+    finally:
+        os.close(pfd)
+
+
+def _is_dir_at(pfd: int, name: str) -> bool | None:
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=pfd).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _at_fd(pfd: int, name: str, fn: Callable[[str], None]) -> None:
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+    try:
+        fn(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def _send(fd: int, msg: dict) -> None:
@@ -672,17 +740,7 @@ def _tree_path(path: str, follow: bool) -> tuple[str, bool]:
 def stat_path(engine, cid: str, path: str, *, follow: bool = False,
               ref: str | None = None) -> PathStat:
     """Docker's HEAD /containers/{id}/archive."""
-    label = ref or cid
-
-    def work(root: str, fd: int, report) -> None:
-        os.close(fd)
-        report({"stat": _stat_in(root, path, follow, label).to_json()})
-    child = _spawn(container_root(engine, cid), work, to_child=False)
-    try:
-        found = child.expect("stat")
-    finally:
-        child.close()
-    return PathStat.from_json(found)
+    return stat_in_root(container_root(engine, cid), path, follow=follow, label=ref or cid)
 
 
 @contextmanager
@@ -691,31 +749,71 @@ def open_archive(engine, cid: str, path: str, *, follow: bool = False,
     """Docker's GET /containers/{id}/archive: the path's stat (through a last
     symlink when follow) and a tar of it, named by its base name ("dir/." gives
     the directory's contents)."""
-    from kade.archive import write_tree
-    label = ref or cid
-    tree_path, tree_follow = _tree_path(path, follow)
-
-    def work(root: str, fd: int, report) -> None:
-        report({"stat": _stat_in(root, path, follow, label).to_json()})
-        with open(fd, "wb") as out:
-            write_tree(out, root, [tree_path], follow=tree_follow)
-    with _reading(container_root(engine, cid), work) as (found, stream):
-        yield PathStat.from_json(found), stream
-    engine.emit("container", "archive-path", cid, {"path": path})
+    with archive_in_root(container_root(engine, cid), path, follow=follow,
+                         label=ref or cid) as found:
+        yield found
+    engine.emit("container", "archive-path", cid)
 
 
 @contextmanager
 def export(engine, cid: str) -> Iterator[BinaryIO]:
     """A tar of the container's merged root file system, without its mounts."""
-    from kade.archive import write_tree
-
-    def work(root: str, fd: int, report) -> None:
-        report({"stat": {}})
-        with open(fd, "wb") as out:
-            write_tree(out, root)
-    with _reading(container_root(engine, cid, live=False), work) as (_, stream):
+    with export_root(container_root(engine, cid, mode="export")) as stream:
         yield stream
     engine.emit("container", "export", cid)
+
+
+def put_archive(engine, cid: str, dest_dir: str, produce: Callable[[BinaryIO], None], *,
+                owners: bool = False, rebase: tuple[str, str] | None = None,
+                arrives: tuple[str, bool] | None = None, absolute: str = "refuse",
+                ref: str | None = None) -> None:
+    """Docker's PUT /containers/{id}/archive: extract the tar produce() writes into
+    directory dest_dir of the container (running: its live root; otherwise its
+    layers, through overlayfs so that what it replaces is whited out)."""
+    extract_in_root(container_root(engine, cid, mode="write"), dest_dir, produce,
+                    owners=owners, rebase=rebase, arrives=arrives, absolute=absolute,
+                    label=ref or cid)
+    engine.emit("container", "extract-to-dir", cid)
+
+
+# The same, given a root; each runs in a helper process (see _spawn).
+def stat_in_root(root: ContainerRoot, path: str, *, follow: bool = False,
+                 label: str = "") -> PathStat:
+    def work(top: str, fd: int, report) -> None:
+        os.close(fd)
+        report({"stat": _stat_in(top, path, follow, label).to_json()})
+    child = _spawn(root, work, to_child=False)
+    try:
+        found = child.expect("stat")
+    finally:
+        child.close()
+    return PathStat.from_json(found)
+
+
+@contextmanager
+def archive_in_root(root: ContainerRoot, path: str, *, follow: bool = False,
+                    label: str = "") -> Iterator[tuple[PathStat, BinaryIO]]:
+    from kade.archive import write_tree
+    tree_path, tree_follow = _tree_path(path, follow)
+
+    def work(top: str, fd: int, report) -> None:
+        report({"stat": _stat_in(top, path, follow, label).to_json()})
+        with open(fd, "wb") as out:
+            write_tree(out, top, [tree_path], follow=tree_follow)
+    with _reading(root, work) as (found, stream):
+        yield PathStat.from_json(found), stream
+
+
+@contextmanager
+def export_root(root: ContainerRoot) -> Iterator[BinaryIO]:
+    from kade.archive import write_tree
+
+    def work(top: str, fd: int, report) -> None:
+        report({"stat": {}})
+        with open(fd, "wb") as out:
+            write_tree(out, top)
+    with _reading(root, work) as (_, stream):
+        yield stream
 
 
 @contextmanager
@@ -732,32 +830,25 @@ def _reading(root: ContainerRoot, work: Work) -> Iterator[tuple[dict, BinaryIO]]
     child.finish()
 
 
-def put_archive(engine, cid: str, dest_dir: str, produce: Callable[[BinaryIO], None], *,
-                owners: bool = False, rebase: tuple[str, str] | None = None,
-                arrives: tuple[str, bool] | None = None, absolute: str = "refuse",
-                ref: str | None = None) -> None:
-    """Docker's PUT /containers/{id}/archive: extract the tar produce() writes into
-    directory dest_dir of the container (running: its live root; otherwise its
-    layers, through overlayfs so removals become whiteouts).
-
-    rebase renames the archive's top-level name (see rebased); arrives is
+def extract_in_root(root: ContainerRoot, dest_dir: str, produce: Callable[[BinaryIO], None],
+                    *, owners: bool = False, rebase: tuple[str, str] | None = None,
+                    arrives: tuple[str, bool] | None = None, absolute: str = "refuse",
+                    label: str = "") -> None:
+    """rebase renames the archive's top-level name (see rebased); arrives is
     (name, is_dir) of what lands in dest_dir, checked first, as docker does, so
-    that a directory never replaces a file or the other way round.
-    """
+    that a directory never replaces a file or the other way round."""
     from kade.archive import extract_into
-    label = ref or cid
 
-    def work(root: str, fd: int, report) -> None:
-        where = _stat_in(root, dest_dir, True, label)
+    def work(top: str, fd: int, report) -> None:
+        where = _stat_in(top, dest_dir, True, label)
         if not where.is_dir:
             raise InvalidArgument(f'destination "{label}:{dest_dir}" must be a directory')
         if arrives:
-            _check_overwrite(root, dest_dir, arrives, label)
+            _check_overwrite(top, dest_dir, arrives, label)
         report({"ready": True})
         with open(fd, "rb") as src:
             stream = rebased(src, *rebase) if rebase else src
-            extract_into(stream, root, dest_dir, owners=owners, absolute=absolute)
-    root = container_root(engine, cid, writable=True)
+            extract_into(stream, top, dest_dir, owners=owners, absolute=absolute)
     child = _spawn(root, work, to_child=True)
     try:
         child.expect("ready")
@@ -769,7 +860,6 @@ def put_archive(engine, cid: str, dest_dir: str, produce: Callable[[BinaryIO], N
         child.close()
         raise
     child.finish()
-    engine.emit("container", "extract-to-dir", cid, {"path": dest_dir})
 
 
 def _check_overwrite(root: str, dest_dir: str, arrives: tuple[str, bool], label: str) -> None:

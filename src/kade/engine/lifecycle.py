@@ -249,7 +249,8 @@ def _read_msg(fd: int, holder) -> dict | None:
     return json.loads(line)
 
 
-def start(engine, cid: str, attach: dict | None = None) -> Started:
+def start(engine, cid: str, attach: dict | None = None, preforked=None) -> Started:
+    """Start through a new monitor, or through `preforked` (monitor.prefork())."""
     from kade.engine import monitor
     state = engine.containers.state(cid)
     if state["Status"] == "paused":
@@ -257,7 +258,12 @@ def start(engine, cid: str, attach: dict | None = None) -> Started:
     if state["Running"]:
         return Started(-1, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})
-    fd = monitor.spawn(engine, cid, attach)
+    if preforked is not None:
+        root, driver = engine.root, engine.driver
+        engine.close_handles()
+        fd = preforked.go(root, driver, cid, attach)
+    else:
+        fd = monitor.spawn(engine, cid, attach)
     holder = Started(fd, {})
     msg = _read_msg(fd, holder) or {"error": "container monitor died", "kind": "KadeError"}
     if "error" in msg:

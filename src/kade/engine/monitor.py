@@ -1,7 +1,8 @@
 """The per-container monitor: parent of the container's init, keeper of its state.
 
-`spawn` double-forks a monitor that outlives the command that started it (no
-daemon to start by hand). The monitor creates the container through the
+`prefork`/`spawn` double-fork a monitor that outlives the command that started
+it (no daemon to start by hand); `kade run` forks it first thing, so its imports
+overlap the creation of the container. The monitor creates the container through the
 runtime, pumps its output into the json-file log (and to the attached
 terminal), waits for it, records the exit, applies the restart policy, and
 removes the container for --rm. It talks to the caller over one pipe, one JSON
@@ -21,30 +22,107 @@ from kade.errors import CommandNotFound, CommandNotInvocable, KadeError
 RESTART_BACKOFF_MAX = 60.0
 
 
-def spawn(engine, cid: str, attach: dict | None) -> int:
-    """Fork the monitor; returns the read end of its report pipe."""
-    root, driver = engine.root, engine.driver
-    engine.close_handles()  # reopened lazily; see Engine.close_handles
-    r, w = os.pipe()
+class Preforked:
+    """A monitor forked ahead of time, warming up while the caller creates the
+    container; `go` hands it the container. Closing `ctrl` without `go` (the
+    create failed) makes it exit quietly."""
+
+    def __init__(self, ctrl: int, report: int, child: int):
+        self.ctrl, self.report, self.child = ctrl, report, child
+
+    def _reap(self) -> None:
+        # the intermediate child exits right after forking the monitor; reaped
+        # late so the caller does not wait for that fork
+        if self.child:
+            os.waitpid(self.child, 0)
+            self.child = 0
+
+    def go(self, root: str, driver: str, cid: str, attach: dict | None) -> int:
+        msg = {"root": root, "driver": driver, "cid": cid, "attach": attach}
+        os.write(self.ctrl, (json.dumps(msg) + "\n").encode())
+        os.close(self.ctrl)
+        report, self.ctrl, self.report = self.report, -1, -1  # the caller owns it now
+        self._reap()
+        return report
+
+    def cancel(self) -> None:
+        """Release a monitor that was never told to go; a no-op after go()."""
+        for fd in (self.ctrl, self.report):
+            if fd >= 0:
+                os.close(fd)
+        self.ctrl = self.report = -1
+        self._reap()
+
+
+def prefork() -> Preforked:
+    """Fork the monitor now. Call before any SQLite handle is open (see
+    Engine.close_handles): the child must not inherit one."""
+    ctrl_r, ctrl_w = os.pipe()
+    report_r, report_w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
+        code = 0
         try:
-            os.close(r)
+            os.close(ctrl_w)
+            os.close(report_r)
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _detach_stdio(attach)
-            code = Monitor(root, driver, cid, w, attach).run()
-        except BaseException as e:  # noqa: BLE001 - report anything to the caller
-            _send(w, {"error": f"monitor failed: {e}", "kind": "KadeError"})
-            if os.environ.get("KADE_DEBUG"):
-                import traceback
-                traceback.print_exc()
-            code = 125
-        os._exit(code if isinstance(code, int) else 0)
-    os.close(w)
-    os.waitpid(child, 0)
-    return r
+            _warm_up()
+            msg = _read_line(ctrl_r)
+            if msg is not None:
+                code = _serve(msg, report_w)
+        finally:
+            os._exit(code)
+    os.close(ctrl_r)
+    os.close(report_w)
+    return Preforked(ctrl_w, report_r, child)
+
+
+def spawn(engine, cid: str, attach: dict | None) -> int:
+    """Fork the monitor for an existing container; returns its report pipe."""
+    root, driver = engine.root, engine.driver
+    engine.close_handles()  # reopened lazily; see Engine.close_handles
+    return prefork().go(root, driver, cid, attach)
+
+
+def _serve(msg: dict, report: int) -> int:
+    try:
+        _detach_stdio(msg["attach"])
+        return Monitor(msg["root"], msg["driver"], msg["cid"], report, msg["attach"]).run()
+    except BaseException as e:  # noqa: BLE001 - report anything to the caller
+        _send(report, {"error": f"monitor failed: {e}", "kind": "KadeError"})
+        if os.environ.get("KADE_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        return 125
+
+
+def _warm_up() -> None:
+    """What every container start needs: imported and cached while the caller
+    is still resolving the image and writing the container record."""
+    from kade.engine import lifecycle, logs, spec  # noqa: F401
+    from kade.oci import defaults
+    from kade.runtime import Runtime  # noqa: F401
+    from kade.runtime import seccomp
+    try:
+        seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS))
+    except Exception:  # noqa: BLE001 - only a cache warm-up; the real start reports
+        pass
+
+
+def _read_line(fd: int) -> dict | None:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        buf += chunk
+    os.close(fd)
+    return json.loads(buf)
 
 
 def _detach_stdio(attach: dict | None) -> None:
@@ -97,7 +175,8 @@ class Monitor:
         final = engine.db.container(cid)[1]
         if record["HostConfig"].get("AutoRemove"):
             engine.containers._destroy(cid, remove_volumes=True)
-            engine.emit("container", "destroy", cid)
+            from kade.engine.containers import _event_attrs
+            engine.emit("container", "destroy", cid, _event_attrs(record))
         _send(self.report, {"exit": final.get("ExitCode", 0)})
         return 0
 

@@ -8,7 +8,6 @@ its network namespace (/proc/<pid>/net/dev) and the host (/proc/stat,
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -156,8 +155,10 @@ def stats(engine, cids: list[str], interval: float = 0.1,
         previous = {cid: sample(engine, cid) for cid in cids}
         time.sleep(interval)
     now = {cid: sample(engine, cid) for cid in cids}
-    out = [usage(cid, names[cid], previous.get(cid) if previous[cid] is not ZERO else None,
-                 now[cid]) for cid in cids]
+    out = []
+    for cid in cids:
+        prev = previous.get(cid)
+        out.append(usage(cid, names[cid], None if prev is ZERO else prev, now[cid]))
     return out, now
 
 
@@ -254,30 +255,30 @@ class Event(dict):
 
 
 def make_event(record: dict, names: dict[str, dict]) -> Event:
-    """Docker's message for a stored record; container events get their
-    container's name, image and labels when the record lacks them."""
+    """Docker's message for a stored record. names maps container ids to the
+    attributes docker puts on every container event (name, image, labels); a
+    record that lacks them gets them from there."""
     actor = record.get("Actor") or {}
     attrs = dict(actor.get("Attributes") or {})
-    typ = record.get("Type", "")
+    typ, action = record.get("Type", ""), record.get("Action", "")
     actor_id = actor.get("ID", record.get("id", ""))
-    if typ == "container":
-        known = names.get(actor_id) or {}
-        attrs = {**known, **attrs}
-        if "name" in attrs and "image" in attrs:
-            names[actor_id] = {k: v for k, v in attrs.items()
-                               if k in ("name", "image") or k not in _EVENT_EXTRAS}
     out = Event()
     if typ == "container":
-        out.update(status=record.get("Action", ""), id=actor_id, **{"from": attrs.get("image", "")})
-    out.update(Type=typ, Action=record.get("Action", ""),
-               Actor={"ID": actor_id, "Attributes": attrs}, scope=record.get("scope", "local"),
-               time=record.get("time", 0), timeNano=record.get("timeNano", 0))
+        base = names.get(actor_id)
+        if base:
+            attrs = {**base, **attrs}
+        elif "name" in attrs:
+            names[actor_id] = {k: attrs[k] for k in ("image", "name") if k in attrs}
+        if action == "rename" and base:
+            base["name"] = attrs.get("name", base.get("name", ""))
+    if typ in ("container", "image"):  # docker's deprecated fields, still sent
+        out.update(status=action, id=actor_id)
+        if typ == "container" and attrs.get("image"):
+            out["from"] = attrs["image"]
+    out.update(Type=typ, Action=action, Actor={"ID": actor_id, "Attributes": attrs},
+               scope=record.get("scope", "local"), time=record.get("time", 0),
+               timeNano=record.get("timeNano", 0))
     return out
-
-
-# attributes that belong to one event, never to the container
-_EVENT_EXTRAS = {"exitCode", "signal", "comment", "imageID", "imageRef", "path", "oldName",
-                 "execID", "destination", "driver", "container", "health_status"}
 
 
 def _known_containers(engine) -> dict[str, dict]:
@@ -351,50 +352,21 @@ def events(engine, *, since: float | None = None, until: float | None = None,
         batch = db.events(after_seq=seq, since=start)
         for number, record in batch:
             seq = number
-            t = record.get("timeNano", 0) / 1e9
-            if until is not None and t > until:
+            if record.get("timeNano", 0) / 1e9 > (until if until is not None else 1e300):
                 return
+            actor = (record.get("Actor") or {}).get("ID", "")
+            if record.get("Type") == "container" and actor not in names:
+                names.update(_known_containers(engine))  # a container created meanwhile
+                names.setdefault(actor, {})  # looked up once, even if gone
             ev = make_event(record, names)
             if matches(ev, filters):
                 yield ev
         if until is not None and time.time() > until:
             return
         time.sleep(poll)
-        names.update({k: v for k, v in _known_containers(engine).items() if k not in names})
 
 
-# --- time stamps as docker's --since and --until take them -------------------------
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_LAYOUTS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f",
-            "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M", "%Y-%m-%d%z",
-            "%Y-%m-%d")
-
-
-def parse_timestamp(text: str, now: float | None = None) -> float:
-    """Unix seconds[.nanos], an RFC 3339 or shorter date (local time without a
-    zone), or a Go duration (10m, 1h30m) back from now."""
-    from datetime import datetime
-    now = time.time() if now is None else now
-    value = text.strip()
-    if re.fullmatch(r"\d+(\.\d{1,9})?", value):
-        secs, _, frac = value.partition(".")
-        return int(secs) + (int(frac.ljust(9, "0")) / 1e9 if frac else 0.0)
-    if _DURATION.fullmatch(value.replace(" ", "")) or re.fullmatch(
-            r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+", value):
-        return now - sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value))
-    iso = value.replace("Z", "+0000").replace("z", "+0000")
-    iso = re.sub(r"([+-]\d\d):(\d\d)$", r"\1\2", iso)
-    iso = re.sub(r"\.(\d{6})\d+", r".\1", iso)
-    for layout in _LAYOUTS:
-        try:
-            parsed = datetime.strptime(iso, layout)
-        except ValueError:
-            continue
-        return parsed.timestamp()  # naive: local time, as docker reads it
-    raise InvalidArgument(f'invalid value for timestamp: "{text}"')
-
-
+# --- printing ----------------------------------------------------------------------
 def format_time(nanos: int) -> str:
     """Go's RFC3339NanoFixed in local time, as docker events prints it."""
     secs, frac = divmod(nanos, 1_000_000_000)

@@ -37,6 +37,9 @@ class DB:
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                     check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout=30000")
+        # WAL with synchronous=NORMAL stays consistent across crashes (a power cut may
+        # lose the last transactions, never corrupt); FULL would fsync every commit
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def _migrate(self) -> None:

@@ -168,7 +168,9 @@ class Syscalls:
         os.makedirs(path, mode, exist_ok=True)
 
     def touch(self, path: str, mode: int = 0o644) -> None:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode))
+        # read-only: opening an image's existing file for writing would copy it up
+        # into the container's layer for nothing
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode))
 
     def mknod(self, path: str, mode: int, device: int) -> None:
         os.mknod(path, mode, device)

@@ -277,8 +277,10 @@ def test_stats_v1(hybrid):
     (d / "pids/kade/s/pids.current").write_text("3\n")
     (d / "blkio/kade/s/blkio.throttle.io_service_bytes_recursive").write_text(
         "8:0 Read 100\n8:0 Write 7\n8:16 Read 1\nTotal 108\n")
+    (d / "memory/kade/s/memory.stat").write_text("cache 10\ntotal_inactive_file 1024\n")
     assert cg.stats() == {"memory_usage": 4096, "memory_limit": None, "cpu_usage_ns": 123456,
-                          "pids_current": 3, "blkio_read_bytes": 101, "blkio_write_bytes": 7}
+                          "pids_current": 3, "blkio_read_bytes": 101, "blkio_write_bytes": 7,
+                          "memory_inactive_file": 1024}
 
 
 def test_stats_v2(v2):
@@ -290,7 +292,8 @@ def test_stats_v2(v2):
     (d / "cgroup.procs").write_text("")
     (d / "io.stat").write_text("8:0 rbytes=10 wbytes=20 rios=1 wios=2\n")
     assert cg.stats() == {"memory_usage": 8192, "memory_limit": 1 << 20, "cpu_usage_ns": 50000,
-                          "pids_current": 0, "blkio_read_bytes": 10, "blkio_write_bytes": 20}
+                          "pids_current": 0, "blkio_read_bytes": 10, "blkio_write_bytes": 20,
+                          "memory_inactive_file": None}
 
 
 # -- destroying
