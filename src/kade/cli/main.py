@@ -20,7 +20,8 @@ VERBS = {
     "images": "images", "rmi": "images", "tag": "images", "history": "images",
     "import": "images", "save": "images", "load": "images",
     "volume": "volume", "runtime": "runtime_", "system": "system", "version": "system",
-    "info": "system",
+    "info": "system", "pull": "pull", "push": "push", "login": "login", "logout": "login",
+    "registry": "registry",
 }
 GROUPS = {
     "container": {"ls": "ps", "list": "ps", "ps": "ps", "run": "run", "create": "create",
@@ -31,7 +32,8 @@ GROUPS = {
                   "diff": "diff", "export": "export", "commit": "commit", "prune": "prune"},
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "history": "history", "import": "import", "save": "save", "load": "load",
-              "inspect": "inspect", "prune": "prune", "bootstrap": "bootstrap"},
+              "inspect": "inspect", "prune": "prune", "bootstrap": "bootstrap",
+              "pull": "pull", "push": "push"},
 }
 
 USAGE = """Usage:  kade [OPTIONS] COMMAND
