@@ -16,10 +16,11 @@ temporary directory, so nothing here touches the host's own docker, podman or ka
       busybox.tar               `kade save busybox`, or a rootfs tar made here
       images/                   tiny distinct image tars for the listing benchmark
 
-Timings are wall-clock seconds of one CLI invocation, from spawn to its exit
-(time.perf_counter around subprocess.run). The CLI's output goes to temporary
-files rather than pipes, so a detached helper that inherits a pipe cannot make
-a call look slower than it is. Nothing here asserts a timing: it only reports.
+Timings are wall-clock seconds of one CLI invocation, from spawn to its exit:
+time.perf_counter around subprocess.Popen and a blocking wait (see call()). The
+CLI's output goes to temporary files rather than pipes, so a detached helper
+that inherits a pipe cannot make a call look slower than it is. Nothing here
+asserts a timing: it only reports.
 
 Network: no engine pulls (`--pull never`, and podman has no search
 registries); containers run with `--network none`; dockerd talks over a unix
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -88,21 +90,42 @@ class Call:
 
 def call(argv: list[str], env: dict[str, str] | None = None,
          timeout: float = CLI_TIMEOUT) -> Call:
-    """Run one command to its exit; raise Unavailable if it cannot start or times out."""
+    """Run one command to its exit; raise Unavailable if it cannot start or times out.
+
+    The wait blocks in waitpid() and a watchdog thread enforces the timeout:
+    Popen.wait(timeout=...) polls with sleeps of up to 50 ms, which would round
+    every timing up to the next poll (63, 113, 163 ms...).
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        timed_out = threading.Event()
         start = time.perf_counter()
         try:
-            p = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                               env=env, timeout=timeout)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    env=env)
         except FileNotFoundError:
             raise Unavailable(f"{argv[0]} not found") from None
-        except subprocess.TimeoutExpired:
-            raise Unavailable(f"`{' '.join(argv[-4:])}` timed out after {timeout:.0f}s") from None
+        watchdog = threading.Timer(timeout, _kill_on_timeout, (proc, timed_out))
+        watchdog.start()
+        try:
+            rc = proc.wait()
+        except BaseException:  # Ctrl-C: do not leave the child behind
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            watchdog.cancel()
         seconds = time.perf_counter() - start
+        if timed_out.is_set():
+            raise Unavailable(f"`{' '.join(argv[-4:])}` timed out after {timeout:.0f}s")
         out.seek(0)
         err.seek(0)
-        return Call(p.returncode, out.read().decode(errors="replace"),
+        return Call(rc, out.read().decode(errors="replace"),
                     err.read().decode(errors="replace"), seconds)
+
+
+def _kill_on_timeout(proc: subprocess.Popen, timed_out: threading.Event) -> None:
+    timed_out.set()
+    proc.kill()
 
 
 def first_line(text: str, limit: int = 160) -> str:
@@ -129,7 +152,8 @@ class Engine:
         """Run `<engine> args...`; a non-zero exit raises Unavailable with the engine's message."""
         c = call([*self.argv, *args], self.env, timeout)
         if c.rc != 0:
-            what = " ".join(args[:3])
+            what = " ".join(args)
+            what = what if len(what) <= 80 else what[:77] + "..."
             raise Unavailable(f"`{self.name} {what}` exited {c.rc}: "
                               f"{first_line(c.err or c.out) or 'no message'}")
         return c
@@ -160,10 +184,33 @@ class Samples:
         return ordered[math.ceil(0.9 * len(ordered)) - 1]
 
 
-def sample(engine: Engine, args: list[str], runs: int, warmups: int) -> Samples:
-    for i in range(warmups):
-        _step(engine, args, f"warm-up {i + 1}/{warmups}")
-    return Samples([_step(engine, args, f"run {i + 1}/{runs}").seconds for i in range(runs)])
+# engine name -> its figures, or the reason it could not be measured
+Results = dict[str, "dict | Samples | str"]
+
+
+def sample(engines: list[Engine], args_of: Callable[[Engine], list[str]], runs: int,
+           warmups: int) -> dict[str, Samples | str]:
+    """Time the engines in turn, call by call, so a change in machine load hits all alike."""
+    seconds: dict[str, list[float]] = {e.name: [] for e in engines}
+    failed: dict[str, str] = {}
+    for i in range(warmups + runs):
+        label = f"warm-up {i + 1}/{warmups}" if i < warmups else f"run {i - warmups + 1}/{runs}"
+        for engine in engines:
+            if engine.name in failed:
+                continue
+            try:
+                c = _step(engine, args_of(engine), label)
+            except Unavailable as e:
+                log(f"{engine.name} unavailable: {e}")
+                failed[engine.name] = str(e)
+                continue
+            if i >= warmups:
+                seconds[engine.name].append(c.seconds)
+    return {e.name: failed.get(e.name) or Samples(seconds[e.name]) for e in engines}
+
+
+def same_args(args: list[str]) -> Callable[[Engine], list[str]]:
+    return lambda engine: args
 
 
 def _step(engine: Engine, args: list[str], label: str) -> Call:
@@ -228,7 +275,7 @@ def descendants(table: dict[int, tuple[int, str]], roots: set[int]) -> set[int]:
 
 
 def kill_processes_referring_to(path: str) -> None:
-    """Kill whatever still names our temp dir (dockerd, shims, conmon, monitors) and its children."""
+    """Kill what still names our temp dir (dockerd, shims, conmon, monitors), and its children."""
     mine = {os.getpid()}
     pid = os.getpid()
     while pid > 1:
@@ -239,7 +286,9 @@ def kill_processes_referring_to(path: str) -> None:
         targets = descendants(table, {p for p, (_, cmd) in table.items() if path in cmd}) - mine
         if not targets:
             return
-        log(f"sending {sig.name} to {len(targets)} leftover processes")
+        names = Counter(table[p][1].split(" ", 1)[0].rsplit("/", 1)[-1] for p in targets)
+        log(f"sending {sig.name} to leftover processes: "
+            + ", ".join(f"{n} × {c}" for c, n in names.items()))
         for pid in targets:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -274,7 +323,7 @@ def remove_cgroups_of(container_ids: set[str]) -> None:
     """rmdir empty cgroups whose name holds one of our container ids (runtimes may leave them)."""
     if not container_ids or not os.path.isdir("/sys/fs/cgroup"):
         return
-    for top, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
+    for top, _, _ in os.walk("/sys/fs/cgroup", topdown=False):
         if any(cid in os.path.basename(top) for cid in container_ids):
             with contextlib.suppress(OSError):
                 os.rmdir(top)
@@ -283,6 +332,7 @@ def remove_cgroups_of(container_ids: set[str]) -> None:
 # ---------------------------------------------------------------- images
 
 
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
@@ -342,52 +392,49 @@ def loaded_name(output: str) -> str | None:
 def share_busybox(ws: Workspace, engines: list[Engine]) -> str:
     """Give every engine the same busybox rootfs; returns how it was done, for the report."""
     kade = next((e for e in engines if e.name == "kade" and not e.unavailable), None)
-    tar, how = ws.dir / "busybox.tar", ""
+    saved = ws.dir / "busybox.tar"
+    how = ["a rootfs tar of /bin/busybox (applets as hard links) imported by every engine"]
     if kade:
         try:
             kade.cli("image", "bootstrap", "busybox")
-            kade.cli("save", "-o", str(tar), kade.image)
-            how = "`kade image bootstrap busybox`, then `kade save` loaded into the peers"
+            kade.cli("save", "-o", str(saved), kade.image)
+            how = ["`kade image bootstrap busybox`, saved by `kade save`, loaded by the peers"]
         except Unavailable as e:
-            log(f"kade could not make and save busybox, using a rootfs tar instead: {e}")
-            how = f"a rootfs tar of /bin/busybox imported by every engine (kade: {e})"
-    if not how or not tar.exists():
-        busybox_rootfs_tar(tar)
-        how = how or "a rootfs tar of /bin/busybox imported by every engine"
-        if kade:
-            _import_into_kade(kade, tar)
+            log(f"kade could not bootstrap and save busybox; importing a rootfs tar: {e}")
+            how.append(f"kade could not bootstrap and save it: {e}")
+            import_busybox(ws, kade)
     for peer in engines:
-        if peer.name != "kade" and not peer.unavailable:
-            _give_peer_busybox(ws, peer, tar, saved="kade save" in how)
-    return how
-
-
-def _import_into_kade(kade: Engine, tar: Path) -> None:
-    try:
-        kade.cli("import", str(tar), kade.image)
-    except Unavailable as e:
-        if kade.cli_ok("image", "inspect", kade.image):
-            log(f"kade import failed, keeping the bootstrapped busybox: {e}")
-        else:
-            kade.unavailable = f"no busybox image: {e}"
-
-
-def _give_peer_busybox(ws: Workspace, peer: Engine, tar: Path, saved: bool) -> None:
-    try:
-        if saved:
+        if peer.name == "kade" or peer.unavailable:
+            continue
+        if saved.exists():
             try:
-                name = loaded_name(peer.cli("load", "-i", str(tar)).out)
-                peer.image = name or peer.image
-                peer.cli("image", "inspect", peer.image)
-                return
+                load_busybox(peer, saved)
+                continue
             except Unavailable as e:
-                log(f"{peer.name} could not load kade's save, importing a rootfs tar: {e}")
-                tar = ws.dir / "busybox-rootfs.tar"
-                busybox_rootfs_tar(tar)
-        peer.cli("import", str(tar), peer.image)
-        peer.cli("image", "inspect", peer.image)
+                log(f"{peer.name} could not load kade's save; importing a rootfs tar: {e}")
+                how.append(f"{peer.name} imported the rootfs tar instead, as its load failed: {e}")
+        import_busybox(ws, peer)
+    return "; ".join(how)
+
+
+def load_busybox(engine: Engine, tar: Path) -> None:
+    engine.image = loaded_name(engine.cli("load", "-i", str(tar)).out) or engine.image
+    engine.cli("image", "inspect", engine.image)
+
+
+def import_busybox(ws: Workspace, engine: Engine) -> None:
+    tar = ws.dir / "busybox-rootfs.tar"
+    try:
+        if not tar.exists():
+            busybox_rootfs_tar(tar)
+        # an imported image has no config: give it the PATH a Dockerfile image would have
+        engine.cli("import", "--change", f"ENV {DEFAULT_PATH}", str(tar), engine.image)
+        engine.cli("image", "inspect", engine.image)
     except Unavailable as e:
-        peer.unavailable = f"no busybox image: {e}"
+        if engine.cli_ok("image", "inspect", engine.image):
+            log(f"{engine.name}: import failed, keeping the busybox it has: {e}")
+        else:
+            engine.unavailable = f"no busybox image: {e}"
 
 
 # ---------------------------------------------------------------- engines
@@ -403,12 +450,16 @@ def kade_engine(ws: Workspace) -> Engine:
     engine = Engine("kade", [kade, "--root", str(ws.dir / "kade")],
                     ["--network", "none", "--pull", "never"])
     engine.facts["cli"] = kade
-    engine.facts["version"] = kade_version(engine)
+    engine.facts["version"] = kade_version()
+    with contextlib.suppress(Unavailable):
+        info = engine.cli("info").out
+        driver = re.search(r"^Storage Driver:\s*(\S+)", info, re.M)
+        engine.facts["storage"] = driver.group(1) if driver else "?"
     ws.stack.callback(remove_all_containers, engine)
     return engine
 
 
-def kade_version(engine: Engine) -> str:
+def kade_version() -> str:
     from importlib import metadata
     try:
         version = metadata.version("kade")
@@ -528,6 +579,15 @@ def podman_engine(ws: Workspace) -> Engine:
     return engine
 
 
+def make_engine(name: str, ws: Workspace) -> Engine:
+    makers = {"kade": kade_engine, "docker": docker_engine, "podman": podman_engine}
+    log(f"setting up {name}")
+    try:
+        return makers[name](ws)
+    except Exception as e:  # noqa: BLE001 - report it in the table, run the others
+        return Engine(name, [], [], unavailable=f"setup failed: {e!r}")
+
+
 def remove_all_containers(engine: Engine) -> None:
     try:
         ids = engine.cli("ps", "-aq").out.split()
@@ -548,10 +608,12 @@ def remove(engine: Engine, ids: list[str]) -> None:
 # ---------------------------------------------------------------- benchmarks
 
 
-def bench_run(engine: Engine, runs: int) -> dict:
+def bench_run(engines: list[Engine], runs: int) -> Results:
     """`run --rm busybox true`: the whole life of a container, CLI to CLI."""
-    args = engine.create_args("run", "--rm", engine.image, "true")
-    return {"samples": sample(engine, args, runs=runs, warmups=2)}
+    live = [e for e in engines if not e.unavailable]
+    log(f"run: {', '.join(e.name for e in live)}, interleaved")
+    timed = sample(live, lambda e: e.create_args("run", "--rm", e.image, "true"), runs, 2)
+    return {e.name: e.unavailable or timed[e.name] for e in engines}
 
 
 def bench_memory(ws: Workspace, engine: Engine, count: int) -> dict:
@@ -588,24 +650,31 @@ def container_id(ws: Workspace, c: Call) -> str:
 
 
 def keeper_processes(engine: Engine, ids: list[str]) -> set[int]:
-    """The engine processes that exist for these containers and for nothing else.
+    """The engine processes that keep these containers: what the report weighs.
 
-    For each container: the ancestors of its init below pid 1 (a shim, conmon, a
-    kade monitor, or a chain of them), less any process that is an ancestor of
-    more than one container (a daemon) or of this runner; plus their other
-    children that are not container processes (a log pump, say).
+    The ancestors of each container's init below pid 1, each counted once: a
+    containerd-shim per container for docker, a conmon per container for
+    podman, one supervisor for all of kade's. Plus their children that are not
+    container processes (a log pump, say). Never this runner's own ancestors.
     """
-    inits = [int(engine.cli("inspect", "-f", "{{.State.Pid}}", cid).out.strip()) for cid in ids]
+    inits = [init_pid(engine, cid) for cid in ids]
     table = _proc_table()
     chains = [ancestors(table, init) for init in inits]
     for cid, init, chain in zip(ids, inits, chains):
         if not chain:
             raise Unavailable(f"container {cid[:12]}'s init (pid {init}) has no engine "
                               "process above it")
-    shared = {p for p, n in Counter(p for chain in chains for p in chain).items() if n > 1}
-    keepers = set().union(*chains) - shared - ancestors(table, os.getpid())
+    keepers = set().union(*chains) - ancestors(table, os.getpid())
     helpers = {p for p, (ppid, _) in table.items() if ppid in keepers}
     return keepers | (helpers - descendants(table, set(inits)))
+
+
+def init_pid(engine: Engine, cid: str) -> int:
+    out = engine.cli("inspect", "-f", "{{.State.Pid}}", cid).out.strip()
+    if not out.isdigit() or int(out) <= 0:
+        raise Unavailable(f"`inspect -f '{{{{.State.Pid}}}}' {cid[:12]}` printed {out[:40]!r}, "
+                          "not a pid")
+    return int(out)
 
 
 def ancestors(table: dict[int, tuple[int, str]], pid: int) -> set[int]:
@@ -640,22 +709,58 @@ def sum_pss(pids) -> int:
     return sum(read_kb(p, "Pss") for p in pids)
 
 
-def bench_list(ws: Workspace, engine: Engine, containers: int, images: int) -> dict:
+def bench_list(ws: Workspace, engines: list[Engine], containers: int, images: int) -> Results:
     """`ps -a` and `images` with many created containers and distinct images."""
-    how = make_images(ws, engine, images)
-    ids = []
+    results: Results = {}
+    made: dict[str, list[str]] = {}
     try:
+        for engine in engines:
+            made[engine.name] = []
+            results[engine.name] = engine.unavailable or _fill(ws, engine, containers, images,
+                                                               made[engine.name])
+        ready = [e for e in engines if isinstance(results[e.name], dict)]
+        log(f"list: {', '.join(e.name for e in ready)}, interleaved")
+        for args in (["ps", "-a"], ["images"]):
+            ready = [e for e in ready if isinstance(results[e.name], dict)]
+            timings = sample(ready, same_args(args), runs=10, warmups=2)
+            for name, timed in timings.items():
+                figures = results[name]
+                if isinstance(figures, dict):
+                    figures[args[0]] = timed
+                if isinstance(timed, str):
+                    results[name] = timed
+        for engine in ready:
+            figures = results[engine.name]
+            if isinstance(figures, dict):
+                figures["rows"] = (_rows(engine, "ps", "-a"), _rows(engine, "images"))
+        return results
+    finally:
+        for engine in engines:
+            remove(engine, made.get(engine.name, []))
+
+
+def _fill(ws: Workspace, engine: Engine, containers: int, images: int,
+          ids: list[str]) -> dict | str:
+    """Give one engine the images and created containers to list; ids collects what it made."""
+    log(f"list: filling {engine.name}")
+    try:
+        how = make_images(ws, engine, images)
         for i in range(containers):
             c = _step(engine, engine.create_args("create", engine.image, "true"),
                       f"create {i + 1}/{containers}")
             ids.append(container_id(ws, c))
-        ps = sample(engine, ["ps", "-a"], runs=10, warmups=2)
-        listed = sample(engine, ["images"], runs=10, warmups=2)
-        rows = (len(engine.cli("ps", "-a").out.splitlines()) - 1,
-                len(engine.cli("images").out.splitlines()) - 1)
-        return {"ps": ps, "images": listed, "how": how, "rows": rows}
-    finally:
-        remove(engine, ids)
+        return {"how": how}
+    except Unavailable as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - one engine's surprise must not stop the others
+        return f"runner error: {e!r}"
+
+
+def _rows(engine: Engine, *args: str) -> str:
+    try:
+        return str(len(engine.cli(*args).out.splitlines()) - 1)
+    except Unavailable:
+        return "?"
 
 
 def make_images(ws: Workspace, engine: Engine, count: int) -> str:
@@ -691,7 +796,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def machine_facts(engines: list[Engine], image_how: str) -> list[str]:
+def machine_facts(engines: list[Engine], image_how: str, load: tuple[float, ...]) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo if x.startswith("model name")), "?")
     meminfo = Path("/proc/meminfo").read_text().splitlines()
@@ -703,7 +808,8 @@ def machine_facts(engines: list[Engine], image_how: str) -> list[str]:
             ("kernel", platform.release()),
             ("OS", f"Debian {debian.read_text().strip()}" if debian.exists() else "?"),
             ("cgroups", "v2" if cgroupfs == "cgroup2fs" else "v1"),
-            ("Python", platform.python_version())]
+            ("Python", platform.python_version()),
+            ("load average (1 min) at start, end", f"{load[0]:.2f}, {os.getloadavg()[0]:.2f}")]
     for e in engines:
         facts = "; ".join(f"{k}: {v}" for k, v in e.facts.items())
         rows.append((e.name, f"unavailable: {e.unavailable}" if e.unavailable else facts))
@@ -730,8 +836,9 @@ def unavailable_row(name: str, reason: str, width: int) -> list[str]:
 
 
 RUN_TEXT = """{runs} runs per engine after 2 warm-ups, each `run --rm --network none --pull never
-busybox true`; wall time of the CLI, from spawn to exit. Targets: kade's median at most 1/8
-of docker's and 1/5 of podman's."""
+busybox true`; wall time of the CLI, from spawn to exit. The engines take turns, call by
+call, so a change in the machine's load falls on all of them alike. Targets: kade's
+median at most 1/8 of docker's and 1/5 of podman's."""
 
 
 def report_run(results: dict, runs: int) -> list[str]:
@@ -742,14 +849,14 @@ def report_run(results: dict, runs: int) -> list[str]:
         if isinstance(r, str):
             rows.append(unavailable_row(name, r, len(header)))
             continue
-        s = r["samples"]
+        s = r
         cmp = target = met = ""
         if name in RUN_TARGETS:
             limit = RUN_TARGETS[name]
             target = f"<= {limit:.3f} (1/{round(1 / limit)})"
-            if isinstance(kade, dict):
-                cmp = ratio(kade["samples"].median, s.median)
-                met = verdict(kade["samples"].median / s.median <= limit)
+            if isinstance(kade, Samples):
+                cmp = ratio(kade.median, s.median)
+                met = verdict(kade.median / s.median <= limit)
             else:
                 met = "kade not measured"
         rows.append([name, ms(s.median), ms(s.p90), cmp, target, met])
@@ -759,18 +866,22 @@ def report_run(results: dict, runs: int) -> list[str]:
 
 MEMORY_TEXT = """{count} containers per engine from `run -d busybox sleep 600`, all alive at
 once. Measured: the PSS (sum of `Pss` in /proc/PID/smaps_rollup) of the engine processes
-that exist for these containers and nothing else: the ancestors of each container's init
-below pid 1 that no other container shares (containerd-shim for docker, conmon for
-podman, the monitor for kade) and their children that are not container processes; the
-total is divided by the number of containers. PSS splits shared pages between the
-processes that map them, so {count} copies of one binary cost less than {count} times its
-RSS. Daemon growth: the PSS that dockerd and its containerd gained during the benchmark,
-per container (kade and podman have no daemon). Target: kade <= conmon (about 1 MB)."""
+that keep these containers: the processes above each container's init up to pid 1
+(found from `inspect -f '{{{{.State.Pid}}}}'` and /proc/PID/stat), each counted once, plus
+their children that are not container processes; that total divided by the number of
+containers. docker keeps a containerd-shim per container and podman a conmon; a process
+shared by all the containers (kade's supervisor) is counted whole, fixed cost included.
+PSS splits shared pages between the processes that map them, so {count} copies of one
+binary cost less than {count} times its RSS. Daemon growth: the PSS that dockerd and
+its containerd gained during the benchmark, per container (kade and podman have no
+daemon); it can be negative when Go's collector hands memory back. The engines run one
+after the other, each with its {count} containers. Target: kade <= conmon (about 1 MB)."""
 
 
 def report_memory(results: dict, count: int) -> list[str]:
-    header = ["engine", "processes measured", "PSS per container", "RSS per process (median)",
-              "daemon growth per container", "`run -d` median", "kade/engine (PSS)", "target"]
+    header = ["engine", "processes measured", "their PSS", "PSS per container",
+              "RSS per process (median)", "daemon growth per container", "`run -d` median",
+              "kade/engine (PSS per container)", "target"]
     kade = results.get("kade")
     rows = []
     for name, r in results.items():
@@ -788,14 +899,15 @@ def report_memory(results: dict, count: int) -> list[str]:
                 target = f"kade <= conmon: {verdict(kper <= per)}"
         elif name == "podman":
             target = "kade <= conmon: kade not measured"
-        rows.append([name, procs, mib(per), mib(r["rss_kb"]), growth, ms(r["start"].median),
-                     cmp, target])
+        rows.append([name, procs, mib(r["pss_kb"]), mib(per), mib(r["rss_kb"]), growth,
+                     ms(r["start"].median), cmp, target])
     return ["## Memory kept per detached container", "", MEMORY_TEXT.format(count=count), "",
             *table(header, rows)]
 
 
 LIST_TEXT = """{containers} containers from `create busybox true` (never started), and the
-images in the last column; median and p90 of 10 calls after 2 warm-ups. Target: kade's
+images in the last column; median and p90 of 10 calls after 2 warm-ups, the engines
+taking turns call by call, each holding its containers and images at once. Target: kade's
 median under {target:.0f} ms for both. "Rows listed" counts the output's lines less the
 header, as a check that every engine listed the same things."""
 
@@ -833,11 +945,12 @@ the same busybox rootfs, no network for the containers and no pulls."""
 
 
 def write_report(out: Path, engines: list[Engine], image_how: str, sections: list[list[str]],
-                 started: datetime.datetime, argv: list[str]) -> str:
+                 started: datetime.datetime, load: tuple[float, ...], argv: list[str]) -> str:
     took = int((datetime.datetime.now(datetime.UTC) - started).total_seconds())
     intro = INTRO.format(args="".join(f" {a}" for a in argv), date=f"{started:%Y-%m-%d %H:%M}",
                          took=f"{took // 60} min {took % 60} s")
-    parts = ["# Benchmarks", intro, "## Machine", "\n".join(machine_facts(engines, image_how)),
+    facts = "\n".join(machine_facts(engines, image_how, load))
+    parts = ["# Benchmarks", intro, "## Machine", facts,
              *("\n".join(section) for section in sections)]
     text = "\n\n".join(parts) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -870,6 +983,9 @@ def run_per_engine(engines: list[Engine], name: str, fn: Callable[[Engine], dict
         except Unavailable as e:
             log(f"{name}: {engine.name} unavailable: {e}")
             results[engine.name] = str(e)
+        except Exception as e:  # noqa: BLE001 - one engine's surprise must not stop the others
+            log(f"{name}: {engine.name} failed: {e!r}")
+            results[engine.name] = f"runner error: {e!r}"
     return results
 
 
@@ -898,27 +1014,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.install_peers:
         install_peers()
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    started = datetime.datetime.now(datetime.UTC)
+    # SIGINT too: a shell without job control starts background jobs with SIGINT ignored
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    started, load = datetime.datetime.now(datetime.UTC), os.getloadavg()
     wanted = args.only or list(BENCHMARKS)
     names = [n for n in args.engines.split(",") if n]
+    if not names or set(names) - set(ENGINES):
+        log(f"--engines takes a comma-separated subset of {','.join(ENGINES)}")
+        return 2
     ws = Workspace()
     try:
-        makers = {"kade": kade_engine, "docker": docker_engine, "podman": podman_engine}
-        engines = [makers[n](ws) for n in names]
+        engines = [make_engine(name, ws) for name in names]
         image_how = share_busybox(ws, engines)
         sections = []
         if "run" in wanted:
-            results = run_per_engine(engines, "run", lambda e: bench_run(e, args.runs))
-            sections.append(report_run(results, args.runs))
+            sections.append(report_run(bench_run(engines, args.runs), args.runs))
         if "memory" in wanted:
             results = run_per_engine(engines, "memory", lambda e: bench_memory(ws, e, 50))
             sections.append(report_memory(results, 50))
         if "list" in wanted:
-            results = run_per_engine(engines, "list", lambda e: bench_list(ws, e, 100, 50))
-            sections.append(report_list(results, 100))
-        text = write_report(args.out, engines, image_how, sections, started, argv)
+            sections.append(report_list(bench_list(ws, engines, 100, 50), 100))
+        text = write_report(args.out, engines, image_how, sections, started, load, argv)
         print(text)
         log(f"wrote {args.out}")
         return 0

@@ -33,6 +33,7 @@ class Kade:
         ids = self("ps", "-aq", "--no-trunc", check=False).stdout.split()
         if ids:
             self("rm", "-f", *ids, check=False)
+        self("system", "monitor", "stop", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,4 +44,5 @@ def kade(tmp_path_factory):
     k("image", "bootstrap", "busybox")
     yield k
     k.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("KADE_KEEP_TEST_ROOT"):
+        shutil.rmtree(root, ignore_errors=True)

@@ -190,3 +190,23 @@ def test_pause_unpause(kade):
     kade("unpause", "pz")
     assert kade("inspect", "-f", "{{.State.Status}}", "pz").stdout.strip() == "running"
     kade("rm", "-f", "pz")
+
+
+def test_health_checks_run_and_show_in_ps(kade):
+    kade("run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok",
+         "--health-interval", "0.2s", "--health-retries", "2", "busybox", "sleep", "30")
+    deadline = time.time() + 10
+    status = ""
+    while time.time() < deadline and status != "unhealthy":
+        status = kade("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip()
+        time.sleep(0.1)
+    assert status == "unhealthy"
+    assert "(unhealthy)" in kade("ps", "--format", "{{.Status}}", "-f", "name=hc").stdout
+    kade("exec", "hc", "touch", "/tmp/ok")
+    while time.time() < deadline and status != "healthy":
+        status = kade("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip()
+        time.sleep(0.1)
+    assert status == "healthy"
+    log = kade("inspect", "-f", "{{json .State.Health.Log}}", "hc").stdout
+    assert '"ExitCode":0' in log.replace(" ", "")
+    kade("rm", "-f", "hc")

@@ -23,7 +23,12 @@ def status_text(state: dict, now: float) -> str:
     s = state["Status"]
     if s in ("running", "paused"):
         up = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
-        return up + (" (Paused)" if s == "paused" else "")
+        if s == "paused":
+            return up + " (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        if health:
+            return up + (" (health: starting)" if health == "starting" else f" ({health})")
+        return up
     if s == "restarting":
         return (f"Restarting ({state['ExitCode']}) "
                 f"{human_duration(now - parse_rfc3339(state['FinishedAt']))} ago")

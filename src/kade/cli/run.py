@@ -138,18 +138,6 @@ def main(ctx, verb: str, args: list[str]) -> int:
         p.print_help()
         return 0
     ns = p.parse_args(args)
-    preforked = None
-    if verb == "run":
-        from kade.engine.monitor import prefork
-        preforked = prefork()  # warms up on the other core while we create
-    try:
-        return _create_and_run(ctx, verb, ns, preforked)
-    finally:
-        if preforked is not None:
-            preforked.cancel()
-
-
-def _create_and_run(ctx, verb: str, ns, preforked) -> int:
     opts = options_from(ns)
     engine = ctx.engine
     from kade.engine import run as engine_run
@@ -158,27 +146,27 @@ def _create_and_run(ctx, verb: str, ns, preforked) -> int:
         cid = engine.containers.create(opts)
         print(cid)
         return 0
-    return _run(engine, opts, ns, preforked)
+    return _run(engine, opts, ns)
 
 
-def _run(engine, opts, ns, preforked) -> int:
+def _run(engine, opts, ns) -> int:
     cid = engine.containers.create(opts)
     if ns.detach:
-        _start_or_cleanup(engine, cid, opts, None, preforked)
+        _start_or_cleanup(engine, cid, opts, None)
         print(cid)
         return 0
     attach = {"stdin": opts.interactive, "tty": opts.tty}
     from kade.cli import attach as attach_mod
     with attach_mod.terminal(opts.tty and opts.interactive and os.isatty(0)):
-        started = _start_or_cleanup(engine, cid, opts, attach, preforked)
+        started = _start_or_cleanup(engine, cid, opts, attach)
         with attach_mod.forward_signals(started, opts.tty, ns.sig_proxy != "false"):
             return started.wait_exit()
 
 
-def _start_or_cleanup(engine, cid, opts, attach, preforked=None):
+def _start_or_cleanup(engine, cid, opts, attach):
     from kade.engine import lifecycle
     try:
-        return lifecycle.start(engine, cid, attach, preforked)
+        return lifecycle.start(engine, cid, attach)
     except BaseException:
         if opts.auto_remove:
             engine.containers.remove(cid, force=True, volumes=True)

@@ -16,7 +16,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
         return _info(ctx)
     if not args:
         raise UsageError('"kade system" requires a subcommand: df, prune, check, info')
-    sub = {"df": _df, "prune": _prune, "check": _check, "info": lambda c, a: _info(c)}
+    sub = {"df": _df, "prune": _prune, "check": _check, "info": lambda c, a: _info(c),
+           "monitor": _monitor}
     if args[0] not in sub:
         raise UsageError(f"unknown system command: {args[0]}")
     return sub[args[0]](ctx, args[1:])
@@ -105,4 +106,21 @@ def _check(ctx, args) -> int:
         print(f"repaired {len(problems)} problem(s)")
         return 0
     sys.stderr.write(f"{len(problems)} problem(s) found; run 'kade system check --repair'\n")
+    return 1
+
+
+def _monitor(ctx, args) -> int:
+    """`kade system monitor stop`: end the root's idle container supervisor."""
+    if args != ["stop"]:
+        raise UsageError('usage: kade system monitor stop')
+    import time
+    from kade.engine import monitor
+    from kade.engine.core import Engine
+    root = Engine(ctx.root, ctx.driver).root
+    deadline = time.monotonic() + 5  # monitors of just-removed containers are finishing
+    while time.monotonic() < deadline:
+        if monitor.shutdown(root):
+            return 0
+        time.sleep(0.05)
+    sys.stderr.write("Error: no idle container monitor to stop\n")
     return 1

@@ -8,7 +8,7 @@ import signal as _signal
 import time
 from collections import namedtuple
 
-from kade.engine.containers import pid_alive, pid_start
+from kade.engine.containers import pid_start
 from kade.errors import (CommandNotFound, CommandNotInvocable, Conflict, FailedPrecondition,
                          InvalidArgument, KadeError)
 from kade.util.ids import now_rfc3339
@@ -96,11 +96,13 @@ def should_restart(record: dict, state: dict, code: int, restarts: int) -> bool:
 class Stdio:
     """Pipes (or a pty) between the container and the monitor, the log and a terminal."""
 
-    def __init__(self, record: dict, attach: dict | None, bundle: str):
+    def __init__(self, record: dict, attach: dict | None, attach_fds: tuple = ()):
         from kade.engine.logs import LogWriter
         cfg = record["Config"]
         self.tty = bool(cfg.get("Tty"))
         self.attach = attach or {}
+        # the attached client's stdin, stdout, stderr (received over the socket)
+        self.term_in, self.term_out, self.term_err = attach_fds if attach else (-1, -1, -1)
         keep_log = not (record["HostConfig"].get("AutoRemove") and attach)
         self.log = LogWriter(record["LogPath"] if keep_log else None)
         self.console_slave = None
@@ -126,7 +128,7 @@ class Stdio:
 
     def _stdin_fd(self, cfg: dict) -> int:
         if cfg.get("OpenStdin") and self.attach.get("stdin"):
-            return 0
+            return self.term_in
         r, w = os.pipe()
         self._child.append(r)
         if cfg.get("OpenStdin"):
@@ -150,7 +152,7 @@ class Stdio:
         for fd in live:
             poller.register(fd, select.POLLIN)
         if self.tty and self.attach.get("stdin"):
-            poller.register(0, select.POLLIN)
+            poller.register(self.term_in, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
         exited = False
         while live:
@@ -158,7 +160,7 @@ class Stdio:
                 if fd == pidfd:
                     exited = True
                     poller.unregister(pidfd)
-                elif fd == 0:
+                elif fd == self.term_in:
                     self._forward_stdin(poller)
                 elif not self._copy(fd, live[fd]):
                     poller.unregister(fd)
@@ -168,11 +170,11 @@ class Stdio:
 
     def _forward_stdin(self, poller) -> None:
         try:
-            data = os.read(0, 65536)
+            data = os.read(self.term_in, 65536)
         except OSError:
             data = b""
         if not data:
-            poller.unregister(0)
+            poller.unregister(self.term_in)
             return
         os.write(self.master, data)
 
@@ -185,7 +187,7 @@ class Stdio:
             return False
         self.log.write(stream, data)
         if self.attach:
-            _write_all(1 if stream == "stdout" or self.tty else 2, data)
+            _write_all(self.term_out if stream == "stdout" or self.tty else self.term_err, data)
         return True
 
     def _drain(self, live: dict) -> bool:
@@ -224,16 +226,22 @@ def _write_all(fd: int, data: bytes) -> None:
 class Started:
     """A started container as the caller sees it; `wait_exit` for attached runs."""
 
-    def __init__(self, report_fd: int, info: dict):
+    def __init__(self, report_fd: int, info: dict, sock=None):
         self.report_fd = report_fd
+        self.sock = sock  # keeps the connection (and so report_fd) open
         self.pid = info.get("pid", 0)
         self.pty = info.get("pty")
         self._buf = b""
 
     def wait_exit(self) -> int:
         msg = _read_msg(self.report_fd, self)
-        os.close(self.report_fd)
+        self.close()
         return int(msg.get("exit", 125)) if msg else 125
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def _read_msg(fd: int, holder) -> dict | None:
@@ -249,8 +257,8 @@ def _read_msg(fd: int, holder) -> dict | None:
     return json.loads(line)
 
 
-def start(engine, cid: str, attach: dict | None = None, preforked=None) -> Started:
-    """Start through a new monitor, or through `preforked` (monitor.prefork())."""
+def start(engine, cid: str, attach: dict | None = None) -> Started:
+    """Start through the root's supervisor; `attach` hands it this process's stdio."""
     from kade.engine import monitor
     state = engine.containers.state(cid)
     if state["Status"] == "paused":
@@ -258,23 +266,19 @@ def start(engine, cid: str, attach: dict | None = None, preforked=None) -> Start
     if state["Running"]:
         return Started(-1, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})
-    if preforked is not None:
-        root, driver = engine.root, engine.driver
-        engine.close_handles()
-        fd = preforked.go(root, driver, cid, attach)
-    else:
-        fd = monitor.spawn(engine, cid, attach)
-    holder = Started(fd, {})
+    sock = monitor.request_start(engine, cid, attach)
+    fd = sock.fileno()
+    holder = Started(fd, {}, sock)
     msg = _read_msg(fd, holder) or {"error": "container monitor died", "kind": "KadeError"}
     if "error" in msg:
-        os.close(fd)
-        kind = {"CommandNotFound": CommandNotFound,
-                "CommandNotInvocable": CommandNotInvocable}.get(msg["kind"], KadeError)
+        holder.close()
+        kind = {"CommandNotFound": CommandNotFound, "CommandNotInvocable": CommandNotInvocable,
+                "Conflict": Conflict}.get(msg["kind"], KadeError)
         raise kind(msg["error"])
-    started = Started(fd, msg["started"])
+    started = Started(fd, msg["started"], sock)
     started._buf = holder._buf
     if not attach:
-        os.close(fd)
+        started.close()
     return started
 
 
@@ -321,14 +325,9 @@ def wait_stopped(engine, cid: str, timeout: float | None) -> dict:
         state = engine.containers.state(cid)
         if not state["Running"] and state["Status"] != "restarting":
             return state
-        monitor_pid = state.get("MonitorPid", 0)
-        if pid_alive(monitor_pid, state.get("MonitorStart")) and (
-                state.get("ManualStop") or state["Status"] == "running"):
-            _wait_gone(monitor_pid, 0.05)
-        else:
-            time.sleep(0.02)
         if deadline is not None and time.monotonic() > deadline:
             return state
+        time.sleep(0.005)
 
 
 def stop(engine, cid: str, timeout: int | None = None) -> None:

@@ -1,12 +1,25 @@
-"""The per-container monitor: parent of the container's init, keeper of its state.
+"""Container monitors, all in one supervisor process per Kade root.
 
-`prefork`/`spawn` double-fork a monitor that outlives the command that started
-it (no daemon to start by hand); `kade run` forks it first thing, so its imports
-overlap the creation of the container. The monitor creates the container through the
-runtime, pumps its output into the json-file log (and to the attached
-terminal), waits for it, records the exit, applies the restart policy, and
-removes the container for --rm. It talks to the caller over one pipe, one JSON
-line per message: {"started": {...}}, {"error": ..., "kind": ...}, {"exit": code}.
+No daemon to start by hand: the first `kade` command that starts a container
+forks the supervisor (`ensure_supervisor`), and it exits by itself once no
+container has run for a while. It listens on `<root>/monitor.sock`; a client
+sends one request line, with its terminal's fds attached (SCM_RIGHTS) when it
+attaches:
+
+    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | null}
+
+and reads one JSON line per message back: {"started": {...}} or {"error": ...,
+"kind": ...}, then {"exit": code} for attached runs. One thread per container
+(a `Monitor`) is the parent of the container's init: it pumps its output into
+the json-file log and the attached terminal, waits for it, records the exit,
+applies the restart policy and removes --rm containers.
+
+Why one process: a Python process per container costs ~12 MB PSS; shared, the
+supervisor costs a fraction of a MB per container, and it is warm (imports,
+seccomp cache) for every start after the first.
+
+Invariant: the supervisor is forked before the forking process opens SQLite
+(Engine.close_handles): a connection carried across fork() loses writes.
 """
 
 from __future__ import annotations
@@ -15,127 +28,261 @@ import json
 import os
 import select
 import signal
+import socket
+import sys
+import threading
 import time
 
-from kade.errors import CommandNotFound, CommandNotInvocable, KadeError
+from kade.errors import CommandNotFound, CommandNotInvocable, KadeError, NotFound
 
 RESTART_BACKOFF_MAX = 60.0
+IDLE_EXIT = float(os.environ.get("KADE_MONITOR_IDLE", "300"))
+SOCKET = "monitor.sock"
+LOCK = "monitor.lock"
+LOG = "monitor.log"  # the supervisor's stderr: its own failures, never container output
 
 
-class Preforked:
-    """A monitor forked ahead of time, warming up while the caller creates the
-    container; `go` hands it the container. Closing `ctrl` without `go` (the
-    create failed) makes it exit quietly."""
-
-    def __init__(self, ctrl: int, report: int, child: int):
-        self.ctrl, self.report, self.child = ctrl, report, child
-
-    def _reap(self) -> None:
-        # the intermediate child exits right after forking the monitor; reaped
-        # late so the caller does not wait for that fork
-        if self.child:
-            os.waitpid(self.child, 0)
-            self.child = 0
-
-    def go(self, root: str, driver: str, cid: str, attach: dict | None) -> int:
-        msg = {"root": root, "driver": driver, "cid": cid, "attach": attach}
-        os.write(self.ctrl, (json.dumps(msg) + "\n").encode())
-        os.close(self.ctrl)
-        report, self.ctrl, self.report = self.report, -1, -1  # the caller owns it now
-        self._reap()
-        return report
-
-    def cancel(self) -> None:
-        """Release a monitor that was never told to go; a no-op after go()."""
-        for fd in (self.ctrl, self.report):
-            if fd >= 0:
-                os.close(fd)
-        self.ctrl = self.report = -1
-        self._reap()
+# --- client side -------------------------------------------------------------
+def _sock_path(root: str) -> str:
+    path = os.path.join(root, SOCKET)
+    if len(path) < 100:
+        return path
+    # sun_path holds 108 bytes: reach a deep root through a short /proc path
+    fd = os.open(root, os.O_PATH | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{SOCKET}"
 
 
-def prefork() -> Preforked:
-    """Fork the monitor now. Call before any SQLite handle is open (see
-    Engine.close_handles): the child must not inherit one."""
-    ctrl_r, ctrl_w = os.pipe()
-    report_r, report_w = os.pipe()
+def connect(engine) -> socket.socket:
+    """A connection to the root's supervisor, starting one if none runs."""
+    path = _sock_path(engine.root)
+    sock = _try_connect(path)
+    if sock is not None:
+        return sock
+    root, driver = engine.root, engine.driver
+    engine.close_handles()  # see the module docstring's invariant
+    deadline = time.monotonic() + 10
+    next_spawn = 0.0
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_spawn:  # again, in case an exiting one held the lock
+            _spawn(root, driver)
+            next_spawn = time.monotonic() + 1.0
+        sock = _try_connect(path)
+        if sock is not None:
+            return sock
+        time.sleep(0.002)
+    raise KadeError(f'the container monitor did not answer on "{path}"; '
+                    f'see {os.path.join(root, LOG)}')
+
+
+def _try_connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+        return sock
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None
+
+
+def request_start(engine, cid: str, attach: dict | None) -> socket.socket:
+    sock = connect(engine)
+    line = (json.dumps({"op": "start", "cid": cid, "attach": attach}) + "\n").encode()
+    fds = [0, 1, 2] if attach else []
+    socket.send_fds(sock, [line], fds)
+    return sock
+
+
+def shutdown(root: str) -> bool:
+    """Ask an idle supervisor to exit; False when none runs or it is busy."""
+    sock = _try_connect(_sock_path(root))
+    if sock is None:
+        return False
+    with sock:
+        sock.sendall(b'{"op": "shutdown"}\n')
+        reply = sock.makefile("rb").readline()
+    return bool(reply) and json.loads(reply).get("ok", False)
+
+
+# --- the supervisor ------------------------------------------------------------
+def _spawn(root: str, driver: str) -> None:
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
         code = 0
         try:
-            os.close(ctrl_w)
-            os.close(report_r)
             os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            _warm_up()
-            msg = _read_line(ctrl_r)
-            if msg is not None:
-                code = _serve(msg, report_w)
-        finally:
-            os._exit(code)
-    os.close(ctrl_r)
-    os.close(report_w)
-    return Preforked(ctrl_w, report_r, child)
-
-
-def spawn(engine, cid: str, attach: dict | None) -> int:
-    """Fork the monitor for an existing container; returns its report pipe."""
-    root, driver = engine.root, engine.driver
-    engine.close_handles()  # reopened lazily; see Engine.close_handles
-    return prefork().go(root, driver, cid, attach)
-
-
-def _serve(msg: dict, report: int) -> int:
-    try:
-        _detach_stdio(msg["attach"])
-        return Monitor(msg["root"], msg["driver"], msg["cid"], report, msg["attach"]).run()
-    except BaseException as e:  # noqa: BLE001 - report anything to the caller
-        _send(report, {"error": f"monitor failed: {e}", "kind": "KadeError"})
-        if os.environ.get("KADE_DEBUG"):
+            if os.fork() == 0:
+                _log_to(os.path.join(root, LOG))
+                code = Supervisor(root, driver).serve()
+        except BaseException:  # noqa: BLE001 - nothing to report to but the log
             import traceback
             traceback.print_exc()
-        return 125
+            code = 1
+        finally:
+            os._exit(code)
+    os.waitpid(child, 0)
+
+
+class Supervisor:
+    def __init__(self, root: str, driver: str):
+        self.root, self.driver = root, driver
+        self.lock = threading.Lock()
+        self.active: set[str] = set()
+        self.in_flight = 0  # accepted connections not yet answered
+        self.last_activity = time.monotonic()
+
+    def serve(self) -> int:
+        import fcntl
+        lock_fd = os.open(os.path.join(self.root, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                          0o600)
+        if not _lock(lock_fd, fcntl, wait=5.0):
+            _log("another supervisor holds the lock; exiting")
+            return 0
+        _quiet_process()
+        import faulthandler
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into monitor.log
+        listener = self._listen()
+        _log("serving")
+        _warm_up()
+        while self._keep_running():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with self.lock:
+                self.in_flight += 1
+                self.last_activity = time.monotonic()
+            threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
+        os.unlink(os.path.join(self.root, SOCKET))
+        listener.close()
+        _log("idle: exiting")
+        return 0
+
+    def _listen(self) -> socket.socket:
+        path = os.path.join(self.root, SOCKET)
+        if os.path.exists(path):
+            os.unlink(path)  # stale: we hold the lock, so nobody serves it
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)
+        try:
+            listener.bind(_sock_path(self.root))
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        listener.settimeout(1.0)
+        return listener
+
+    def _keep_running(self) -> bool:
+        with self.lock:
+            busy = bool(self.active) or self.in_flight > 0
+        return busy or time.monotonic() - self.last_activity < IDLE_EXIT
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        try:
+            self._answer(conn)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                msg, fds = _read_request(conn)
+            except (OSError, ValueError):
+                return
+            if msg.get("op") == "shutdown":
+                with self.lock:
+                    idle = not self.active and self.in_flight == 1  # only this request
+                if idle:
+                    self.last_activity = -IDLE_EXIT
+                conn.sendall((json.dumps({"ok": idle}) + "\n").encode())
+            elif msg.get("op") == "start":
+                self._monitor(conn, msg["cid"], msg.get("attach"), fds)
+
+    def _monitor(self, conn: socket.socket, cid: str, attach: dict | None,
+                 fds: list[int]) -> None:
+        with self.lock:
+            if cid in self.active:
+                _send(conn.fileno(), {"error": f"container {cid} is already starting",
+                                      "kind": "Conflict"})
+                return
+            self.active.add(cid)
+        try:
+            Monitor(self.root, self.driver, cid, conn.fileno(), attach, fds).run()
+        except NotFound:
+            pass  # removed (rm -f) while we were finishing it: nothing left to record
+        except BaseException as e:  # noqa: BLE001 - a monitor must not take the others down
+            _send(conn.fileno(), {"error": f"monitor failed: {e}", "kind": "KadeError"})
+            _debug_traceback()
+        finally:
+            for fd in fds:
+                os.close(fd)
+            with self.lock:
+                self.active.discard(cid)
+            self.last_activity = time.monotonic()
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor {os.getpid()}: {msg}\n")
+    sys.stderr.flush()
+
+
+def _lock(fd: int, fcntl, wait: float) -> bool:
+    """Take the root's supervisor lock, waiting a little for one that is exiting."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+
+def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+    while not data.endswith(b"\n"):
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    return json.loads(data), list(fds)
+
+
+def _log_to(path: str) -> None:
+    """stdin and stdout to /dev/null, stderr to the log: the client's pipes must not
+    stay open in the supervisor, or a caller reading them to EOF would hang."""
+    null = os.open(os.devnull, os.O_RDWR)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+
+
+def _quiet_process() -> None:
+    os.chdir("/")
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN,
+                signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _warm_up() -> None:
-    """What every container start needs: imported and cached while the caller
-    is still resolving the image and writing the container record."""
+    """What every container start needs, imported and cached once."""
     from kade.engine import lifecycle, logs, spec  # noqa: F401
     from kade.oci import defaults
     from kade.runtime import Runtime  # noqa: F401
     from kade.runtime import seccomp
     try:
         seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS))
-    except Exception:  # noqa: BLE001 - only a cache warm-up; the real start reports
+    except Exception:  # noqa: BLE001 - only a cache warm-up; a real start reports
         pass
 
 
-def _read_line(fd: int) -> dict | None:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        try:
-            chunk = os.read(fd, 65536)
-        except InterruptedError:
-            continue
-        if not chunk:
-            return None
-        buf += chunk
-    os.close(fd)
-    return json.loads(buf)
-
-
-def _detach_stdio(attach: dict | None) -> None:
-    null = os.open(os.devnull, os.O_RDWR)
-    keep = set()
-    if attach:
-        keep = {1, 2} | ({0} if attach.get("stdin") else set())
-    for fd in (0, 1, 2):
-        if fd not in keep and not (fd == 2 and os.environ.get("KADE_DEBUG")):
-            os.dup2(null, fd)
-    os.close(null)
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
-        signal.signal(sig, signal.SIG_IGN)
+def _debug_traceback() -> None:
+    import traceback
+    traceback.print_exc()  # into monitor.log
 
 
 def _send(fd: int, msg: dict) -> None:
@@ -145,13 +292,18 @@ def _send(fd: int, msg: dict) -> None:
         pass  # the caller went away; the container goes on
 
 
+# --- one container -------------------------------------------------------------
 class Monitor:
-    def __init__(self, root: str, driver: str, cid: str, report_fd: int, attach: dict | None):
+    """Runs one container to its end (and through its restarts), in its own thread."""
+
+    def __init__(self, root: str, driver: str, cid: str, report_fd: int,
+                 attach: dict | None, attach_fds: list[int] = ()):
         from kade.engine.core import Engine
-        self.engine = Engine(root, driver)  # fresh handles: never share sqlite over fork
+        self.engine = Engine(root, driver)  # its own SQLite connection
         self.cid = cid
         self.report = report_fd
         self.attach = attach
+        self.attach_fds = tuple(attach_fds) if attach else ()
         self.reported = False
 
     def run(self) -> int:
@@ -162,28 +314,35 @@ class Monitor:
         restarts = record.get("RestartCount", 0)
         while True:
             code = self._run_once(record, prepared)
-            if code is None:
-                break
-            state = engine.db.container(cid)[1]
-            if not lifecycle.should_restart(record, state, code, restarts):
+            if code is None or not self._restart(record, code, restarts):
                 break
             restarts += 1
-            record["RestartCount"] = restarts
-            engine.db.save_record(cid, record)
-            engine.db.update_state(cid, {"Status": "restarting", "Restarting": True})
-            time.sleep(min(0.1 * 2 ** (restarts - 1), RESTART_BACKOFF_MAX))
         final = engine.db.container(cid)[1]
         if record["HostConfig"].get("AutoRemove"):
-            engine.containers._destroy(cid, remove_volumes=True)
             from kade.engine.containers import _event_attrs
+            engine.containers._destroy(cid, remove_volumes=True)
             engine.emit("container", "destroy", cid, _event_attrs(record))
         _send(self.report, {"exit": final.get("ExitCode", 0)})
         return 0
 
+    def _restart(self, record: dict, code: int, restarts: int) -> bool:
+        from kade.engine import lifecycle
+        engine, cid = self.engine, self.cid
+        if not lifecycle.should_restart(record, engine.db.container(cid)[1], code, restarts):
+            return False
+        record["RestartCount"] = restarts + 1
+        engine.db.save_record(cid, record)
+        engine.db.update_state(cid, {"Status": "restarting", "Restarting": True})
+        time.sleep(min(0.1 * 2 ** restarts, RESTART_BACKOFF_MAX))
+        if engine.db.container(cid)[1].get("ManualStop"):  # stopped during the back-off
+            engine.db.update_state(cid, {"Status": "exited", "Restarting": False})
+            return False
+        return True
+
     def _run_once(self, record: dict, prepared) -> int | None:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
-        stdio = lifecycle.Stdio(record, self.attach, engine.containers.bundle(cid))
+        stdio = lifecycle.Stdio(record, self.attach, self.attach_fds)
         try:
             pid = engine.runtime.create(cid, prepared.bundle, spec=prepared.spec,
                                         stdio=stdio.child_fds(), console=stdio.console_slave,
@@ -199,7 +358,11 @@ class Monitor:
         if not self.reported:
             _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name}})
             self.reported = True
+        from kade.engine.health import HealthChecker
+        checker = HealthChecker(engine, cid, record["Config"].get("Healthcheck") or {})
+        checker.start()
         stdio.pump(pidfd)
+        checker.stop()
         _, status = os.waitpid(pid, 0)
         os.close(pidfd)
         stdio.close()

@@ -336,7 +336,7 @@ def test_runtime_cli_run_returns_the_exit_code(harness):
 
 RUNC = "/usr/sbin/runc"
 PARITY_SCRIPT = ("echo pid=$$; hostname; id; ls /dev; cat /etc/marker; "
-                 "ls -d /proc/[0-9]* | wc -l; ls /sys/fs/cgroup; "
+                 "set -- /proc/[0-9]*; echo $#; ls /sys/fs/cgroup; "
                  "touch /proc/sys/x 2>/dev/null || echo ro-sys; wc -c < /proc/kcore; "
                  "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")
 
