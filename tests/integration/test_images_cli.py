@@ -62,3 +62,23 @@ def test_import_refuses_escaping_archive(kade, tmp_path):
 def test_system_check_reports_a_consistent_store(kade):
     p = kade("system", "check")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_hard_links_count_once_and_imports_get_the_default_path(kade, tmp_path):
+    busybox = open("/bin/busybox", "rb").read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(busybox), 0o755
+        tar.addfile(info, io.BytesIO(busybox))
+        for applet in ("true", "sh", "ls", "echo", "cat"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.LNKTYPE, "bin/busybox"
+            tar.addfile(link)
+    path = tmp_path / "links.tar"
+    path.write_bytes(buf.getvalue())
+    kade("import", str(path), "links:1")  # no ENV PATH in this image
+    size = kade("image", "inspect", "-f", "{{.Size}}", "links:1").stdout.strip()
+    assert int(size) < 2 * len(busybox)
+    assert kade("run", "--rm", "links:1", "echo", "found").stdout == "found\n"
+    kade("rmi", "links:1")

@@ -9,6 +9,7 @@ from kade.engine import users
 from kade.errors import InvalidArgument
 from kade.oci import defaults
 
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
             "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
 
@@ -20,6 +21,8 @@ def build(record: dict, *, passwd: bytes | None, group: bytes | None,
     caps = defaults.resolve(host.get("CapAdd") or [], host.get("CapDrop") or [],
                             host.get("Privileged", False))
     env = list(cfg["Env"])
+    if not any(e.startswith("PATH=") for e in env):  # docker's default for images without one
+        env.insert(0, DEFAULT_PATH)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={users.home_of(uid, passwd)}")
     if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):

@@ -181,13 +181,19 @@ class CopySnapshotter(Snapshotter):
 
 
 def _du(path: str) -> int:
+    """Apparent size, each inode once: hard-linked applets are one file, as in docker."""
     total = 0
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(path):
         for name in filenames + dirnames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))
             except FileNotFoundError:
                 continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
 
