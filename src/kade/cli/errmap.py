@@ -7,34 +7,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from kade import errors
+from kade.cli.flags import FlagParser, UsageError  # noqa: F401 - re-exported
 
 
-class UsageError(Exception):
-    """A bad flag or argument: printed with a `See 'kade VERB --help'.` hint."""
-
-
-class ArgParser(argparse.ArgumentParser):
-    """argparse with docker's error wording, raising instead of exiting."""
-
-    def __init__(self, verb: str, usage: str, **kw):
-        # docker has no -h for help (`run -h` is --hostname), only --help
-        super().__init__(prog=f"kade {verb}", usage=usage, add_help=False, **kw)
-        self.add_argument("--help", action="help", help="show this help")
-        self.verb = verb
-
-    def error(self, message: str):
-        if message.startswith("unrecognized arguments: "):
-            flag = message.split(": ", 1)[1].split()[0]
-            message = f"unknown flag: {flag}" if flag.startswith("-") else \
-                f'"kade {self.verb}" accepts no argument(s) like "{flag}"'
-        elif message.startswith("the following arguments are required"):
-            message = f'"kade {self.verb}" requires at least 1 argument.'
-        raise UsageError(message)
+# docker's flag grammar; argparse's spelling of add_argument (see kade.cli.flags)
+ArgParser = FlagParser
 
 
 EXIT = [

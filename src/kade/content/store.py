@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING
 
 from kade.errors import FailedPrecondition, NotFound
 from kade.oci import digest as dg
 
-if TYPE_CHECKING:  # typing costs ~5 ms at import
+TYPE_CHECKING = False  # not `from typing`: importing typing costs ~3 ms on `kade ps`
+if TYPE_CHECKING:
     from typing import BinaryIO, Iterator
 
 

@@ -128,6 +128,7 @@ class Supervisor:
         self.lock = threading.Lock()
         self.active: set[str] = set()
         self.in_flight = 0  # accepted connections not yet answered
+        self.socket_id = (0, 0)  # (dev, inode) of the socket file we bound
         self.last_activity = time.monotonic()
 
     def serve(self) -> int:
@@ -147,15 +148,26 @@ class Supervisor:
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
+                if not self._owns_socket():  # removed under us: serve a new one
+                    listener.close()
+                    listener = self._listen()
                 continue
             with self.lock:
                 self.in_flight += 1
                 self.last_activity = time.monotonic()
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
-        os.unlink(os.path.join(self.root, SOCKET))
+        if self._owns_socket():  # never another supervisor's socket at the same path
+            os.unlink(os.path.join(self.root, SOCKET))
         listener.close()
         _log("idle: exiting")
         return 0
+
+    def _owns_socket(self) -> bool:
+        try:
+            st = os.stat(os.path.join(self.root, SOCKET))
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self.socket_id
 
     def _listen(self) -> socket.socket:
         path = os.path.join(self.root, SOCKET)
@@ -169,6 +181,8 @@ class Supervisor:
             os.umask(old)
         listener.listen(64)
         listener.settimeout(1.0)
+        st = os.stat(path)
+        self.socket_id = (st.st_dev, st.st_ino)
         return listener
 
     def _keep_running(self) -> bool:

@@ -6,8 +6,6 @@ path of every `kade run`, and dataclasses imports `inspect` (~12 ms)."""
 
 from __future__ import annotations
 
-import copy
-
 # field -> default; mount dicts come from kade.volumes.parse_volume/parse_mount/parse_tmpfs
 DEFAULTS: dict = {
     "name": None,
@@ -52,7 +50,8 @@ class CreateOptions:
             raise TypeError(f"unknown create options: {sorted(unknown)}")
         self.image = image
         for name, default in DEFAULTS.items():
-            value = kw[name] if name in kw else copy.copy(default)
+            value = kw[name] if name in kw else (
+                type(default)(default) if isinstance(default, (list, dict)) else default)
             setattr(self, name, value)
         self.command = list(command or [])
 

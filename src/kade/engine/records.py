@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 
-from kade.engine.options import CreateOptions
 from kade.errors import InvalidArgument
 from kade.util.ids import now_rfc3339
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.engine.options import CreateOptions
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _POLICIES = ("no", "always", "unless-stopped", "on-failure")

@@ -6,12 +6,13 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from kade.errors import AlreadyExists, NotFound
 
-if TYPE_CHECKING:  # typing costs ~5 ms at import
+TYPE_CHECKING = False  # not `from typing`: importing typing costs ~3 ms on `kade ps`
+if TYPE_CHECKING:
     from typing import Iterator
+
 
 MIGRATIONS = [
     """

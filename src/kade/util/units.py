@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # typing costs ~5 ms at import; annotations are strings here
-    from typing import Any
 
 from kade.errors import InvalidArgument
+
+TYPE_CHECKING = False  # not `from typing`: importing typing costs ~3 ms on `kade ps`
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "bytes_size",
