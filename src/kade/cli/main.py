@@ -48,7 +48,8 @@ Options:
 Commands:
   run, create, start, stop, restart, kill, pause, unpause, wait, rm, rename,
   ps, logs, inspect, exec, top, stats, port, events, cp, diff, export, commit,
-  images, rmi, tag, history, import, save, load, volume, system, runtime, version
+  images, rmi, tag, history, import, save, load, pull, push, login, logout, volume,
+  system, runtime, registry, version
 
 Management commands: container, image, volume, system, runtime
 """

@@ -1,0 +1,83 @@
+"""`kade registry serve|gc`: run Kade's registry server, or collect its garbage."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from kade.cli.errmap import ArgParser, UsageError
+
+SERVE_USAGE = "kade registry serve [OPTIONS]"
+GC_USAGE = "kade registry gc --root DIR [--dry-run]"
+
+
+def main(ctx, verb: str, args: list[str]) -> int:
+    if not args or args[0] in ("--help", "-h"):
+        sys.stdout.write("Usage:  kade registry COMMAND\n\nCommands:\n"
+                         "  serve   Run a registry (OCI distribution spec) on this machine\n"
+                         "  gc      Remove blobs that no manifest references\n")
+        return 0 if args else 1
+    sub, rest = args[0], args[1:]
+    if sub == "serve":
+        return _serve(ctx, rest)
+    if sub in ("gc", "garbage-collect"):
+        return _gc(ctx, rest)
+    raise UsageError(f"unknown registry command: {sub}")
+
+
+def _size(text: str) -> int:
+    from kade.util.units import ram_in_bytes
+    return ram_in_bytes(text) if text not in ("", "0") else 0
+
+
+def _serve(ctx, args: list[str]) -> int:
+    p = ArgParser("registry serve", SERVE_USAGE)
+    p.add_argument("--addr", default="127.0.0.1:5000",
+                   help='Address to listen on, HOST:PORT (default "127.0.0.1:5000")')
+    p.add_argument("--root", help="Storage directory (default <kade root>/registry)")
+    p.add_argument("--htpasswd", help="Require Basic auth from this htpasswd file (bcrypt)")
+    p.add_argument("--tls-cert", help="Serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="Private key of --tls-cert (PEM)")
+    p.add_argument("--token-realm",
+                   help="Require bearer tokens from this realm URL (a path: this server)")
+    p.add_argument("--token-key",
+                   help="Token key: RSA/EC PEM (RS256/ES256) or a shared secret (HS256)")
+    p.add_argument("--token-service", default="kade-registry",
+                   help='Token audience (default "kade-registry")')
+    p.add_argument("--token-issuer", default="kade-registry",
+                   help='Token issuer (default "kade-registry")')
+    p.add_argument("--max-blob-size", default="0",
+                   help="Refuse blobs larger than this (e.g. 10g; default no limit)")
+    p.add_argument("--access-log", action="store_true", help="Log every request to stderr")
+    ns: Any = p.parse_args(args)
+    from kade.registry.serve import Config, serve
+    root = ns.root or _default_root(ctx)
+    config = Config(root=root, addr=ns.addr, htpasswd=ns.htpasswd, tls_cert=ns.tls_cert,
+                    tls_key=ns.tls_key, token_realm=ns.token_realm, token_key=ns.token_key,
+                    token_service=ns.token_service, token_issuer=ns.token_issuer,
+                    max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log)
+    return serve(config)
+
+
+def _gc(ctx, args: list[str]) -> int:
+    p = ArgParser("registry gc", GC_USAGE)
+    p.add_argument("--root", help="Storage directory of the registry")
+    p.add_argument("--dry-run", action="store_true", help="Only list what would be removed")
+    p.add_argument("-q", "--quiet", action="store_true", help="Print only the summary")
+    ns: Any = p.parse_args(args)
+    from kade.registry.driver.filesystem import FilesystemDriver
+    from kade.registry.gc import collect
+    from kade.util.units import human_size
+    root = ns.root or _default_root(ctx)
+    log = None if ns.quiet else (lambda line: print(line))
+    result = collect(FilesystemDriver(root), dry_run=ns.dry_run, log=log)
+    verb = "would free" if ns.dry_run else "freed"
+    print(f"{len(result.removed)} blobs unreferenced, {verb} {human_size(result.freed)}; "
+          f"{result.marked} referenced; {result.uploads_removed} stale uploads")
+    return 0
+
+
+def _default_root(ctx) -> str:
+    import os
+    base = ctx.root or os.environ.get("KADE_ROOT") or "/var/lib/kade"
+    return os.path.join(base, "registry")

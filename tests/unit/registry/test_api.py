@@ -1,0 +1,90 @@
+"""The API over the in-memory driver, through the real HTTP server on a socketpair:
+routing, name checks, negotiation and the non-sendfile body path."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from kade.registry.api import RegistryAPI
+from kade.registry.driver.inmemory import InMemoryDriver
+from kade.registry.httpd import Server
+from kade.registry.store import open_store
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def conn():
+    api = RegistryAPI(open_store(InMemoryDriver()))
+    server_sock, client_sock = socket.socketpair()
+    t = threading.Thread(target=Server(api).serve_connection, args=(server_sock,), daemon=True)
+    t.start()
+    c = http.client.HTTPConnection("localhost")
+    c.sock = client_sock
+    yield c
+    client_sock.close()
+    t.join(timeout=10)
+
+
+def ask(conn, method, path, body=None, headers=None):
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    return r, r.read()
+
+
+def test_blob_round_trip_without_sendfile(conn):
+    data = bytes(range(256)) * 1000
+    r, _ = ask(conn, "POST", f"/v2/mem/blobs/uploads/?digest={sha(data)}", data)
+    assert r.status == 201
+    r, body = ask(conn, "GET", f"/v2/mem/blobs/{sha(data)}")
+    assert body == data
+    r, body = ask(conn, "GET", f"/v2/mem/blobs/{sha(data)}", headers={"Range": "bytes=256-511"})
+    assert r.status == 206 and body == bytes(range(256))
+
+
+def test_names_with_route_words_in_them(conn):
+    data = b"tricky"
+    for name in ("blobs", "a/manifests/b", "tags/list", "x/blobs/uploads"):
+        r, _ = ask(conn, "POST", f"/v2/{name}/blobs/uploads/?digest={sha(data)}", data)
+        assert r.status == 201, name
+        r, body = ask(conn, "GET", f"/v2/{name}/blobs/{sha(data)}")
+        assert body == data
+
+
+def test_errors_are_json_with_the_api_version(conn):
+    r, body = ask(conn, "GET", "/v2/UP/tags/list")
+    assert r.status == 400 and json.loads(body)["errors"][0]["code"] == "NAME_INVALID"
+    assert r.getheader("Docker-Distribution-API-Version") == "registry/2.0"
+    r, body = ask(conn, "PUT", "/v2/a/blobs/uploads/", b"")
+    assert r.status == 405
+
+
+def test_manifest_type_follows_the_field_not_the_header(conn):
+    config = b"{}"
+    ask(conn, "POST", f"/v2/m/blobs/uploads/?digest={sha(config)}", config)
+    doc = {"schemaVersion": 2, "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                          "digest": sha(config), "size": 2}, "layers": []}
+    r, _ = ask(conn, "PUT", "/v2/m/manifests/t", json.dumps(doc).encode(),
+               {"Content-Type": "application/json"})
+    assert r.status == 201
+    r, _ = ask(conn, "HEAD", "/v2/m/manifests/t")
+    assert r.getheader("Content-Type") == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_package_exports_are_pinned_and_cheap():
+    import kade.registry
+    assert sorted(kade.registry.__all__) == ["Config", "collect_garbage", "serve"]
+    code = ("import sys, kade.registry; print(sorted(m for m in sys.modules "
+            "if m.startswith('kade.registry.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
