@@ -210,3 +210,33 @@ def test_health_checks_run_and_show_in_ps(kade):
     log = kade("inspect", "-f", "{{json .State.Health.Log}}", "hc").stdout
     assert '"ExitCode":0' in log.replace(" ", "")
     kade("rm", "-f", "hc")
+
+
+RUNC = "/usr/sbin/runc"
+RUNTIMES = ["kade", pytest.param(RUNC, marks=pytest.mark.skipif(
+    not os.path.exists(RUNC), reason="needs Debian's runc (apt-get install runc)"))]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_same_container_under_either_runtime(kade, runtime):
+    out = kade("run", "--rm", "--runtime", runtime, "--hostname", "same", "-e", "A=1",
+               "busybox", "sh", "-c",
+               "echo $$ $A; hostname; grep CapEff /proc/self/status; "
+               "touch /proc/sys/x 2>/dev/null || echo ro-sys").stdout.split("\n")
+    assert out[:4] == ["1 1", "same", "CapEff:\t00000000a80425fb", "ro-sys"]
+    assert kade("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", "exit 7",
+                check=False).returncode == 7
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_detached_lifecycle_under_either_runtime(kade, runtime):
+    kade("run", "-d", "--name", "either", "--runtime", runtime, "-m", "32m", "busybox",
+         "sleep", "30")
+    assert kade("exec", "either", "cat", "/proc/1/comm").stdout == "sleep\n"
+    kade("pause", "either")
+    assert kade("inspect", "-f", "{{.State.Status}}", "either").stdout.strip() == "paused"
+    kade("unpause", "either")
+    kade("kill", "either")
+    assert kade("wait", "either").stdout.strip() == "137"
+    kade("rm", "either")
+    assert kade.root not in open("/proc/self/mountinfo").read()

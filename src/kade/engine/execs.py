@@ -50,6 +50,14 @@ def run(engine, cid: str, req: ExecRequest) -> int:
         raise Conflict(f"container {cid} is paused, unpause the container before exec")
     proc = process_for(engine, cid, req)
     engine.emit("container", f"exec_start: {' '.join(req.argv)}", cid)
+    from kade.engine.lifecycle import external_runtime
+    runtime = external_runtime(engine.containers.get(cid)[0])
+    if runtime:
+        import subprocess
+        from kade.engine import external
+        argv = external.exec_argv(engine, runtime, cid, proc, req.tty, req.detach)
+        return subprocess.run(argv, stdin=None if req.interactive else subprocess.DEVNULL
+                              ).returncode
     if req.tty:
         return _run_tty(engine, cid, proc, req)
     stdin = 0 if req.interactive else os.open(os.devnull, os.O_RDONLY)

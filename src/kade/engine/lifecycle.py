@@ -64,6 +64,12 @@ def _init_binary() -> str:
     raise FailedPrecondition("--init needs a static init on the host: apt-get install tini")
 
 
+def external_runtime(record: dict) -> str | None:
+    """The path of the container's OCI runtime when it is not Kade's own."""
+    runtime = record["HostConfig"].get("Runtime") or "kade"
+    return None if runtime == "kade" else runtime
+
+
 # --- state transitions, written by the monitor -----------------------------------
 def mark_running(engine, cid: str, pid: int) -> None:
     engine.db.update_state(cid, {
@@ -291,7 +297,7 @@ def kill(engine, cid: str, sig: int = 9, *, wait: bool = False, manual: bool = F
     pid = state["Pid"]
     _signal_pid(pid, sig)
     if state["Status"] == "paused":
-        engine.runtime.resume(cid)
+        _freeze(engine, cid, False)
         engine.db.update_state(cid, {"Status": "running", "Paused": False})
     engine.emit("container", "kill", cid, {"signal": str(sig)})
     if wait:
@@ -342,7 +348,7 @@ def stop(engine, cid: str, timeout: int | None = None) -> None:
     if pid:
         _signal_pid(pid, sig)
         if state["Status"] == "paused":
-            engine.runtime.resume(cid)
+            _freeze(engine, cid, False)
         if not _wait_gone(pid, timeout):
             _signal_pid(pid, 9)
             _wait_gone(pid, None)
@@ -362,7 +368,7 @@ def pause(engine, cid: str) -> None:
         raise Conflict(f"container {cid} is not running")
     if state["Paused"]:
         raise Conflict(f"container {cid} is already paused")
-    engine.runtime.pause(cid)
+    _freeze(engine, cid, True)
     engine.db.update_state(cid, {"Status": "paused", "Paused": True})
     engine.emit("container", "pause", cid)
 
@@ -371,9 +377,21 @@ def unpause(engine, cid: str) -> None:
     state = engine.containers.state(cid)
     if not state["Paused"]:
         raise Conflict(f"container {cid} is not paused")
-    engine.runtime.resume(cid)
+    _freeze(engine, cid, False)
     engine.db.update_state(cid, {"Status": "running", "Paused": False})
     engine.emit("container", "unpause", cid)
+
+
+def _freeze(engine, cid: str, pause: bool) -> None:
+    record, _ = engine.containers.get(cid)
+    runtime = external_runtime(record)
+    if runtime:
+        from kade.engine import external
+        external.freeze(engine, runtime, cid, pause)
+    elif pause:
+        engine.runtime.pause(cid)
+    else:
+        engine.runtime.resume(cid)
 
 
 def wait(engine, cid: str) -> int:

@@ -357,13 +357,21 @@ class Monitor:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
         stdio = lifecycle.Stdio(record, self.attach, self.attach_fds)
+        external = lifecycle.external_runtime(record)
         try:
-            pid = engine.runtime.create(cid, prepared.bundle, spec=prepared.spec,
-                                        stdio=stdio.child_fds(), console=stdio.console_slave,
-                                        rootfs_mounts=prepared.rootfs_mounts)
-            stdio.close_child_ends()
-            pidfd = os.pidfd_open(pid)
-            engine.runtime.start(cid)
+            if external:
+                from kade.engine import external as ext
+                waited, pid = ext.run(engine, external, cid, prepared.bundle,
+                                      prepared.rootfs_mounts, stdio.child_fds())
+                stdio.close_child_ends()
+                pidfd = os.pidfd_open(waited)
+            else:
+                pid = waited = engine.runtime.create(
+                    cid, prepared.bundle, spec=prepared.spec, stdio=stdio.child_fds(),
+                    console=stdio.console_slave, rootfs_mounts=prepared.rootfs_mounts)
+                stdio.close_child_ends()
+                pidfd = os.pidfd_open(pid)
+                engine.runtime.start(cid)
         except KadeError as e:
             stdio.close()
             self._failed_start(e)
@@ -377,13 +385,17 @@ class Monitor:
         checker.start()
         stdio.pump(pidfd)
         checker.stop()
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(waited, 0)
         os.close(pidfd)
         stdio.close()
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
         try:
-            engine.runtime.delete(cid, force=True)
+            if external:
+                from kade.engine import external as ext
+                ext.delete(engine, external, cid)
+            else:
+                engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
         lifecycle.mark_exited(engine, cid, code)

@@ -131,7 +131,7 @@ def host_config(opts: CreateOptions, restart: dict) -> dict:
         "Memory": opts.memory, "MemorySwap": opts.memory_swap, "NanoCpus": opts.nano_cpus,
         "CpuShares": opts.cpu_shares, "PidsLimit": opts.pids_limit or None,
         "Ulimits": [_ulimit(u) for u in opts.ulimits] or None, "Init": opts.init or None,
-        "Runtime": opts.runtime or "kade",
+        "Runtime": _runtime(opts),
         "Mounts": [{"Type": m["type"], "Source": m["source"], "Target": m["target"],
                     "ReadOnly": m["readonly"]} for m in opts.mounts if m["type"] != "bind"]
         or None,
@@ -158,3 +158,10 @@ def initial_state() -> dict:
     return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
             "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
             "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}
+
+
+def _runtime(opts: CreateOptions) -> str:
+    if not opts.runtime or opts.runtime == "kade":
+        return "kade"
+    from kade.engine import external
+    return external.check(opts.runtime, opts.tty)
