@@ -5,12 +5,13 @@ import io
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 
 import pytest
 
-from conftest import KADE
+KADE = [sys.executable, "-c", "from kade.cli.main import entry; entry()"]
 
 # spread over the life of a command: before the store is opened, while writing, after
 DELAYS = [0.0, 0.03, 0.06, 0.1, 0.15, 0.25, 0.4]

@@ -129,7 +129,17 @@ class Supervisor:
         self.active: set[str] = set()
         self.in_flight = 0  # accepted connections not yet answered
         self.socket_id = (0, 0)  # (dev, inode) of the socket file we bound
+        self._engine = None
         self.last_activity = time.monotonic()
+
+    @property
+    def engine(self):
+        """One Engine (one SQLite connection, locked) for every monitor thread."""
+        with self.lock:
+            if self._engine is None:
+                from kade.engine.core import Engine
+                self._engine = Engine(self.root, self.driver)
+            return self._engine
 
     def serve(self) -> int:
         import fcntl
@@ -221,7 +231,7 @@ class Supervisor:
                 return
             self.active.add(cid)
         try:
-            Monitor(self.root, self.driver, cid, conn.fileno(), attach, fds).run()
+            Monitor(self.engine, cid, conn.fileno(), attach, fds).run()
         except NotFound:
             pass  # removed (rm -f) while we were finishing it: nothing left to record
         except BaseException as e:  # noqa: BLE001 - a monitor must not take the others down
@@ -310,10 +320,9 @@ def _send(fd: int, msg: dict) -> None:
 class Monitor:
     """Runs one container to its end (and through its restarts), in its own thread."""
 
-    def __init__(self, root: str, driver: str, cid: str, report_fd: int,
-                 attach: dict | None, attach_fds: list[int] = ()):
-        from kade.engine.core import Engine
-        self.engine = Engine(root, driver)  # its own SQLite connection
+    def __init__(self, engine, cid: str, report_fd: int, attach: dict | None,
+                 attach_fds: list[int] = ()):
+        self.engine = engine  # shared with the other monitors of this supervisor
         self.cid = cid
         self.report = report_fd
         self.attach = attach

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import sqlite3
@@ -37,6 +38,9 @@ class DB:
         self.path = path
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                     check_same_thread=False)
+        # one connection may serve many threads (the supervisor's monitors): a
+        # transaction holds the lock from BEGIN to COMMIT, a query while it runs
+        self._lock = _thread.RLock()
         self.conn.execute("PRAGMA busy_timeout=30000")
         # WAL with synchronous=NORMAL stays consistent across crashes (a power cut may
         # lose the last transactions, never corrupt); FULL would fsync every commit
@@ -57,23 +61,26 @@ class DB:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; nested use joins the outer one."""
-        if self.conn.in_transaction:
-            yield self.conn
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        """A write transaction; nested use (same thread) joins the outer one."""
+        with self._lock:
+            if self.conn.in_transaction:
+                yield self.conn
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     def q(self, sql: str, *args) -> list[tuple]:
-        return self.conn.execute(sql, args).fetchall()
+        with self._lock:
+            return self.conn.execute(sql, args).fetchall()
 
     def q1(self, sql: str, *args):
-        return self.conn.execute(sql, args).fetchone()
+        with self._lock:
+            return self.conn.execute(sql, args).fetchone()
 
     # counters: monotonic numbers that survive restarts (snapshot ids)
     def next_counter(self, name: str) -> int:

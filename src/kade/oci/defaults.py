@@ -205,10 +205,21 @@ def docker_profile() -> dict:
     return json.loads(_profile_text())
 
 
+_RESOLVED: dict[tuple, dict] = {}
+
+
 def default_seccomp(caps: list[str], arch: str = "x86_64",
                     kernel: str | None = None) -> dict:
-    """The OCI linux.seccomp docker would use for a container with `caps`."""
-    return seccomp_from_profile(docker_profile(), caps, arch, kernel)
+    """The OCI linux.seccomp docker would use for a container with `caps`.
+
+    Cached per capability set and shared: every container with docker's default
+    caps holds the same object (a fresh resolve costs ~3 ms and ~100 KB), so
+    callers must not modify it."""
+    key = (tuple(sorted(caps)), arch, kernel)
+    resolved = _RESOLVED.get(key)
+    if resolved is None:
+        resolved = _RESOLVED[key] = seccomp_from_profile(docker_profile(), caps, arch, kernel)
+    return resolved
 
 
 def seccomp_from_profile(profile: dict, caps: list[str], arch: str = "x86_64",
