@@ -85,6 +85,22 @@ def _env_files(paths: list[str]) -> list[str]:
     return out
 
 
+def _split(text: str) -> list[str]:
+    import shlex  # only with --entrypoint: it imports re
+    return shlex.split(text)
+
+
+def _client_env(items: list[str]) -> list[str]:
+    """`-e NAME` passes this client's value (docker's CLI does it client-side too)."""
+    out = []
+    for item in items:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:
+            out.append(f"{item}={os.environ[item]}")
+    return out
+
+
 def _labels(items: list[str]) -> dict:
     return dict((i.partition("=")[0], i.partition("=")[2]) for i in items)
 
@@ -107,7 +123,6 @@ def _healthcheck(ns) -> dict | None:
 
 def options_from(ns):
     """Flags -> CreateOptions; syntax checks only, every policy is the engine's."""
-    import shlex
     from kade.engine.options import CreateOptions
     from kade.util import units
     from kade.volumes import parse_mount, parse_tmpfs, parse_volume
@@ -119,8 +134,8 @@ def options_from(ns):
     return CreateOptions(
         image=ns.image, command=list(ns.command), name=ns.name,
         entrypoint=None if ns.entrypoint is None else (
-            shlex.split(ns.entrypoint) if ns.entrypoint else [""]),
-        env=_env_files(ns.env_file) + ns.env, workdir=ns.workdir, user=ns.user,
+            _split(ns.entrypoint) if ns.entrypoint else [""]),
+        env=_client_env(_env_files(ns.env_file) + ns.env), workdir=ns.workdir, user=ns.user,
         hostname=ns.hostname, labels=_labels(ns.label), tty=ns.tty,
         interactive=ns.interactive, auto_remove=ns.rm, init=ns.init, read_only=ns.read_only,
         privileged=ns.privileged, cap_add=ns.cap_add, cap_drop=ns.cap_drop,
@@ -140,27 +155,38 @@ def main(ctx, verb: str, args: list[str]) -> int:
     ns = p.parse_args(args)
     opts = options_from(ns)
     engine = ctx.engine
-    from kade.engine import run as engine_run
-    engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet)
     if verb == "create":
-        cid = engine.containers.create(opts)
-        print(cid)
+        from kade.engine import run as engine_run
+        engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet)
+        print(engine.containers.create(opts))
         return 0
     return _run(engine, opts, ns)
 
 
 def _run(engine, opts, ns) -> int:
-    cid = engine.containers.create(opts)
-    if ns.detach:
-        _start_or_cleanup(engine, cid, opts, None)
-        print(cid)
-        return 0
-    attach = {"stdin": opts.interactive, "tty": opts.tty}
     from kade.cli import attach as attach_mod
-    with attach_mod.terminal(opts.tty and opts.interactive and os.isatty(0)):
-        started = _start_or_cleanup(engine, cid, opts, attach)
-        with attach_mod.forward_signals(started, opts.tty, ns.sig_proxy != "false"):
-            return started.wait_exit()
+    from kade.engine import lifecycle
+    attach = None if ns.detach else {"stdin": opts.interactive, "tty": opts.tty}
+    raw = bool(attach) and opts.tty and opts.interactive and os.isatty(0)
+    if opts.pull != "always":  # the warm supervisor creates and starts in one call
+        with attach_mod.terminal(raw):
+            started = lifecycle.run(engine, opts, attach)
+            if started is not None:
+                return _finish(started, opts, ns)
+    from kade.engine import run as engine_run
+    engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet)
+    cid = engine.containers.create(opts)
+    with attach_mod.terminal(raw):
+        return _finish(_start_or_cleanup(engine, cid, opts, attach), opts, ns)
+
+
+def _finish(started, opts, ns) -> int:
+    if ns.detach:
+        print(started.cid)
+        return 0
+    from kade.cli import attach as attach_mod
+    with attach_mod.forward_signals(started, opts.tty, ns.sig_proxy != "false"):
+        return started.wait_exit()
 
 
 def _start_or_cleanup(engine, cid, opts, attach):

@@ -114,12 +114,12 @@ def _monitor(ctx, args) -> int:
     if args != ["stop"]:
         raise UsageError('usage: kade system monitor stop')
     import time
-    from kade.engine import monitor
+    from kade.engine import monitorclient
     from kade.engine.core import Engine
     root = Engine(ctx.root, ctx.driver).root
     deadline = time.monotonic() + 5  # monitors of just-removed containers are finishing
     while time.monotonic() < deadline:
-        if monitor.shutdown(root):
+        if monitorclient.shutdown(root):
             return 0
         time.sleep(0.05)
     sys.stderr.write("Error: no idle container monitor to stop\n")

@@ -9,7 +9,7 @@ import time
 from collections import namedtuple
 
 from kade.engine.containers import pid_start
-from kade.errors import (CommandNotFound, CommandNotInvocable, Conflict, FailedPrecondition,
+from kade.errors import (Conflict, FailedPrecondition,
                          InvalidArgument, KadeError)
 from kade.util.ids import now_rfc3339
 
@@ -236,6 +236,7 @@ class Started:
         self.report_fd = report_fd
         self.sock = sock  # keeps the connection (and so report_fd) open
         self.pid = info.get("pid", 0)
+        self.cid = info.get("cid", "")
         self.pty = info.get("pty")
         self._buf = b""
 
@@ -265,27 +266,52 @@ def _read_msg(fd: int, holder) -> dict | None:
 
 def start(engine, cid: str, attach: dict | None = None) -> Started:
     """Start through the root's supervisor; `attach` hands it this process's stdio."""
-    from kade.engine import monitor
+    from kade.engine import monitorclient
     state = engine.containers.state(cid)
     if state["Status"] == "paused":
         raise Conflict("cannot start a paused container, try unpause instead")
     if state["Running"]:
         return Started(-1, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})
-    sock = monitor.request_start(engine, cid, attach)
+    return _started(monitorclient.request_start(engine, cid, attach), attach)
+
+
+def run(engine, opts, attach: dict | None) -> Started | None:
+    """Create and start in the root's supervisor (warm: imports, caches, store
+    open), the fast path of `kade run`. None when the image is not local: the
+    caller pulls, then creates and starts the usual way."""
+    from kade.engine import monitorclient
+    try:
+        return _started(monitorclient.request_run(engine, opts, attach), attach)
+    except NeedPull:
+        return None
+
+
+class NeedPull(KadeError):
+    """The supervisor does not pull: the client shows pull progress itself."""
+
+
+def _started(sock, attach: dict | None) -> Started:
     fd = sock.fileno()
     holder = Started(fd, {}, sock)
     msg = _read_msg(fd, holder) or {"error": "container monitor died", "kind": "KadeError"}
     if "error" in msg:
         holder.close()
-        kind = {"CommandNotFound": CommandNotFound, "CommandNotInvocable": CommandNotInvocable,
-                "Conflict": Conflict}.get(msg["kind"], KadeError)
-        raise kind(msg["error"])
+        raise _error_class(msg["kind"])(msg["error"])
     started = Started(fd, msg["started"], sock)
     started._buf = holder._buf
     if not attach:
         started.close()
     return started
+
+
+def _error_class(kind: str) -> type:
+    """The error the supervisor reported, by its class name: exit codes depend on it."""
+    from kade import errors
+    if kind == "NeedPull":
+        return NeedPull
+    cls = getattr(errors, kind, KadeError)
+    return cls if isinstance(cls, type) and issubclass(cls, KadeError) else KadeError
 
 
 def kill(engine, cid: str, sig: int = 9, *, wait: bool = False, manual: bool = False) -> None:
@@ -318,7 +344,7 @@ def _wait_gone(pid: int, timeout: float | None) -> bool:
     except ProcessLookupError:
         return True
     try:
-        from kade.engine.monitor import poll_readable
+        from kade.engine.monitorclient import poll_readable
         return bool(poll_readable([fd], timeout))
     finally:
         os.close(fd)

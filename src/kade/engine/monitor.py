@@ -1,7 +1,7 @@
 """Container monitors, all in one supervisor process per Kade root.
 
 No daemon to start by hand: the first `kade` command that starts a container
-forks the supervisor (`ensure_supervisor`), and it exits by itself once no
+forks the supervisor (kade.engine.monitorclient.connect), and it exits by itself once no
 container has run for a while. It listens on `<root>/monitor.sock`; a client
 sends one request line, with its terminal's fds attached (SCM_RIGHTS) when it
 attaches:
@@ -26,101 +26,17 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import sys
 import threading
 import time
 
+from kade.engine.monitorclient import LOCK, SOCKET, sock_path
 from kade.errors import CommandNotFound, CommandNotInvocable, KadeError, NotFound
 
 RESTART_BACKOFF_MAX = 60.0
 IDLE_EXIT = float(os.environ.get("KADE_MONITOR_IDLE", "300"))
-SOCKET = "monitor.sock"
-LOCK = "monitor.lock"
-LOG = "monitor.log"  # the supervisor's stderr: its own failures, never container output
-
-
-# --- client side -------------------------------------------------------------
-def _sock_path(root: str) -> str:
-    path = os.path.join(root, SOCKET)
-    if len(path) < 100:
-        return path
-    # sun_path holds 108 bytes: reach a deep root through a short /proc path
-    fd = os.open(root, os.O_PATH | os.O_CLOEXEC)
-    return f"/proc/self/fd/{fd}/{SOCKET}"
-
-
-def connect(engine) -> socket.socket:
-    """A connection to the root's supervisor, starting one if none runs."""
-    path = _sock_path(engine.root)
-    sock = _try_connect(path)
-    if sock is not None:
-        return sock
-    root, driver = engine.root, engine.driver
-    engine.close_handles()  # see the module docstring's invariant
-    deadline = time.monotonic() + 10
-    next_spawn = 0.0
-    while time.monotonic() < deadline:
-        if time.monotonic() >= next_spawn:  # again, in case an exiting one held the lock
-            _spawn(root, driver)
-            next_spawn = time.monotonic() + 1.0
-        sock = _try_connect(path)
-        if sock is not None:
-            return sock
-        time.sleep(0.002)
-    raise KadeError(f'the container monitor did not answer on "{path}"; '
-                    f'see {os.path.join(root, LOG)}')
-
-
-def _try_connect(path: str) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(path)
-        return sock
-    except (FileNotFoundError, ConnectionRefusedError):
-        sock.close()
-        return None
-
-
-def request_start(engine, cid: str, attach: dict | None) -> socket.socket:
-    sock = connect(engine)
-    line = (json.dumps({"op": "start", "cid": cid, "attach": attach}) + "\n").encode()
-    fds = [0, 1, 2] if attach else []
-    socket.send_fds(sock, [line], fds)
-    return sock
-
-
-def shutdown(root: str) -> bool:
-    """Ask an idle supervisor to exit; False when none runs or it is busy."""
-    sock = _try_connect(_sock_path(root))
-    if sock is None:
-        return False
-    with sock:
-        sock.sendall(b'{"op": "shutdown"}\n')
-        reply = sock.makefile("rb").readline()
-    return bool(reply) and json.loads(reply).get("ok", False)
-
-
-# --- the supervisor ------------------------------------------------------------
-def _spawn(root: str, driver: str) -> None:
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the forked child
-        code = 0
-        try:
-            os.setsid()
-            if os.fork() == 0:
-                _log_to(os.path.join(root, LOG))
-                code = Supervisor(root, driver).serve()
-        except BaseException:  # noqa: BLE001 - nothing to report to but the log
-            import traceback
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
-    os.waitpid(child, 0)
-
 
 class Supervisor:
     def __init__(self, root: str, driver: str):
@@ -186,7 +102,7 @@ class Supervisor:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         old = os.umask(0o177)
         try:
-            listener.bind(_sock_path(self.root))
+            listener.bind(sock_path(self.root))
         finally:
             os.umask(old)
         listener.listen(64)
@@ -221,6 +137,27 @@ class Supervisor:
                 conn.sendall((json.dumps({"ok": idle}) + "\n").encode())
             elif msg.get("op") == "start":
                 self._monitor(conn, msg["cid"], msg.get("attach"), fds)
+            elif msg.get("op") == "run":
+                cid = self._create(conn, msg["opts"], fds)
+                if cid:
+                    self._monitor(conn, cid, msg.get("attach"), fds)
+
+    def _create(self, conn: socket.socket, options: dict, fds: list[int]) -> str | None:
+        """engine.containers.create for the client: the same call `kade create` makes."""
+        from kade.engine.options import CreateOptions
+        engine = self.engine
+        try:
+            opts = CreateOptions(**options)
+            if engine.images.try_resolve(opts.image) is None:
+                _send(conn.fileno(), {"error": opts.image, "kind": "NeedPull"})
+                return _close_all(fds)
+            return engine.containers.create(opts)
+        except KadeError as e:
+            _send(conn.fileno(), {"error": str(e), "kind": type(e).__name__})
+        except Exception as e:  # noqa: BLE001 - a bad request must not end the supervisor
+            _send(conn.fileno(), {"error": f"create failed: {e}", "kind": "KadeError"})
+            _debug_traceback()
+        return _close_all(fds)
 
     def _monitor(self, conn: socket.socket, cid: str, attach: dict | None,
                  fds: list[int]) -> None:
@@ -228,6 +165,7 @@ class Supervisor:
             if cid in self.active:
                 _send(conn.fileno(), {"error": f"container {cid} is already starting",
                                       "kind": "Conflict"})
+                _close_all(fds)
                 return
             self.active.add(cid)
         try:
@@ -263,6 +201,12 @@ def _lock(fd: int, fcntl, wait: float) -> bool:
             time.sleep(0.01)
 
 
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
     while not data.endswith(b"\n"):
@@ -273,7 +217,7 @@ def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), list(fds)
 
 
-def _log_to(path: str) -> None:
+def log_to(path: str) -> None:
     """stdin and stdout to /dev/null, stderr to the log: the client's pipes must not
     stay open in the supervisor, or a caller reading them to EOF would hang."""
     null = os.open(os.devnull, os.O_RDWR)
@@ -387,7 +331,7 @@ class Monitor:
             return None
         lifecycle.mark_running(engine, cid, pid)
         if not self.reported:
-            _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name}})
+            _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name, "cid": cid}})
             self.reported = True
         from kade.engine.health import HealthChecker
         checker = HealthChecker(engine, cid, record["Config"].get("Healthcheck") or {})
@@ -419,10 +363,3 @@ class Monitor:
         if not self.reported:
             _send(self.report, {"error": str(e), "kind": type(e).__name__})
             self.reported = True
-
-
-def poll_readable(fds: list[int], timeout: float | None) -> list[int]:
-    p = select.poll()
-    for fd in fds:
-        p.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    return [fd for fd, _ in p.poll(None if timeout is None else int(timeout * 1000))]

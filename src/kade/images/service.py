@@ -9,13 +9,16 @@ from collections import namedtuple
 
 from kade.content import ContentStore
 from kade.errors import Conflict, InvalidArgument, NotFound
-from kade.metadata import DB
 from kade.oci import digest as dg
 from kade.oci import mediatypes as mt
 from kade.oci import reference
 from kade.oci.descriptor import Descriptor
 from kade.snapshots import Snapshotter
 from kade.util.ids import now_rfc3339
+
+TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
+if TYPE_CHECKING:
+    from kade.metadata import DB
 
 
 # a layer blob already in the content store, and the digest of its uncompressed tar

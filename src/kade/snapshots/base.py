@@ -8,8 +8,11 @@ import time
 from collections import namedtuple
 
 from kade.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from kade.metadata import DB
 from kade.oci.mount import Mount
+
+TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
+if TYPE_CHECKING:
+    from kade.metadata import DB
 
 DRIVERS = ("overlay", "copy")
 

@@ -6,8 +6,11 @@ import os
 import time
 
 from kade.errors import Conflict, InvalidArgument, NotFound
-from kade.metadata import DB
 from kade.util.ids import new_id, now_rfc3339
+
+TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
+if TYPE_CHECKING:
+    from kade.metadata import DB
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
