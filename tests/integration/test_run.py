@@ -22,8 +22,12 @@ def test_exit_codes_like_docker(kade, cmd, code):
         assert p.stderr.count("\n") == 1  # one clear line
 
 
-def test_unknown_image_fails_125_and_leaves_nothing(kade):
-    p = kade("run", "--rm", "busybx", "true", check=False)
+@pytest.mark.parametrize("args", [
+    ["--pull", "never", "busybx"],
+    ["127.0.0.1:1/busybx"],  # pulled from a closed loopback port: no traffic leaves the host
+])
+def test_unknown_image_fails_125_and_leaves_nothing(kade, args):
+    p = kade("run", "--rm", *args, "true", check=False)
     assert p.returncode == 125
     assert "busybx" in p.stderr
     assert kade("ps", "-aq").stdout == ""
