@@ -210,6 +210,7 @@ class Containers:
         import shutil
         shutil.rmtree(self.bundle(cid), ignore_errors=True)
         if record and remove_volumes:
+            self.db.delete_container(cid)  # first: the volumes are in use until it is gone
             engine.volumes.remove_anonymous(_vol_mounts(record))
         self.db.delete_container(cid)
 

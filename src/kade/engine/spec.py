@@ -20,6 +20,8 @@ def build(record: dict, *, passwd: bytes | None, group: bytes | None,
     uid, gid, extra = users.resolve(cfg.get("User") or "0", passwd, group)
     caps = defaults.resolve(host.get("CapAdd") or [], host.get("CapDrop") or [],
                             host.get("Privileged", False))
+    if host.get("Privileged"):
+        caps = [c for c in caps if c in _host_bounding()]  # all the host has, no more
     env = list(cfg["Env"])
     if not any(e.startswith("PATH=") for e in env):  # docker's default for images without one
         env.insert(0, DEFAULT_PATH)
@@ -46,6 +48,13 @@ def build(record: dict, *, passwd: bytes | None, group: bytes | None,
         "linux": linux(record, caps),
     }
     return spec
+
+
+def _host_bounding() -> set[str]:
+    """The capabilities this process may pass on (its bounding set)."""
+    with open("/proc/self/status") as f:
+        mask = int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
+    return {name for bit, name in enumerate(defaults.CAPABILITIES) if mask >> bit & 1}
 
 
 def _no_new_privs(security_opt: list[str]) -> bool:
