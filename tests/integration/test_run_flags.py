@@ -143,7 +143,10 @@ def test_stop_signal_and_timeout(kade):
 def test_labels_and_ps_filters(kade):
     kade("create", "--name", "lab1", "-l", "tier=web", "busybox", "true")
     kade("run", "--name", "lab2", "-l", "tier=db", "busybox", "sh", "-c", "exit 4", check=False)
-    names = lambda *f: sorted(kade("ps", "-a", "--format", "{{.Names}}", *f).stdout.split())
+
+    def names(*f):
+        return sorted(kade("ps", "-a", "--format", "{{.Names}}", *f).stdout.split())
+
     assert names("--filter", "label=tier=web") == ["lab1"]
     assert names("--filter", "label=tier") == ["lab1", "lab2"]
     assert names("--filter", "exited=4") == ["lab2"]
