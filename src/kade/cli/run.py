@@ -157,7 +157,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
     engine = ctx.engine
     if verb == "create":
         from kade.engine import run as engine_run
-        engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet)
+        engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet,
+                                platform=ns.platform)
         print(engine.containers.create(opts))
         return 0
     return _run(engine, opts, ns)
@@ -174,7 +175,7 @@ def _run(engine, opts, ns) -> int:
             if started is not None:
                 return _finish(started, opts, ns)
     from kade.engine import run as engine_run
-    engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet)
+    engine_run.ensure_image(engine, opts.image, opts.pull, quiet=ns.quiet, platform=ns.platform)
     cid = engine.containers.create(opts)
     with attach_mod.terminal(raw):
         return _finish(_start_or_cleanup(engine, cid, opts, attach), opts, ns)
