@@ -82,3 +82,60 @@ def test_hard_links_count_once_and_imports_get_the_default_path(kade, tmp_path):
     assert int(size) < 2 * len(busybox)
     assert kade("run", "--rm", "links:1", "echo", "found").stdout == "found\n"
     kade("rmi", "links:1")
+
+
+def test_images_options_and_filters(kade, tmp_path):
+    busybox = kade("images", "-q", "--no-trunc", "busybox").stdout.strip()
+    assert busybox.startswith("sha256:") and len(busybox) == 71
+    kade("tag", "busybox", "filt/one:a")
+    path = tmp_path / "empty.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("marker")
+        tar.addfile(info, io.BytesIO(b""))
+    kade("import", "-c", "LABEL role=later", str(path), "filt/two:b")
+
+    def refs(*f):
+        return kade("images", "--format", "{{.Repository}}:{{.Tag}}", *f).stdout.split()
+
+    assert refs("--filter", "reference=filt/*") == ["filt/two:b", "filt/one:a"]
+    assert refs("--filter", "label=role=later") == ["filt/two:b"]
+    assert "filt/two:b" in refs("--filter", "since=busybox")
+    assert set(refs("--filter", "before=filt/two:b")) == {"busybox:latest", "filt/one:a"}
+    assert kade("images", "--filter", "bogus=1", check=False).returncode == 1
+    header = kade("images", "--digests", "filt/one").stdout.splitlines()[0].split()
+    assert header[:3] == ["REPOSITORY", "TAG", "DIGEST"]
+    kade("rmi", "filt/one:a", "filt/two:b")
+
+
+def test_history_quiet_and_no_trunc(kade):
+    assert kade("history", "-q", "busybox").stdout.splitlines()[0] == \
+        kade("images", "-q", "busybox").stdout.strip()
+    created_by = kade("history", "--no-trunc", "--format", "{{.CreatedBy}}", "busybox").stdout
+    assert '/bin/sh -c #(nop)  CMD ["sh"]' in created_by
+
+
+def test_dangling_images_and_prune(kade, tmp_path):
+    path = tmp_path / "d.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("d")
+        tar.addfile(info, io.BytesIO(b""))
+    image_id = kade("import", str(path)).stdout.strip()  # no name: dangling
+    assert image_id[7:19] in kade("images", "-q", "--filter", "dangling=true").stdout
+    out = kade("image", "prune", "-f").stdout
+    assert f"deleted: {image_id}" in out and "Total reclaimed space:" in out
+    assert image_id[7:19] not in kade("images", "-aq").stdout
+    kade("tag", "busybox", "unused:1")
+    kade("image", "prune", "-a", "-f")  # busybox is unused too: everything goes
+    assert kade("images", "-q").stdout == ""
+    kade("image", "bootstrap", "busybox")
+
+
+def test_system_df_and_container_prune(kade):
+    kade("run", "--name", "dfc", "busybox", "sh", "-c", "echo data > /d")
+    rows = kade("system", "df").stdout.splitlines()
+    assert rows[0].split()[:2] == ["TYPE", "TOTAL"] and rows[1].startswith("Images")
+    verbose = kade("system", "df", "-v").stdout
+    assert "Containers space usage:" in verbose and "dfc" in verbose
+    out = kade("container", "prune", "-f").stdout
+    assert "Deleted Containers:" in out and "Total reclaimed space:" in out
+    assert kade("ps", "-aq").stdout == ""
