@@ -200,3 +200,33 @@ def test_read_only_named_volume_and_mount_flag(kade, tmp_path):
     p = kade("run", "--rm", "--mount", "type=bind,source=/no/such,target=/x", "busybox",
              "true", check=False)
     assert p.returncode == 125 and "/no/such" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_cpu_and_swap_limits_reach_the_cgroup(kade):
+    out = sh(kade, "--cpus", "0.5", "-c", "512", "-m", "64m", "--memory-swap", "128m", script=(
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares "
+        "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || "
+        "cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight")).stdout.split()
+    if out[0].isdigit():  # cgroup v1
+        assert out[:2] == ["50000", "512"]
+        assert out[2:] in ([], [str(128 << 20)])  # memsw exists only with swap accounting
+    else:  # cgroup v2: "50000 100000", then the weight
+        assert out[:2] == ["50000", "100000"]
+
+
+def test_concurrent_commands_keep_the_state_consistent(kade):
+    import subprocess
+    procs = [subprocess.Popen(KADE + ["--root", kade.root, "run", "-d", "--name", f"cc{i}",
+                                      "busybox", "sleep", "30"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(8)]
+    ids = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(len(i) == 64 for i in ids) and len(set(ids)) == 8
+    running = kade("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(n for n in running if n.startswith("cc")) == sorted(f"cc{i}" for i in range(8))
+    rms = [subprocess.Popen(KADE + ["--root", kade.root, "rm", "-f", f"cc{i}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+           for i in range(8)]
+    assert all(p.wait(timeout=120) == 0 for p in rms)
+    assert kade("ps", "-aq").stdout == ""
+    assert kade("system", "check").stdout.strip() == "store is consistent"

@@ -162,13 +162,16 @@ def _trim_rootfs(target: str) -> None:
 
 
 def _host_mirror() -> str:
+    """The host's Debian mirror from apt's sources (deb822 `URIs:` or one-line `deb`)."""
     for path in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
         try:
             with open(path) as f:
-                for line in f:
-                    for word in line.split():
-                        if word.startswith("http") and "security" not in word:
-                            return word
+                lines = [ln.split("#", 1)[0].split() for ln in f]
         except OSError:
             continue
+        for words in lines:
+            if words[:1] == ["URIs:"] or words[:1] == ["deb"]:
+                for word in words[1:]:
+                    if word.startswith("http") and "security" not in word:
+                        return word
     raise FailedPrecondition("no debian mirror found in the host's apt sources: pass --mirror")
