@@ -1,7 +1,10 @@
 """Image verbs as a docker user sees them."""
 
 import io
+import os
 import tarfile
+
+import pytest
 
 
 def test_images_lists_bootstrapped_busybox(kade):
@@ -139,3 +142,16 @@ def test_system_df_and_container_prune(kade):
     out = kade("container", "prune", "-f").stdout
     assert "Deleted Containers:" in out and "Total reclaimed space:" in out
     assert kade("ps", "-aq").stdout == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/debootstrap"),
+                    reason="needs Debian's debootstrap (apt-get install debootstrap)")
+def test_bootstrap_debian_bookworm_runs(kade):
+    # debootstrap fetches Debian's packages from the host's apt mirror (allowed here)
+    kade("image", "bootstrap", "debian:bookworm", timeout=900)
+    out = kade("run", "--rm", "debian:bookworm", "sh", "-c",
+               "cat /etc/debian_version; dpkg-query -W -f='${Status}' bash").stdout
+    assert out.startswith("12.") and out.endswith("install ok installed")
+    assert kade("image", "inspect", "-f", "{{.Config.Cmd}}", "debian:bookworm").stdout == \
+        "[bash]\n"
+    kade("rmi", "debian:bookworm")
