@@ -5,12 +5,13 @@ import os
 import pty
 import select
 import struct
+import sys
 import termios
 import time
 
 import pytest
 
-from conftest import KADE
+KADE = [sys.executable, "-c", "from kade.cli.main import entry; entry()"]
 
 
 def sh(kade, *flags, script: str, check=True):
