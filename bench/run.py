@@ -941,7 +941,8 @@ INTRO = """Written by `python bench/run.py{args}` on {date} UTC, in {took}. Do n
 hand: rerun the runner (bench/README.md). Times are wall-clock times of one CLI call.
 Ratios are kade's median over the peer's median: below 1 means kade is faster or smaller.
 Every engine ran as root on this machine with private state in one temporary directory,
-the same busybox rootfs, no network for the containers and no pulls."""
+the same busybox rootfs, no network for the containers and no pulls.
+Registry, pull and push figures are in docs/benchmarks-registry.md."""
 
 
 def write_report(out: Path, engines: list[Engine], image_how: str, sections: list[list[str]],
