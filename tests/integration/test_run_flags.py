@@ -229,5 +229,5 @@ def test_concurrent_commands_keep_the_state_consistent(kade):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
            for i in range(8)]
     assert all(p.wait(timeout=120) == 0 for p in rms)
-    assert kade("ps", "-aq").stdout == ""
+    assert kade("ps", "-aq", "--filter", "name=cc").stdout == ""
     assert kade("system", "check").stdout.strip() == "store is consistent"
