@@ -99,9 +99,17 @@ def test_capabilities(kade, flags, mask):
     assert sh(kade, *flags, script="grep CapEff /proc/self/status").stdout.split()[1] == mask
 
 
-def test_unknown_capability_is_refused(kade):
-    p = kade("run", "--rm", "--cap-add", "FOO", "busybox", "true", check=False)
-    assert p.returncode == 125 and '"CAP_FOO"' in p.stderr
+def test_unknown_capability_is_refused_and_leaves_nothing(kade):
+    for rm in (["--rm"], []):
+        p = kade("run", *rm, "--cap-add", "FOO", "busybox", "true", check=False)
+        assert p.returncode == 125 and '"CAP_FOO"' in p.stderr
+        assert kade("ps", "-aq").stdout == ""
+
+
+def test_a_start_failure_with_rm_leaves_nothing(kade):
+    p = kade("run", "--rm", "-u", "nosuchuser", "busybox", "true", check=False)
+    assert p.returncode != 0 and "nosuchuser" in p.stderr and p.stderr.count("\n") == 1
+    assert kade("ps", "-aq").stdout == ""
 
 
 def test_privileged_can_mount_and_sees_all_capabilities(kade):

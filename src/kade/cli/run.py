@@ -196,5 +196,9 @@ def _start_or_cleanup(engine, cid, opts, attach):
         return lifecycle.start(engine, cid, attach)
     except BaseException:
         if opts.auto_remove:
-            engine.containers.remove(cid, force=True, volumes=True)
+            from kade.errors import NotFound
+            try:
+                engine.containers.remove(cid, force=True, volumes=True)
+            except NotFound:
+                pass  # the monitor removed it already
         raise

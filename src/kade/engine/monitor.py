@@ -277,9 +277,13 @@ class Monitor:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
         record, _ = engine.containers.get(cid)
-        prepared = lifecycle.prepare_run(engine, cid, record)
+        try:
+            prepared = lifecycle.prepare_run(engine, cid, record)
+        except KadeError as e:
+            self._failed_start(e)
+            prepared = None
         restarts = record.get("RestartCount", 0)
-        while True:
+        while prepared is not None:
             code = self._run_once(record, prepared)
             if code is None or not self._restart(record, code, restarts):
                 break

@@ -81,6 +81,7 @@ def new_record(cid: str, name: str, image_id: str, opts: CreateOptions,
     if opts.auto_remove and opts.restart not in ("", "no"):
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
     restart = parse_restart(opts.restart)
+    _check_start_options(opts)
     bundle = os.path.join(root, "containers", cid)
     config = {
         "Hostname": opts.hostname or cid[:12], "Domainname": "",
@@ -165,3 +166,17 @@ def _runtime(opts: CreateOptions) -> str:
         return "kade"
     from kade.engine import external
     return external.check(opts.runtime, opts.tty)
+
+
+def _check_start_options(opts: CreateOptions) -> None:
+    """What would only fail when the container starts, refused now: a bad create
+    must leave nothing behind."""
+    from kade.oci import defaults
+    defaults.resolve(opts.cap_add, opts.cap_drop, opts.privileged)
+    for opt in opts.security_opt:
+        key, _, value = opt.partition("=" if "=" in opt else ":")
+        if key not in ("seccomp", "no-new-privileges", "apparmor", "label"):
+            raise InvalidArgument(f'invalid --security-opt: "{opt}"')
+        if key == "seccomp" and value != "unconfined" and not os.path.isfile(value):
+            raise InvalidArgument(f'opening seccomp profile ("{value}") failed: '
+                                  "no such file or directory")
