@@ -31,9 +31,14 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
     return start is None or int(fields[19]) == start
 
 
-def pid_start(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
+def pid_start(pid: int) -> int | None:
+    """The pid's start time in jiffies; None if it is gone already (a container under
+    another runtime can exit and be reaped before we look)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
     return int(stat[stat.rfind(b")") + 2:].split()[19])
 
 
