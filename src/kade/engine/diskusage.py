@@ -1,6 +1,7 @@
 """`system df`: images, containers, local volumes and the build cache."""
 
 from __future__ import annotations
+from kade.util.fs import du
 
 
 def disk_usage(engine) -> dict:
@@ -19,7 +20,7 @@ def disk_usage(engine) -> dict:
     c_size = sum(sizes.values())
     c_reclaim = sum(sizes[r["Id"]] for r, s in containers if not s["Running"])
     vols = engine.volumes.list()
-    v_sizes = {v["Name"]: _du(v["Mountpoint"]) for v in vols}
+    v_sizes = {v["Name"]: du(v["Mountpoint"]) for v in vols}
     v_active = [v for v in vols if engine.volumes.users(v["Name"])]
     v_reclaim = sum(v_sizes[v["Name"]] for v in vols if v not in v_active)
 
@@ -60,15 +61,3 @@ def disk_usage(engine) -> dict:
          {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
     ]
     return {"summary": summary, "verbose": verbose}
-
-
-def _du(path: str) -> int:
-    import os
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total

@@ -9,6 +9,7 @@ from collections import namedtuple
 
 from kade.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from kade.oci.mount import Mount
+from kade.util.fs import du
 
 TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class Snapshotter:
         if info.kind != "active":
             raise FailedPrecondition(f'snapshot "{key}" is not active')
         base = os.path.join(self.root, str(info.num))
-        size = _du(os.path.join(base, "fs"))
+        size = du(os.path.join(base, "fs"))
         shutil.rmtree(os.path.join(base, "work"), ignore_errors=True)
         try:
             with self.db.tx() as c:
@@ -117,7 +118,7 @@ class Snapshotter:
 
     def usage(self, key: str) -> int:
         info = self.stat(key)
-        return info.size if info.size is not None else _du(self.upper_dir(key))
+        return info.size if info.size is not None else du(self.upper_dir(key))
 
     def cleanup(self) -> list[str]:
         """Remove directories no row knows and half-done `.removing` trees."""
@@ -182,23 +183,6 @@ class CopySnapshotter(Snapshotter):
         fs = os.path.join(self.root, str(info.num), "fs")
         return [Mount("bind", fs, ("rbind", "ro" if info.kind == "committed" else "rw"))]
 
-
-def _du(path: str) -> int:
-    """Apparent size, each inode once: hard-linked applets are one file, as in docker."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
 
 
 def overlay_supported() -> bool:

@@ -52,3 +52,22 @@ def rmtree(path: str) -> None:
     import shutil
     if os.path.lexists(path):
         shutil.rmtree(path, ignore_errors=False)
+
+
+def du(path: str) -> int:
+    """Apparent size of a tree, each inode once (hard-linked files count once, as in
+    docker). Entries that vanish while it walks are skipped."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total

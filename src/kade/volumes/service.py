@@ -7,6 +7,7 @@ import time
 
 from kade.errors import Conflict, InvalidArgument, NotFound
 from kade.util.ids import new_id, now_rfc3339
+from kade.util.fs import du
 
 TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ class VolumeService:
         for rec in self.list():
             anonymous = "com.docker.volume.anonymous" in (rec.get("Labels") or {})
             if (all_ or anonymous) and not self.users(rec["Name"]):
-                space += _du(self.path(rec["Name"]))
+                space += du(self.path(rec["Name"]))
                 self.remove(rec["Name"])
                 removed.append(rec["Name"])
         return removed, space
@@ -305,14 +306,3 @@ def _copy_up(mounts: list, destination: str, volume_dir: str) -> None:
     finally:
         if os.path.isdir(tmp):
             os.rmdir(tmp)
-
-
-def _du(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
