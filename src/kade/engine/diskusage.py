@@ -1,6 +1,7 @@
 """`system df`: images, containers, local volumes and the build cache."""
 
 from __future__ import annotations
+
 from kade.util.fs import du
 
 
