@@ -27,6 +27,12 @@ EXIT = [
 # docker exits 125 when `run`/`create` fail before the container runs, and 1 when
 # any other verb gets an error back from the engine
 ENGINE_FAILURE = {"run": 125, "create": 125}
+# verbs whose engine errors carry docker's "Error response from daemon:" prefix
+DAEMON_PREFIX = {"cp", "diff", "export", "commit", "top", "stats", "port"}
+
+
+class Failed(Exception):
+    """An error docker's client reports itself: printed as is, exit 1."""
 
 
 def code_for(e: BaseException, verb: str = "run") -> int:
@@ -42,8 +48,12 @@ def run_verb(fn, ctx, verb: str, args: list[str]) -> int:
     except UsageError as e:
         sys.stderr.write(f"{e}\nSee 'kade {verb} --help'.\n")
         return 125
+    except Failed as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
     except errors.KadeError as e:
-        sys.stderr.write(f"Error: {e}\n")
+        prefix = "Error response from daemon:" if verb in DAEMON_PREFIX else "Error:"
+        sys.stderr.write(f"{prefix} {e}\n")
         return code_for(e, verb)
     except KeyboardInterrupt:
         return 130

@@ -13,23 +13,12 @@ import stat
 import sys
 
 from kade.cli.errmap import ArgParser
+from kade.cli.errmap import Failed as _Failed
 from kade.errors import KadeError
 
 
-class _Failed(Exception):
-    """A message to print as is, then exit 1."""
-
-
 def main(ctx, verb: str, args: list[str]) -> int:
-    handler = {"cp": _cp, "diff": _diff, "export": _export, "commit": _commit}[verb]
-    try:
-        return handler(ctx, args)
-    except _Failed as e:
-        sys.stderr.write(f"{e}\n")
-        return 1
-    except KadeError as e:
-        sys.stderr.write(f"Error response from daemon: {e}\n")
-        return 1
+    return {"cp": _cp, "diff": _diff, "export": _export, "commit": _commit}[verb](ctx, args)
 
 
 # --- diff -----------------------------------------------------------------------

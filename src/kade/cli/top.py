@@ -6,6 +6,7 @@ import sys
 import time
 
 from kade.cli.errmap import ArgParser
+from kade.cli.errmap import Failed as _Failed
 from kade.errors import KadeError
 
 STATS_DEFAULT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
@@ -15,20 +16,8 @@ STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME",
                  "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
 
 
-class _Failed(Exception):
-    """A message to print as is, then exit 1."""
-
-
 def main(ctx, verb: str, args: list[str]) -> int:
-    handler = {"top": _top, "stats": _stats, "port": _port}[verb]
-    try:
-        return handler(ctx, args)
-    except _Failed as e:
-        sys.stderr.write(f"{e}\n")
-        return 1
-    except KadeError as e:
-        sys.stderr.write(f"Error response from daemon: {e}\n")
-        return 1
+    return {"top": _top, "stats": _stats, "port": _port}[verb](ctx, args)
 
 
 # --- top ------------------------------------------------------------------------
