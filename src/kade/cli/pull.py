@@ -24,13 +24,19 @@ def parser(verb: str) -> ArgParser:
 def main(ctx, verb: str, args: list[str]) -> int:
     ns = parser(verb).parse_args(args)
     from kade.engine import run as engine_run
+    parsed, emit = progress(ns)
+    results = engine_run.pull(ctx.engine, ns.name, all_tags=ns.all_tags, platform=ns.platform,
+                              emit=emit)
+    print(parsed.repository if ns.all_tags else results[0].name)
+    return 0
+
+
+def progress(ns):
+    """docker's preamble for pull and push: the parsed name, the default-tag line,
+    and where the progress messages go (a live display, or nowhere with -q)."""
     from kade.oci import reference
     from kade.remotes.progress import Display, discard
     parsed = reference.parse(ns.name, default_tag=False)
     if not (parsed.tag or parsed.digest or ns.all_tags) and not ns.quiet:
         print("Using default tag: latest", flush=True)
-    emit = discard if ns.quiet else Display(sys.stdout)
-    results = engine_run.pull(ctx.engine, ns.name, all_tags=ns.all_tags, platform=ns.platform,
-                              emit=emit)
-    print(parsed.repository if ns.all_tags else results[0].name)
-    return 0
+    return parsed, (discard if ns.quiet else Display(sys.stdout))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from kade.cli.errmap import ArgParser
 
@@ -25,13 +24,9 @@ def parser(verb: str) -> ArgParser:
 
 def main(ctx, verb: str, args: list[str]) -> int:
     ns = parser(verb).parse_args(args)
+    from kade.cli.pull import progress
     from kade.engine import run as engine_run
-    from kade.oci import reference
-    from kade.remotes.progress import Display, discard
-    parsed = reference.parse(ns.name, default_tag=False)
-    if not (parsed.tag or parsed.digest or ns.all_tags) and not ns.quiet:
-        print("Using default tag: latest", flush=True)
-    emit = discard if ns.quiet else Display(sys.stdout)
+    parsed, emit = progress(ns)
     results = engine_run.push(ctx.engine, ns.name, all_tags=ns.all_tags,
                               compression=ns.compression, emit=emit)
     if ns.quiet:
