@@ -45,7 +45,7 @@ def build_cache(engine, all_: bool = False, until: float | None = None
     records = {i: rec for i, _, rec in db.images()}
     keep: set[str] = set()
     if not all_:
-        for i, rec in records.items():
+        for rec in records.values():
             parent = rec.get("parent") if not rec.get("intermediate") else None
             while parent and parent not in keep:
                 keep.add(parent)
