@@ -506,7 +506,11 @@ class Builder:
                 and len(c.heredocs) == 1:
             argv = st.shell() + [c.heredocs[0].text]
         args_env = self._build_args_in_scope(st)
-        probe = ([f"|{len(args_env)}", *args_env] if args_env else []) + argv
+        # docker's prependEnvOnCmd: a proxy arg no ARG declares is passed to the
+        # process but kept out of the history
+        shown = [a for a in args_env if a.partition("=")[0] not in PROXY_ARGS
+                 or a.partition("=")[0] in st.args]
+        probe = ([f"|{len(shown)}", *shown] if shown else []) + argv
         created_by = " ".join(probe)
         network = c.flags.get("network") or self.opts.network
         mounts = [self._mount(st, m) for m in c.flags.get("mount", [])]
