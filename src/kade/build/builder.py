@@ -713,13 +713,9 @@ def _write_sources(out, items: list[_Item], *, owner, chmod, parents: bool) -> N
 
 
 def _is_archive(path: str) -> bool:
-    from kade.archive import detect
+    from kade.build.context import is_archive
     with open(path, "rb") as f:
-        head = f.read(512)
-    kind = detect(head)
-    if kind and kind != "tar":
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+        return is_archive(f)
 
 
 def _static_prefix(pattern: str) -> str:

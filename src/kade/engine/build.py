@@ -396,9 +396,9 @@ def _context(ctx_dir: str, df_path: str | None):
 
 
 def _is_tar(data: bytes) -> bool:
-    from kade.archive import detect
-    kind = detect(data[:512])
-    return (kind not in (None, "tar")) or (len(data) >= 262 and data[257:262] == b"ustar")
+    import io
+    from kade.build.context import is_archive
+    return is_archive(io.BytesIO(data))
 
 
 def _extract_context(data: bytes, into: str) -> None:
