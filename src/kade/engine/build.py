@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import threading
 import time
 
@@ -164,9 +165,33 @@ class EngineBackend:
                 from kade.build.builder import StepFailed
                 raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
                                  f"successfully: exit code: {code}", code)
+            self._drop_mount_stubs(cid, [m["target"] for m in mounts])
             return self._commit_container(cid, parent, config)
         finally:
             self._drop(cid)
+
+    def _drop_mount_stubs(self, cid: str, targets: list[str]) -> None:
+        """RUN --mount targets are not the image's: remove the empty files and
+        directories the runtime made for them (BuildKit's rule), deepest first,
+        stopping at anything the parent image has or the step put there."""
+        from kade.engine.files import _layer_dirs
+        upper, lowers = _layer_dirs(self.engine.snapshots, cid)
+        for target in targets:
+            path = os.path.normpath("/" + target)
+            if not _plain_dirs(upper, os.path.dirname(path)):
+                continue  # reached through a symlink: leave it alone
+            while path != "/" and not any(_lexists(low, path) for low in lowers):
+                try:
+                    st = os.lstat(upper + path)
+                    if stat.S_ISDIR(st.st_mode):
+                        os.rmdir(upper + path)
+                    elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                        os.unlink(upper + path)
+                    else:
+                        break
+                except OSError:  # not there, or a directory the step filled
+                    break
+                path = os.path.dirname(path)
 
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
@@ -296,6 +321,35 @@ class EngineBackend:
                 lifecycle.kill(self.engine, cid, 9)
             except KadeError:
                 pass
+
+
+def _plain_dirs(top: str, path: str) -> bool:
+    """Whether every component of path exists under top as a real directory."""
+    cur = top
+    for part in path.strip("/").split("/"):
+        if not part:
+            continue
+        cur = os.path.join(cur, part)
+        try:
+            if not stat.S_ISDIR(os.lstat(cur).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _lexists(top: str, path: str) -> bool:
+    """Whether path is in layer top; a symlink on the way counts as yes."""
+    cur = top
+    for part in path.strip("/").split("/"):
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            return True
+    return True
 
 
 # --- one build, from the CLI's (or later the API's) request ----------------------
