@@ -66,3 +66,21 @@ def run(kade, ref: str, *cmd: str, args: tuple = ()) -> str:
 
 def image_id(kade, ref: str) -> str:
     return kade("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+
+
+def steps(log: str) -> list[tuple[str, str]]:
+    """(instruction, "CACHED" | "DONE" | "ERROR") of each step in a plain step log,
+    in order: `#3 [2/5] RUN echo hi` ... `#3 CACHED` gives ("RUN echo hi", "CACHED")."""
+    titles: dict[str, str] = {}
+    order: list[str] = []
+    status: dict[str, str] = {}
+    for line in log.splitlines():
+        num, _, rest = line.partition(" ")
+        if not num.startswith("#"):
+            continue
+        if rest.startswith("[") and num not in titles:
+            titles[num] = rest.split("] ", 1)[1]
+            order.append(num)
+        elif num in titles and rest.split(" ")[0] in ("CACHED", "DONE", "ERROR:"):
+            status[num] = rest.split(" ")[0].rstrip(":")
+    return [(titles[n], status.get(n, "")) for n in order]
