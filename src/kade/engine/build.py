@@ -58,8 +58,14 @@ class EngineBackend:
             raise InvalidArgument(f'invalid reference format: "{ref}" is not a valid '
                                   "image name or build stage") from None
         with self._lock:
-            image_id = ensure_image(self.engine, ref, "always" if pull else "missing",
-                                    quiet=self.quiet_pull)
+            try:
+                image_id = ensure_image(self.engine, ref, "always" if pull else "missing",
+                                        quiet=self.quiet_pull)
+            except KadeError as e:
+                if ref in str(e):
+                    raise
+                # a pull's error names the registry, not the image the build wanted
+                raise type(e)(f"failed to resolve source metadata for {ref}: {e}") from None
         return image_id, self.config(image_id)
 
     def config(self, image_id: str) -> dict:
