@@ -25,6 +25,7 @@ MAINTAINER Jane Doe <jane@example.com>
 LABEL org.example.a=1 "b c"="d e"
 ENV GREETING=hello NAME="big world"
 ENV BOTH $GREETING-$NAME
+ENV LEGACY old style form
 EXPOSE 80 53/udp
 VOLUME /data /logs
 STOPSIGNAL SIGUSR1
@@ -34,6 +35,7 @@ RUN pwd > /pwd1
 WORKDIR /etc
 RUN pwd > /pwd2 && echo "$BOTH" > /both
 USER nobody
+RUN ["sh", "-c", "echo exec form as $(id -un)"]
 CMD ["echo", "cmd says hi"]
 """
 
@@ -52,7 +54,7 @@ def test_metadata_instructions_in_inspect(kade, meta):
     assert info["Author"] == "Jane Doe <jane@example.com>"
     assert cfg["Labels"] == {"org.example.a": "1", "b c": "d e"}
     assert "GREETING=hello" in cfg["Env"] and "NAME=big world" in cfg["Env"]
-    assert "BOTH=hello-big world" in cfg["Env"]
+    assert "BOTH=hello-big world" in cfg["Env"] and "LEGACY=old style form" in cfg["Env"]
     assert any(e.startswith("PATH=") for e in cfg["Env"])
     assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
     assert cfg["Volumes"] == {"/data": {}, "/logs": {}}
@@ -73,6 +75,7 @@ def test_several_tags_name_one_image(kade, meta):
 
 
 def test_run_sees_workdir_env_user_and_cmd(kade, meta):
+    assert "exec form as nobody" in meta.stderr
     assert run(kade, "meta:1") == "cmd says hi\n"
     out = run(kade, "meta:1", "sh", "-c", "cat /pwd1 /pwd2 /both; id -un; pwd")
     assert out == "/app/sub\n/etc\nhello-big world\nnobody\n/etc\n"
@@ -89,20 +92,22 @@ def test_history_rows_in_docker_style(kade, meta):
         (nop + "LABEL org.example.a=1 b c=d e", "0B"),
         (nop + "ENV GREETING=hello NAME=big world", "0B"),
         (nop + "ENV BOTH=hello-big world", "0B"),
+        (nop + "ENV LEGACY=old style form", "0B"),
         (nop + "EXPOSE 80 53/udp", "0B"),
         (nop + "VOLUME [/data /logs]", "0B"),
         (nop + "STOPSIGNAL SIGUSR1", "0B"),
         (nop + 'HEALTHCHECK &{["CMD-SHELL" "test -e /etc/passwd"] "5s" "3s" "2s" "0s" \'\\x04\'}',
          "0B"),
-        (nop + "WORKDIR /app/sub", own[8][1]),
-        ("/bin/sh -c pwd > /pwd1", own[9][1]),
+        (nop + "WORKDIR /app/sub", own[9][1]),
+        ("/bin/sh -c pwd > /pwd1", own[10][1]),
         (nop + "WORKDIR /etc", "0B"),
-        ('/bin/sh -c pwd > /pwd2 && echo "$BOTH" > /both', own[11][1]),
+        ('/bin/sh -c pwd > /pwd2 && echo "$BOTH" > /both', own[12][1]),
         (nop + "USER nobody", "0B"),
+        ("sh -c echo exec form as $(id -un)", "0B"),  # it wrote nothing: an empty layer
         (nop + 'CMD ["echo" "cmd says hi"]', "0B"),
     ]
     # a WORKDIR that creates its directory and a RUN that writes files add layers
-    assert all(own[i][1] != "0B" for i in (8, 9, 11))
+    assert all(own[i][1] != "0B" for i in (9, 10, 12))
 
 
 def test_layers_only_for_file_system_changes(kade, meta):
@@ -110,6 +115,18 @@ def test_layers_only_for_file_system_changes(kade, meta):
     base = inspect(kade, "busybox")["RootFS"]["Layers"]
     # WORKDIR /app/sub, RUN, RUN; not the existing /etc, nor any metadata
     assert layers[:len(base)] == base and len(layers) == len(base) + 3
+
+
+def test_from_scratch(kade, tmp_path):
+    build(kade, tmp_path, "-t", "scratch:1", dockerfile="""\
+FROM scratch
+COPY --from=busybox /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "echo", "from scratch"]
+""")
+    info = inspect(kade, "scratch:1")
+    assert len(info["RootFS"]["Layers"]) == 1
+    assert info["Config"]["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    assert run(kade, "scratch:1") == "from scratch\n"
 
 
 def test_entrypoint_resets_an_inherited_cmd(kade, tmp_path):
@@ -387,6 +404,10 @@ def test_context_from_a_tar_on_stdin(kade, tmp_path):
     assert run(kade, "tarctx:1", "cat", "/in-tar.txt") == "from tar\n"
     kade_bytes(kade, "build", "-q", "-t", "tarctx:2", "-f", "other.Dockerfile", "-", input=data)
     assert run(kade, "tarctx:2", "cat", "/other.txt") == "from tar\n"
+    gz = _tar({"Dockerfile": b"FROM busybox\nCOPY in-gz.txt /\n", "in-gz.txt": b"from gz\n"},
+              gz=True)
+    kade_bytes(kade, "build", "-q", "-t", "tarctx:3", "-", input=gz)
+    assert run(kade, "tarctx:3", "cat", "/in-gz.txt") == "from gz\n"
 
 
 def test_dockerfile_on_stdin_with_a_directory(kade, tmp_path):
@@ -428,6 +449,16 @@ FROM broken
     assert run(kade, "target:1", "cat", "/base", "/good") == "base\ngood\n"
     p = build(kade, tmp_path, "--target", "nope", check=False)
     assert p.returncode != 0 and "nope" in p.stderr
+
+
+def test_tty_progress_and_bad_progress(kade, tmp_path):
+    df = "FROM busybox\nRUN echo live view\n"
+    build(kade, tmp_path, "-t", "tty:1", dockerfile=df)
+    p = kade("build", "--progress=tty", "-t", "tty:1", str(tmp_path))
+    assert " => CACHED [2/2] RUN echo live view" in p.stderr
+    assert f" => => writing image {image_id(kade, 'tty:1')}" in p.stderr
+    p = kade("build", "--progress=fancy", str(tmp_path), check=False)
+    assert p.returncode != 0 and '"fancy"' in p.stderr
 
 
 def test_quiet_and_iidfile(kade, tmp_path):
