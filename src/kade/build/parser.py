@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 from typing import Any
 
 from kade.build.shell import Lexer, ShellError

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import _thread
 import time
 
 from kade.cli.errmap import ArgParser, Failed
@@ -133,7 +133,7 @@ class Plain:
     def __init__(self, out, *, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.n = 0
         self.t0: dict[int, float] = {}
         self.names: dict[int, str] = {}
@@ -202,6 +202,7 @@ class Live(Plain):
     TAIL = 6
 
     def __init__(self, out) -> None:
+        import threading
         super().__init__(out)
         self.running: dict[int, list[str]] = {}
         self.finished = 0

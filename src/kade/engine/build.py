@@ -17,8 +17,7 @@ Scratch files (extracted contexts, COPY tars, exported stages) live in
 from __future__ import annotations
 
 import os
-import shutil
-import threading
+import _thread
 import time
 
 from kade.errors import FailedPrecondition, InvalidArgument, KadeError, NotFound
@@ -32,18 +31,19 @@ class EngineBackend:
         self.engine = engine
         self.quiet_pull = quiet_pull
         self._tmp = os.path.join(engine.root, TMP, f"{os.getpid()}-{os.urandom(4).hex()}")
-        os.makedirs(self._tmp, exist_ok=True)
         self._n = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._running: set[str] = set()
         self._cancelled = False
 
     def close(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._n:  # scratch_dir made it
+            import shutil
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def ensure_supervisor(self) -> None:
-        """Start the root's supervisor now: starting it closes the database, which
-        must not happen while stage threads use it."""
+    def before_threads(self) -> None:
+        """Start the root's supervisor before stages build in parallel: starting it
+        closes the database, which must not happen while other threads use it."""
         from kade.engine import monitorclient
         monitorclient.connect(self.engine).close()
 
@@ -213,6 +213,7 @@ class EngineBackend:
         # bind: read-only unless rw, and then writes are thrown away (BuildKit's rule)
         src = m["source"]
         if m.get("ro", "true") == "false":
+            import shutil
             copy = self.scratch_dir()
             dst = os.path.join(copy, "src")
             if os.path.isdir(src):
@@ -264,6 +265,7 @@ class EngineBackend:
     def download(self, url: str, into: str) -> tuple[str, float | None]:
         """ADD URL: the file, named after the URL's last path part, and its
         Last-Modified time."""
+        import shutil
         import urllib.parse
         import urllib.request
         from email.utils import parsedate_to_datetime
@@ -282,7 +284,7 @@ class EngineBackend:
         with self._lock:
             self._n += 1
             path = os.path.join(self._tmp, str(self._n))
-        os.makedirs(path)
+        os.makedirs(path)  # <root>/builder/tmp/<pid>-<random>/<n>
         return path
 
     def cancel(self) -> None:
@@ -327,8 +329,6 @@ def build(engine, req: BuildRequest, progress) -> str:
         text, name, context = _inputs(backend, req)
         opts = BuildOptions(dockerfile=text, dockerfile_name=name, context=context,
                             **req.options)
-        if b"RUN" in text.upper():
-            backend.ensure_supervisor()
         builder = Builder(backend, opts, progress)
         try:
             image_id = builder.build()
