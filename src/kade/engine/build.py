@@ -171,6 +171,8 @@ class EngineBackend:
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
         from kade.engine import lifecycle, monitorclient
+        # a supervisor forked now would inherit the pipe and hold its write end open
+        self.before_threads()
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
