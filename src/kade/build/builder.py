@@ -522,12 +522,11 @@ class Builder:
         dest = words[-1]
         if not dest.startswith("/"):  # relative to WORKDIR, keeping a trailing slash
             slash = dest.endswith("/") or dest in (".", "")
-            dest = os.path.join(st.run_config.get("WorkingDir") or "/", dest)
+            dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
             dest = dest.rstrip("/") + "/" if slash else dest
         srcs = words[:-1]
         items = self._sources(st, c, srcs, name)
-        multi = len(srcs) > 1 or any(has_wildcards(s) for s in srcs)
-        if multi and not dest.endswith("/"):
+        if len(items) > 1 and not dest.endswith("/"):
             raise c.error(f"When using {name} with more than one source file, the "
                           "destination must be a directory and end with a /")
         chown = self._word(st, c.flags["chown"]) if c.flags.get("chown") else None
