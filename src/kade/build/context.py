@@ -22,7 +22,7 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from kade.util.record import record as dataclass
 from typing import BinaryIO
 
 from kade.build.dockerignore import Matcher

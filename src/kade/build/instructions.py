@@ -15,7 +15,7 @@ Variable substitution happens later, at dispatch, with the stage's environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.build.parser import Dockerfile, DockerfileError, Heredoc, Instruction
 

@@ -13,7 +13,7 @@ Only the stages the target needs are built, the independent ones in parallel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.build.instructions import Command, parse_mount
 from kade.build.parser import DockerfileError
