@@ -178,7 +178,7 @@ class EngineBackend:
             if self._cancelled:
                 raise FailedPrecondition("build cancelled")
             if code != 0:
-                from kade.build.builder import StepFailed
+                from kade.build.backend import StepFailed
                 raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
                                  f"successfully: exit code: {code}", code)
             self._drop_mount_stubs(cid, [m["target"] for m in mounts])
