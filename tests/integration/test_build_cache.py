@@ -104,3 +104,35 @@ def test_builder_prune_frees_the_cache(kade, tmp_path):
     out = kade("builder", "prune", "-f").stdout
     assert out.startswith("Deleted build cache objects:\n")
     assert _build_cache_row(kade)[2] == "0"
+
+
+def test_multi_stage_cache_follows_copy_from(kade, tmp_path):
+    df = """\
+FROM busybox AS first
+COPY a.txt /a.txt
+RUN cat /a.txt > /made
+FROM busybox
+ARG WHO=nobody
+RUN echo independent > /i
+RUN echo "$WHO" > /who
+COPY --from=first /made /made
+RUN cat /made
+"""
+    build(kade, tmp_path, "-t", "multi:1", dockerfile=df, files={"a.txt": "a\n"})
+    again = build(kade, tmp_path, "-t", "multi:1")
+    assert all(status == "CACHED" for title, status in steps(again.stderr)
+               if not title.startswith("FROM"))
+    # a new source in the first stage reruns what reads it, in both stages
+    write_tree(tmp_path, {"a.txt": "changed\n"})
+    p = build(kade, tmp_path, "-t", "multi:1")
+    assert [s for s in steps(p.stderr) if not s[0].startswith("FROM")] == [
+        ("COPY a.txt /a.txt", "DONE"), ("RUN cat /a.txt > /made", "DONE"),
+        ("ARG WHO=nobody", "CACHED"), ("RUN echo independent > /i", "CACHED"),
+        ('RUN echo "$WHO" > /who', "CACHED"),
+        ("COPY --from=first /made /made", "DONE"), ("RUN cat /made", "DONE")]
+    # a new build arg value reruns the steps that see it
+    p = build(kade, tmp_path, "-t", "multi:1", "--build-arg", "WHO=me")
+    assert [s for s in steps(p.stderr) if s[0].startswith("RUN")] == [
+        ("RUN cat /a.txt > /made", "CACHED"), ("RUN echo independent > /i", "DONE"),
+        ('RUN echo "$WHO" > /who', "DONE"), ("RUN cat /made", "DONE")]
+    assert run(kade, "multi:1", "cat", "/who", "/made") == "me\nchanged\n"
