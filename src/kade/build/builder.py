@@ -146,15 +146,19 @@ class Builder:
     def _run_stages(self, todo: list[stages_mod.Stage]) -> _State:
         if len(todo) == 1:
             return self._build_stage(todo[0])
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
         self.backend.before_threads()
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = {s.index: pool.submit(self._build_stage_after, s, todo) for s in todo}
+            futures = [pool.submit(self._build_stage_after, s, todo) for s in todo]
             try:
-                for f in futures.values():
-                    f.result()
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f.exception() for f in futures if f in done and f.exception()]
+                if failed:
+                    raise failed[0]
             except BaseException:
-                self._cancelled.set()
+                # the first failure (or Ctrl-C) ends the build: kill the other
+                # stages' running steps, or leaving the pool would wait for them
+                self.cancel()
                 raise
         return self._results[todo[-1].index]
 

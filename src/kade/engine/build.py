@@ -174,6 +174,8 @@ class EngineBackend:
         cid = self._container(parent, command=req.argv, env=req.env, user=req.user or None,
                               workdir=req.workdir, network=req.network, mounts=mounts)
         try:
+            if self._cancelled:  # cancelled while the container was being made
+                raise FailedPrecondition("build cancelled")
             code = self._attached(cid, output)
             if self._cancelled:
                 raise FailedPrecondition("build cancelled")
