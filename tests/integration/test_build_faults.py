@@ -93,9 +93,9 @@ RUN echo started; sleep 30
 """
 
 
-def _start_long_build(kade, ctx, tag: str) -> subprocess.Popen:
+def _start_long_build(kade, ctx, tag: str, dockerfile: str = LONG) -> subprocess.Popen:
     """A build in its long RUN: returns once the RUN's process has printed."""
-    write_tree(ctx, {"Dockerfile": LONG})
+    write_tree(ctx, {"Dockerfile": dockerfile})
     proc = subprocess.Popen(KADE + ["--root", kade.root, "build", "--progress=plain",
                                     "-t", tag, str(ctx)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -128,8 +128,8 @@ def test_kill_9_leaves_a_consistent_store_and_a_reusable_cache(kade, tmp_path):
     assert run(kade, "killed:1", "cat", "/first") == "first\n"
 
 
-def test_ctrl_c_stops_the_build_and_removes_its_container(kade, tmp_path):
-    proc = _start_long_build(kade, tmp_path, "interrupted:1")
+def _interrupt(proc: subprocess.Popen) -> str:
+    """Ctrl-C the build; its remaining log."""
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=25)  # well before the RUN's sleep 30 would end
@@ -138,8 +138,43 @@ def test_ctrl_c_stops_the_build_and_removes_its_container(kade, tmp_path):
         rest = proc.stderr.read()
         proc.stderr.close()
         proc.stdout.close()
+    return rest
+
+
+def test_ctrl_c_stops_the_build_and_removes_its_container(kade, tmp_path):
+    proc = _start_long_build(kade, tmp_path, "interrupted:1")
+    rest = _interrupt(proc)
     assert proc.returncode != 0, rest
     assert "Traceback" not in rest
     _assert_nothing_left(kade, "interrupted:1")
     check = kade("system", "check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+MULTI = """\
+FROM busybox AS slow
+RUN echo started; sleep 30
+FROM busybox AS {second}
+RUN {second_run}
+FROM busybox
+COPY --from=slow /etc/passwd /a
+COPY --from={second} /etc/passwd /b
+"""
+
+
+def test_ctrl_c_stops_every_stage_of_a_multi_stage_build(kade, tmp_path):
+    df = MULTI.format(second="quick", second_run="echo quick")
+    proc = _start_long_build(kade, tmp_path, "interrupted:2", dockerfile=df)
+    rest = _interrupt(proc)
+    assert proc.returncode != 0 and "Traceback" not in rest, rest
+    _assert_nothing_left(kade, "interrupted:2")
+
+
+def test_a_failing_stage_stops_the_other_stages(kade, tmp_path):
+    df = MULTI.format(second="failing", second_run="sleep 1; echo failing stage; exit 5")
+    p = build(kade, tmp_path, "-t", "stagefail:1", dockerfile=df, check=False,
+              timeout=25)  # the slow stage's sleep 30 is killed, not waited for
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "failing stage" in p.stderr
+    assert p.stderr.splitlines()[-1].endswith("exit code: 5")
+    _assert_nothing_left(kade, "stagefail:1")
