@@ -434,6 +434,9 @@ def _inputs(backend: EngineBackend, req: BuildRequest):
                                   "contexts (git, URLs) are not supported; clone or download "
                                   "it and build from the directory")
         if not os.path.isdir(req.context):
+            if os.path.exists(req.context):  # docker's words for a file given as PATH
+                raise InvalidArgument("unable to prepare context: context must be a "
+                                      f"directory: {os.path.abspath(req.context)}")
             raise InvalidArgument(f'unable to prepare context: path "{req.context}" not found')
         ctx_dir = req.context
     if req.dockerfile == "-":
