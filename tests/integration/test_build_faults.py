@@ -41,6 +41,18 @@ def test_dockerfile_errors_name_file_and_line(kade, tmp_path):
     _assert_nothing_left(kade, "bad:1")
 
 
+def test_bad_context_or_dockerfile_path(kade, tmp_path):
+    write_tree(tmp_path, {"file": "not a directory\n"})
+    cases = {(str(tmp_path / "file"),): "context must be a directory: " + str(tmp_path / "file"),
+             (str(tmp_path / "nodir"),): f'path "{tmp_path / "nodir"}" not found',
+             ("-f", str(tmp_path / "nope"), str(tmp_path)): "nope: no such file or directory",
+             ("git@example.com:x/y.git",): "remote contexts (git, URLs) are not supported"}
+    for args, message in cases.items():
+        p = kade("build", *args, check=False)
+        assert p.returncode == 1 and "unable to prepare context" in p.stderr, p.stderr
+        assert message in p.stderr, p.stderr
+
+
 def test_failing_run_shows_output_and_code_and_leaves_nothing(kade, tmp_path):
     df = """\
 FROM busybox
