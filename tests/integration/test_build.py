@@ -514,15 +514,19 @@ ARG N
 RUN --mount=type=cache,target=/cache echo "$N" >> /cache/log && cat /cache/log > /seen
 RUN --mount=type=bind,target=/ctx cat /ctx/f.txt > /bound && ! touch /ctx/new 2>/dev/null
 RUN --mount=type=tmpfs,target=/scratch grep -q ' /scratch tmpfs' /proc/mounts && echo t > /scratch/t
+RUN --mount=type=bind,target=/rw,rw echo written > /rw/f.txt && cat /rw/f.txt > /rw-seen
 """
     build(kade, tmp_path, "-t", "mounts:1", "--build-arg", "N=one", dockerfile=df,
           files={"f.txt": "bound file\n"})
     build(kade, tmp_path, "-t", "mounts:2", "--build-arg", "N=two")
     assert run(kade, "mounts:2", "cat", "/seen", "/bound") == "one\ntwo\nbound file\n"
     # the mount points the runtime made are not the image's (BuildKit's rule)
-    out = run(kade, "mounts:2", "sh", "-c", "ls -d /cache /ctx /scratch 2>/dev/null; true")
+    out = run(kade, "mounts:2", "sh", "-c", "ls -d /cache /ctx /scratch /rw 2>/dev/null; true")
     assert out == ""
     assert not os.path.exists(tmp_path / "new")
+    # a rw bind takes writes, and throws them away
+    assert run(kade, "mounts:2", "cat", "/rw-seen") == "written\n"
+    assert (tmp_path / "f.txt").read_text() == "bound file\n"
 
 
 def test_secret_mount_is_seen_and_not_kept(kade, tmp_path):

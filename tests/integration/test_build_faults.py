@@ -100,6 +100,7 @@ def test_missing_base_or_from_image_is_named(kade, tmp_path):
 
 LONG = """\
 FROM busybox
+COPY f.txt /f.txt
 RUN echo first > /first
 RUN echo started; sleep 30
 """
@@ -107,7 +108,7 @@ RUN echo started; sleep 30
 
 def _start_long_build(kade, ctx, tag: str, dockerfile: str = LONG) -> subprocess.Popen:
     """A build in its long RUN: returns once the RUN's process has printed."""
-    write_tree(ctx, {"Dockerfile": dockerfile})
+    write_tree(ctx, {"Dockerfile": dockerfile, "f.txt": "f\n"})
     proc = subprocess.Popen(KADE + ["--root", kade.root, "build", "--progress=plain",
                                     "-t", tag, str(ctx)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -135,9 +136,15 @@ def test_kill_9_leaves_a_consistent_store_and_a_reusable_cache(kade, tmp_path):
     # the step finished before the kill is reused
     write_tree(tmp_path, {"Dockerfile": LONG.replace("sleep 30", "true")})
     p = build(kade, tmp_path, "-t", "killed:1")
-    assert steps(p.stderr)[1:] == [("RUN echo first > /first", "CACHED"),
+    assert steps(p.stderr)[1:] == [("COPY f.txt /f.txt", "CACHED"),
+                                   ("RUN echo first > /first", "CACHED"),
                                    ("RUN echo started; true", "DONE")]
     assert run(kade, "killed:1", "cat", "/first") == "first\n"
+    # the killed build's scratch files (its COPY's tar) go with a builder prune
+    scratch = os.path.join(kade.root, "builder", "tmp")
+    assert os.listdir(scratch)
+    kade("builder", "prune", "-f")
+    assert os.listdir(scratch) == []
 
 
 def _interrupt(proc: subprocess.Popen) -> str:
