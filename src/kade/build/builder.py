@@ -54,6 +54,7 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
+    cache_from: list[str] = field(default_factory=list)  # local images whose steps count
     pull: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "default"
@@ -94,6 +95,7 @@ class Builder:
         self.progress = progress
         self.consumed: set[str] = set()
         self._results: dict[int, _State] = {}
+        self._cache_images: list[tuple[str, dict]] | None = None
         self._lock = _thread.allocate_lock()
         self._cancelled = _Flag()
         self.escape = "\\"
@@ -281,6 +283,10 @@ class Builder:
         config = json.loads(json.dumps(st.config))
         key = self._key(st, created_by, extra)
         found = None if self.opts.no_cache else self.backend.cached(key)
+        if found is None and not self.opts.no_cache and self.opts.cache_from:
+            found = self._from_cache_images(st, created_by)
+            if found is not None:
+                self.backend.remember(key, found)
         if found is not None:
             st.image_id = found
             st.config = self.backend.config(found)
@@ -302,6 +308,41 @@ class Builder:
         st.image_id = image_id
         st.config = self.backend.config(image_id)
         self.progress.done(v)
+
+    def _from_cache_images(self, st: _State, created_by: str) -> str | None:
+        """--cache-from, as docker's legacy builder reads it: an image whose history
+        and layers start with the current image's, and whose next history entry was
+        made by this very step, gives the step's result (that entry, and its layer
+        unless empty)."""
+        if self._cache_images is None:
+            self._cache_images = []
+            for ref in self.opts.cache_from:
+                try:
+                    image_id, config = self.backend.base(ref, pull=False, local=True)
+                except KadeError:
+                    self.progress.warn(f"--cache-from {ref}: no such image here; ignored")
+                    continue
+                self._cache_images.append((image_id, config))
+        history = list(st.config.get("history") or [])
+        diff_ids = list((st.config.get("rootfs") or {}).get("diff_ids") or [])
+        n = len(history)
+        for image_id, config in self._cache_images:
+            theirs = config.get("history") or []
+            their_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            if len(theirs) <= n or theirs[n].get("created_by") != created_by:
+                continue
+            if [h.get("created_by") for h in theirs[:n]] != [h.get("created_by") for h in history] \
+                    or their_ids[:len(diff_ids)] != diff_ids:
+                continue
+            entry = theirs[n]
+            layer = None if entry.get("empty_layer") else len(diff_ids)
+            if layer is not None and layer >= len(their_ids):
+                continue
+            config_out = json.loads(json.dumps(st.config))
+            config_out["history"] = history + [entry]
+            config_out["created"] = entry.get("created", config_out.get("created"))
+            return self.backend.reuse_layer(st.image_id, config_out, image_id, layer)
+        return None
 
     def _metadata(self, st: _State, title: str, comment: str) -> None:
         created_by = " ".join(st.shell() + ["#(nop) ", comment])
@@ -522,12 +563,11 @@ class Builder:
         dest = words[-1]
         if not dest.startswith("/"):  # relative to WORKDIR, keeping a trailing slash
             slash = dest.endswith("/") or dest in (".", "")
-            dest = os.path.join(st.run_config.get("WorkingDir") or "/", dest)
+            dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
             dest = dest.rstrip("/") + "/" if slash else dest
         srcs = words[:-1]
         items = self._sources(st, c, srcs, name)
-        multi = len(srcs) > 1 or any(has_wildcards(s) for s in srcs)
-        if multi and not dest.endswith("/"):
+        if len(items) > 1 and not dest.endswith("/"):
             raise c.error(f"When using {name} with more than one source file, the "
                           "destination must be a directory and end with a /")
         chown = self._word(st, c.flags["chown"]) if c.flags.get("chown") else None

@@ -61,8 +61,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
     req = engine_build.BuildRequest(
         ns.path, ns.file, tags=ns.tag, stdin=sys.stdin.buffer,
         build_args=_build_args(ns.build_arg), target=ns.target, no_cache=ns.no_cache,
-        pull=ns.pull, labels=_pairs(ns.label, "--label"), network=ns.network,
-        secrets=_secrets(ns.secret), platform=ns.platform)
+        pull=ns.pull, cache_from=ns.cache_from, labels=_pairs(ns.label, "--label"),
+        network=ns.network, secrets=_secrets(ns.secret), platform=ns.platform)
     if ns.network not in ("default", "none", "host", "bridge"):
         raise Failed(f'network mode "{ns.network}" not supported by kade build: use '
                      "default, none or host")

@@ -48,7 +48,7 @@ class EngineBackend:
         monitorclient.connect(self.engine).close()
 
     # --- images ---------------------------------------------------------------
-    def base(self, ref: str, *, pull: bool) -> tuple[str, dict]:
+    def base(self, ref: str, *, pull: bool, local: bool = False) -> tuple[str, dict]:
         from kade.engine.run import ensure_image
         from kade.oci import reference
         try:
@@ -57,8 +57,8 @@ class EngineBackend:
             raise InvalidArgument(f'invalid reference format: "{ref}" is not a valid '
                                   "image name or build stage") from None
         with self._lock:
-            image_id = ensure_image(self.engine, ref, "always" if pull else "missing",
-                                    quiet=self.quiet_pull)
+            image_id = ensure_image(self.engine, ref, "never" if local else
+                                    "always" if pull else "missing", quiet=self.quiet_pull)
         return image_id, self.config(image_id)
 
     def config(self, image_id: str) -> dict:
@@ -91,6 +91,16 @@ class EngineBackend:
         layers = self._layers(parent) + ([layer] if layer is not None else [])
         if layer is None and config.get("history") and parent is not None:
             config["history"][-1]["empty_layer"] = True
+        return self.engine.images.create(config, layers, parent=parent or "")
+
+    def reuse_layer(self, parent: str | None, config: dict, source: str,
+                    layer: int | None) -> str:
+        """--cache-from: the step's image from the parent plus layer number `layer`
+        of image `source` (None: no layer)."""
+        from kade.engine.files import image_layers
+        extra = image_layers(self.engine.images.record(source))[layer] \
+            if layer is not None else None
+        layers = self._layers(parent) + ([extra] if extra is not None else [])
         return self.engine.images.create(config, layers, parent=parent or "")
 
     def finish(self, image_id: str, tags: list[str]) -> list[str]:
@@ -171,6 +181,8 @@ class EngineBackend:
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
         from kade.engine import lifecycle, monitorclient
+        # a supervisor forked now would inherit the pipe and hold its write end open
+        self.before_threads()
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
