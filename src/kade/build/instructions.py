@@ -97,8 +97,13 @@ def _parse_flags(node: Instruction, fail) -> dict:
 
 
 def _no_check(c: Command, node: Instruction, fail) -> None:
-    if not c.args and c.cmd not in ("ONBUILD",):
+    if not c.args and c.cmd not in ("ONBUILD",) and not _empty_exec_form(c):
         raise fail(f"{c.cmd} requires at least one argument")
+
+
+def _empty_exec_form(c: Command) -> bool:
+    """`CMD []` and `ENTRYPOINT []`: docker's way to clear what the base image set."""
+    return c.json and c.cmd in ("CMD", "ENTRYPOINT")
 
 
 def _check_from(c: Command, node: Instruction, fail) -> None:

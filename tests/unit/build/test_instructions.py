@@ -118,6 +118,12 @@ def test_instructions_without_arguments(cmd):
     assert cmd in msg and "argument" in msg
 
 
+@pytest.mark.parametrize("cmd", ["CMD", "ENTRYPOINT"])
+def test_empty_exec_form_clears(cmd):
+    c = last(f"FROM a\n{cmd} []\n")
+    assert (c.args, c.json) == ([], True)
+
+
 def test_arg_names_can_not_be_blank():
     assert refused("FROM a\nARG =x\n") == "Dockerfile:2: ARG names can not be blank"
 
