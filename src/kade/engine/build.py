@@ -171,7 +171,7 @@ class EngineBackend:
             if self._cancelled:
                 raise FailedPrecondition("build cancelled")
             if code != 0:
-                from kade.build.builder import StepFailed
+                from kade.build.backend import StepFailed
                 raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
                                  f"successfully: exit code: {code}", code)
             return self._commit_container(cid, parent, config)
