@@ -51,6 +51,7 @@ class Command:
     line: int = 0
     filename: str = "Dockerfile"
     sub: Command | None = None  # ONBUILD's trigger
+    expand: bool = True  # False for the LABEL steps --label makes: values kept as given
 
     def error(self, message: str) -> DockerfileError:
         return DockerfileError(self.filename, self.line, message)
