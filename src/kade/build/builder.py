@@ -122,8 +122,8 @@ class Builder:
         self.plan = plan
         self.consumed |= {n.partition("=")[0] for c in plan.meta_args for n in c.args}
         todo = stages_mod.needed(plan, self.opts.target)
-        if self.opts.labels:
-            todo[-1].commands.append(self._label_command(todo[-1]))
+        for k in sorted(self.opts.labels):  # docker: one LABEL step per --label, by key
+            todo[-1].commands.append(self._label_command(todo[-1], k, self.opts.labels[k]))
         final = self._run_stages(todo)
         unused = sorted(set(self.opts.build_args) - self.consumed - set(PROXY_ARGS))
         if unused:
@@ -133,15 +133,11 @@ class Builder:
             final.image_id = self.backend.commit(None, final.config)
         return final.image_id
 
-    def _label_command(self, stage: stages_mod.Stage) -> Command:
-        """Docker's legacy builder appends --label as one more LABEL instruction."""
-        args: list[str] = []
-        for k, v in self.opts.labels.items():
-            args += [json.dumps(k), json.dumps(v), "="]
-        text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}"
-                                   for k, v in self.opts.labels.items())
-        return Command("LABEL", args, original=text, line=0,
-                       filename=stage.from_cmd.filename)
+    def _label_command(self, stage: stages_mod.Stage, key: str, value: str) -> Command:
+        """A --label as docker's legacy builder appends it: a LABEL instruction whose
+        key and value are taken as given, never expanded."""
+        return Command("LABEL", [key, value, "="], original=f"LABEL {key}={value}", line=0,
+                       filename=stage.from_cmd.filename, expand=False)
 
     def _run_stages(self, todo: list[stages_mod.Stage]) -> _State:
         if len(todo) == 1:
@@ -211,7 +207,8 @@ class Builder:
                 raise
             self.progress.done(v)
             st = _State(stage, image_id, config)
-        for key in ("container", "container_config"):  # a commit's, not an image's
+        # a commit's, not an image's; the author is the stage's own MAINTAINER
+        for key in ("container", "container_config", "author"):
             st.config.pop(key, None)
         if "PATH" not in st.env_map():  # docker's setDefaultPath, scratch included
             st.run_config["Env"] = list(st.run_config.get("Env") or []) + \
@@ -265,17 +262,21 @@ class Builder:
     def _words(self, st: _State, word: str) -> list[str]:
         return Lexer(self.escape).process_words(word, self._env(st))
 
-    def _build_args_in_scope(self, st: _State) -> list[str]:
+    def _build_args_in_scope(self, st: _State, *, proxies: bool = True) -> list[str]:
         """Docker's FilterAllowed: ARGs with a value that ENV does not override,
-        and proxy args given on the command line."""
+        and (for RUN's environment, never history or cache keys: they may hold
+        credentials and a changed proxy is no reason to rebuild) the proxy args
+        given on the command line that no ARG declares."""
         env = st.env_map()
         out = [f"{k}={v}" for k, v in st.args.items() if v is not None and k not in env]
-        out += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
-                if k in self.opts.build_args and k not in st.args and k not in env]
+        if proxies:
+            out += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
+                    if k in self.opts.build_args and k not in st.args and k not in env]
         return sorted(out)
 
     def _key(self, st: _State, created_by: str, extra: object = None) -> str:
-        text = json.dumps([st.image_id, created_by, st.run_config, self._build_args_in_scope(st),
+        args = self._build_args_in_scope(st, proxies=False)
+        text = json.dumps([st.image_id, created_by, st.run_config, args,
                            extra], sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -373,8 +374,8 @@ class Builder:
     def _do_label(self, st: _State, c: Command, title: str) -> None:
         env = self._env(st)
         lex = Lexer(self.escape)
-        pairs = [(lex.process_word(c.args[i], env), lex.process_word(c.args[i + 1], env))
-                 for i in range(0, len(c.args), 3)]
+        word = (lambda w: lex.process_word(w, env)) if c.expand else (lambda w: w)
+        pairs = [(word(c.args[i]), word(c.args[i + 1])) for i in range(0, len(c.args), 3)]
         labels = dict(st.run_config.get("Labels") or {})
         labels.update(pairs)
         st.run_config["Labels"] = labels
@@ -394,8 +395,10 @@ class Builder:
             else:
                 value = None
             self.consumed.add(name)
+            # history shows the default expanded (docker's ArgCommand.Expand), never
+            # the --build-arg value
+            parts.append(name + ("=" + self._word(st, default) if eq else ""))
             st.args[name] = value
-            parts.append(name + ("=" + default if eq else ""))
         self._metadata(st, title, "ARG " + " ".join(parts))
 
     def _do_cmd(self, st: _State, c: Command, title: str) -> None:
@@ -418,15 +421,14 @@ class Builder:
             for spec in _port_specs(p):
                 exposed[spec] = {}
         st.run_config["ExposedPorts"] = exposed
-        self._metadata(st, title, "EXPOSE " + " ".join(ports))
+        self._metadata(st, title, "EXPOSE " + " ".join(sorted(ports)))
 
     def _do_user(self, st: _State, c: Command, title: str) -> None:
         st.run_config["User"] = self._word(st, c.args[0])
         self._metadata(st, title, f"USER {st.run_config['User']}")
 
     def _do_volume(self, st: _State, c: Command, title: str) -> None:
-        vols = [self._word(st, a) for a in c.args] if c.json else \
-            [v for a in c.args for v in self._words(st, a)]
+        vols = [self._word(st, a) for a in c.args]  # one word each, even with spaces
         if not vols or any(not v.strip() for v in vols):
             raise c.error("VOLUME specified can not be an empty string")
         volumes = dict(st.run_config.get("Volumes") or {})
@@ -486,7 +488,7 @@ class Builder:
         if path.startswith("//"):
             path = path[1:]
         st.run_config["WorkingDir"] = path
-        created_by = " ".join(st.shell() + ["#(nop) ", f"WORKDIR {path}"])
+        created_by = " ".join(st.shell() + [f"#(nop) WORKDIR {path}"])
         self._commit_step(st, title, created_by,
                           lambda cfg, v: self.backend.mkdir(st.image_id, cfg, path))
 
@@ -499,11 +501,8 @@ class Builder:
                 and len(c.heredocs) == 1:
             argv = st.shell() + [c.heredocs[0].text]
         args_env = self._build_args_in_scope(st)
-        # docker's prependEnvOnCmd: a proxy arg no ARG declares is passed to the
-        # process but kept out of the history
-        shown = [a for a in args_env if a.partition("=")[0] not in PROXY_ARGS
-                 or a.partition("=")[0] in st.args]
-        probe = ([f"|{len(shown)}", *shown] if shown else []) + argv
+        shown = self._build_args_in_scope(st, proxies=False)
+        probe = ([f"|{len(shown)}", *shown] if args_env else []) + argv
         created_by = " ".join(probe)
         network = c.flags.get("network") or self.opts.network
         mounts = [self._mount(st, m) for m in c.flags.get("mount", [])]
@@ -536,7 +535,7 @@ class Builder:
         elif m["type"] == "bind":
             m["source"] = self._bind_source(st, m)
         elif m["type"] == "cache":
-            m.setdefault("id", m["target"])
+            m.setdefault("id", os.path.normpath(m["target"]))
         if not m["target"].startswith("/"):
             m["target"] = os.path.join(st.run_config.get("WorkingDir") or "/", m["target"])
         return m
@@ -585,8 +584,9 @@ class Builder:
         sums = hashlib.sha256()
         for item in items:
             sums.update(item.context.checksum([item.source]).encode())
-        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {kind}:{sums.hexdigest()} "
-                                            f"in {dest} "])
+        owner = f"--chown={chown} " if chown else ""
+        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {owner}{kind}:"
+                                            f"{sums.hexdigest()} in {dest} "])
         extra = {"chown": chown, "chmod": chmod, "parents": parents}
 
         def action(cfg: dict, v: int) -> str:
@@ -768,7 +768,9 @@ def _duration(c: Command, flag: str, text: str) -> int:
 
 def _port_specs(text: str) -> list[str]:
     port, _, proto = text.partition("/")
-    proto = proto or "tcp"
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid proto: {proto}")
     lo, _, hi = port.partition("-")
     if not lo.isdigit() or (hi and not hi.isdigit()):
         raise InvalidArgument(f"invalid containerPort: {port}")
@@ -785,8 +787,25 @@ def _valid_signal(sig: str) -> bool:
     return hasattr(signal.Signals, name) or name.startswith("SIGRTM")
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
 def _go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+    """Go's strconv.Quote: printable runes as they are, others escaped."""
+    out = []
+    for ch in s:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def _go_quote_list(items: list[str]) -> str:
