@@ -71,6 +71,13 @@ RUN echo never
     assert p.returncode != 0 and p.stdout == ""
     assert "about to fail" in p.stderr and "exit code: 7" in p.stderr
     _assert_nothing_left(kade, "fails:1")
+    # the terminal view boxes the failed step's output and names the error once
+    p = kade("build", "--progress=tty", "-t", "fails:1", str(tmp_path), check=False)
+    assert p.returncode != 0
+    title = "RUN echo about to fail; echo on stderr >&2; exit 7"
+    assert f" => ERROR [3/4] {title}" in p.stderr
+    assert f"------\n > [3/4] {title}:\nabout to fail\n" in p.stderr
+    assert p.stderr.count("exit code: 7") == 1
 
 
 def test_copy_cannot_leave_the_context(kade, tmp_path):
