@@ -312,6 +312,17 @@ def test_add_extracts_local_archives_but_copy_does_not(kade, copies):
                            "/x/plain.txt", "/x/t", "/x/t/in-tar", "tar", "gz"]
 
 
+def test_deletions_and_a_copy_through_an_image_symlink(kade, tmp_path):
+    build(kade, tmp_path, "-t", "whiteout:1", files={"f": "f\n"}, dockerfile="""\
+FROM busybox
+RUN mkdir -p /d/sub && echo 1 > /d/a && echo 2 > /d/sub/b && mkdir /target && ln -s /target /link
+RUN rm /d/a && rm -rf /d/sub && mkdir /d/sub && echo new > /d/sub/c
+COPY f /link/
+""")
+    out = run(kade, "whiteout:1", "sh", "-c", "find /d /target /link | sort")
+    assert out.split() == ["/d", "/d/sub", "/d/sub/c", "/link", "/target", "/target/f"]
+
+
 def test_copy_of_several_sources_needs_a_directory(kade, tmp_path):
     p = build(kade, tmp_path, dockerfile="FROM busybox\nCOPY a b /dest\n",
               files={"a": "a", "b": "b"}, check=False)
