@@ -3,6 +3,7 @@ image id after a no-op rebuild, what a changed source invalidates, and
 `kade builder prune` / `kade system df` / `kade images -a`."""
 
 import os
+import time
 
 from build_helpers import build, image_id, run, steps, write_tree
 
@@ -89,9 +90,14 @@ def test_builder_prune_frees_the_cache(kade, tmp_path):
     out = kade("builder", "prune", "-f").stdout
     assert "Total reclaimed space:" in out
     assert all(_cached(build(kade, tmp_path, "-t", "prune:1").stderr))
-    # entries used within the hour are kept by until=1h
+    # entries used within the hour are kept by until=1h; an until= in the future takes all
     kade("builder", "prune", "-a", "-f", "--filter", "until=1h")
     assert all(_cached(build(kade, tmp_path, "-t", "prune:1").stderr))
+    later = str(int(time.time()) + 3600)
+    out = kade("builder", "prune", "-a", "-f", "--filter", f"until={later}").stdout
+    assert out.startswith("Deleted build cache objects:\n")
+    assert _build_cache_row(kade)[2] == "0"
+    assert not any(_cached(build(kade, tmp_path, "-t", "prune:1").stderr))
 
     out = kade("builder", "prune", "-a", "-f").stdout
     assert out.startswith("Deleted build cache objects:\n")
