@@ -323,6 +323,17 @@ COPY f /link/
     assert out.split() == ["/d", "/d/sub", "/d/sub/c", "/link", "/target", "/target/f"]
 
 
+def test_copy_and_add_history_in_docker_style(kade, copies):
+    import re
+    rows = {r[0] for r in history(kade, copies)}
+    sha = "[0-9a-f]{64}"
+    for pattern in (rf"COPY --chown=app:grp file:{sha} in /o/named ",
+                    rf"COPY file:{sha} in /exists ", rf"COPY dir:{sha} in /d ",
+                    rf"COPY multi:{sha} in /w/ ", rf"ADD multi:{sha} in /x/ ",
+                    rf"ADD file:{sha} in /x/plain.txt "):
+        assert any(re.fullmatch(r"/bin/sh -c #\(nop\) " + pattern, r) for r in rows), pattern
+
+
 def test_copy_of_several_sources_needs_a_directory(kade, tmp_path):
     p = build(kade, tmp_path, dockerfile="FROM busybox\nCOPY a b /dest\n",
               files={"a": "a", "b": "b"}, check=False)
