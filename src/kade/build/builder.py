@@ -573,7 +573,12 @@ class Builder:
             dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
             dest = dest.rstrip("/") + "/" if slash else dest
         srcs = words[:-1]
-        items = self._sources(st, c, srcs, name)
+        try:
+            items = self._sources(st, c, srcs, name)
+        except DockerfileError:
+            raise
+        except KadeError as e:  # name the instruction's line, as BuildKit does
+            raise c.error(str(e)) from None
         if len(items) > 1 and not dest.endswith("/"):
             raise c.error(f"When using {name} with more than one source file, the "
                           "destination must be a directory and end with a /")
