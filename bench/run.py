@@ -451,12 +451,30 @@ def kade_engine(ws: Workspace) -> Engine:
                     ["--network", "none", "--pull", "never"])
     engine.facts["cli"] = kade
     engine.facts["version"] = kade_version()
+    engine.facts["bytecode"] = compile_kade()
     with contextlib.suppress(Unavailable):
         info = engine.cli("info").out
         driver = re.search(r"^Storage Driver:\s*(\S+)", info, re.M)
         engine.facts["storage"] = driver.group(1) if driver else "?"
     ws.stack.callback(remove_all_containers, engine)
     return engine
+
+
+def compile_kade() -> str:
+    """Compile kade's modules to bytecode now, as installing a wheel does.
+
+    An editable install compiles each module on import and caches the bytecode in
+    __pycache__, unless PYTHONDONTWRITEBYTECODE is set (some shells here set it):
+    then every call would compile kade's sources again, some 70 ms of a `kade build`.
+    """
+    import compileall
+    from importlib import util
+    spec = util.find_spec("kade")
+    if spec is None or not spec.submodule_search_locations:
+        return "kade not importable by this Python: not compiled"
+    folder = list(spec.submodule_search_locations)[0]
+    ok = compileall.compile_dir(folder, quiet=1)
+    return "compiled up front (compileall)" if ok else "compileall failed for some modules"
 
 
 def kade_version() -> str:
