@@ -28,6 +28,7 @@ pulled, and RUN steps have no network.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from run import (  # noqa: E402 - bench/ is not a package: found through sys.pat
     REPO,
     Engine,
     Samples,
+    Unavailable,
     Workspace,
     add_common_args,
     ms,
@@ -74,6 +76,10 @@ STEPS = 10
 
 # kade's time over docker's must be at most this (the issue's aims)
 AIMS = {"cold": 1 / 3, "noop": 1.0, "changed": 1 / 3}
+
+# benchmark ("noop", "changed", "cold") -> engine -> its timings or why it has none;
+# and "cached" -> engine -> steps from cache in the check builds (no-op, changed)
+Figures = dict[str, dict]
 
 
 def build_args(engine: Engine, context: Path, no_cache: bool = False) -> list[str]:
@@ -119,7 +125,7 @@ def timed(engines: list[Engine], args_of: Callable[[Engine], list[str]], runs: i
 
 
 def bench_build(engines: list[Engine], contexts: dict[str, Path],
-                runs: int) -> dict[str, dict[str, Samples | str]]:
+                runs: int) -> Figures:
     """The three timings, each with the engines taking turns build by build."""
     def plain(engine: Engine) -> list[str]:
         return build_args(engine, contexts[engine.name])
@@ -130,17 +136,46 @@ def bench_build(engines: list[Engine], contexts: dict[str, Path],
 
     log_names = ", ".join(e.name for e in engines if not e.unavailable)
     figures = {}
-    # Cold builds last: every one leaves ten images behind, and podman's cache lookup
-    # scans all images (a no-op rebuild took 1.6 s instead of 0.3 s after a few), so
-    # the cached builds run on a store that holds only what they made themselves.
+    # Cold builds last: every one leaves ten images behind, which may slow a cache
+    # lookup down (podman's did, in a trial), so the cached builds run on stores
+    # holding only what they made themselves.
     log(f"build no-op: {log_names}, interleaved")
     figures["noop"] = timed(engines, plain, runs, 2)
     log(f"build changed: {log_names}, interleaved")
     figures["changed"] = timed(engines, changed, runs, 1)
+    figures["cached"] = {e.name: cache_check(e, contexts[e.name])
+                         for e in engines if not e.unavailable}
     log(f"build cold: {log_names}, interleaved")
     figures["cold"] = timed(engines, lambda e: build_args(e, contexts[e.name], no_cache=True),
                             runs, 1)
     return figures
+
+
+# what each engine's build log prints for a step taken from the cache
+CACHE_MARK = {"kade": re.compile(r"^#\d+ CACHED$", re.M),
+              "docker": re.compile(r"^ ---> Using cache$", re.M),
+              "podman": re.compile(r"^--> Using cache ", re.M)}
+
+
+def cache_check(engine: Engine, context: Path) -> tuple[str, str]:
+    """Steps taken from the cache by a no-op rebuild and by one after a change, counted
+    in the build log of two more (untimed) builds: proof that the timings compare
+    builds that reuse the same steps. Each is "?" when the build failed."""
+    args = [a for a in build_args(engine, context) if a != "-q"]
+    if engine.name == "kade":
+        args.insert(1, "--progress=plain")
+    counts = []
+    for change in (False, True):
+        if change:
+            rewrite(context)
+        try:
+            c = engine.cli(*args)
+        except Unavailable as e:
+            log(f"{engine.name}: cache check failed: {e}")
+            counts.append("?")
+            continue
+        counts.append(f"{len(CACHE_MARK[engine.name].findall(c.out + c.err))}/{STEPS}")
+    return counts[0], counts[1]
 
 
 # ---------------------------------------------------------------- the report
@@ -176,14 +211,16 @@ its cache. Measured first, on stores holding only that build's images, because a
 lookup may slow down as images pile up (in a trial, podman's no-op rebuild of a 4-step
 Dockerfile went from 0.29 s to 0.45 s after six `--no-cache` builds); the cold builds,
 which leave ten images each, are measured last. In podman's step log each cached COPY
-takes 0.2 to 0.3 s and every other cached step about 30 ms. Aim: kade's median at most
-docker's."""
+takes 0.2 to 0.3 s and every other cached step about 30 ms. "Steps from cache" is counted
+in the log of one more no-op rebuild after the timed ones, without `-q` (kade with
+`--progress=plain`): every engine should show 10/10. Aim: kade's median at most docker's."""
 
 CHANGED_TEXT = """`build` after rewriting `c.txt` with content never seen before (done
 before the clock starts): the last COPY, the RUN and the CMD after it rebuild, the seven
 steps before are cached. {runs} runs per engine after 1 warm-up, the engines taking turns;
-measured after the no-op rebuilds, each run leaving three more images behind. Aim: kade's
-median at most 1/3 of docker's."""
+measured after the no-op rebuilds, each run leaving three more images behind. "Steps from
+cache" is counted as for the no-op rebuild, in one more such build: 7/10 for every engine
+means they all rebuilt the same three steps. Aim: kade's median at most 1/3 of docker's."""
 
 
 def report_cold(results: dict[str, Samples | str], runs: int) -> list[str]:
@@ -202,8 +239,9 @@ def report_cold(results: dict[str, Samples | str], runs: int) -> list[str]:
             *table(header, rows)]
 
 
-def report_timed(title: str, text: str, results: dict[str, Samples | str]) -> list[str]:
-    header = ["engine", "median", "p90", "kade/engine (median)"]
+def report_timed(title: str, text: str, results: dict[str, Samples | str],
+                 cached: dict[str, str]) -> list[str]:
+    header = ["engine", "median", "p90", "kade/engine (median)", "steps from cache"]
     kade = results.get("kade")
     rows = []
     for name, r in results.items():
@@ -211,7 +249,7 @@ def report_timed(title: str, text: str, results: dict[str, Samples | str]) -> li
             rows.append(unavailable_row(name, r, len(header)))
             continue
         cmp = ratio(kade.median, r.median) if isinstance(kade, Samples) and name != "kade" else ""
-        rows.append([name, ms(r.median), ms(r.p90), cmp])
+        rows.append([name, ms(r.median), ms(r.p90), cmp, cached.get(name, "?")])
     return [title, "", text, "", *table(header, rows)]
 
 
@@ -219,7 +257,7 @@ AIM_NAMES = {"cold": "cold build, per-step overhead", "noop": "no-op rebuild",
              "changed": "rebuild after changing the last COPY's source"}
 
 
-def report_aims(figures: dict[str, dict[str, Samples | str]]) -> list[str]:
+def report_aims(figures: Figures) -> list[str]:
     lines = ["## Aims", "", "kade's median over docker's, against the issue's aims:", ""]
     for key, limit in AIMS.items():
         kade, docker = figures[key].get("kade"), figures[key].get("docker")
@@ -234,15 +272,18 @@ def report_aims(figures: dict[str, dict[str, Samples | str]]) -> list[str]:
     return lines
 
 
-def report(figures: dict[str, dict[str, Samples | str]], runs: int) -> list[list[str]]:
+def report(figures: Figures, runs: int) -> list[list[str]]:
     dockerfile = DOCKERFILE.format(image="busybox:latest")
+    cached = figures["cached"]
     return [
         ["## The build", "", DOCKERFILE_TEXT.format(tag=TAG, dockerfile=dockerfile)],
         report_aims(figures),
         report_cold(figures["cold"], runs),
-        report_timed("## No-op rebuild", NOOP_TEXT.format(runs=runs), figures["noop"]),
+        report_timed("## No-op rebuild", NOOP_TEXT.format(runs=runs), figures["noop"],
+                     {name: pair[0] for name, pair in cached.items()}),
         report_timed("## Rebuild after changing the last COPY's source",
-                     CHANGED_TEXT.format(runs=runs), figures["changed"]),
+                     CHANGED_TEXT.format(runs=runs), figures["changed"],
+                     {name: pair[1] for name, pair in cached.items()}),
     ]
 
 
