@@ -833,7 +833,20 @@ def machine_facts(engines: list[Engine], image_how: str, load: tuple[float, ...]
         rows.append((e.name, f"unavailable: {e.unavailable}" if e.unavailable else facts))
     names = ", ".join(f"{e.name} `{e.image}`" for e in engines)
     rows.append(("image", f"{image_how}; named {names}"))
-    return ["| | |", "|---|---|", *(f"| {k} | {cell(v)} |" for k, v in rows)]
+    lines = ["| | |", "|---|---|", *(f"| {k} | {cell(v)} |" for k, v in rows)]
+    return lines + busy_note(load[0], os.getloadavg()[0])
+
+
+def busy_note(start: float, end: float) -> list[str]:
+    """A warning under the facts when other work shared the CPUs during the run."""
+    cores = os.cpu_count() or 1
+    if max(start, end) < cores / 2:
+        return []
+    return ["", f"**The machine was busy**: a load average of {start:.2f} at the start and "
+            f"{end:.2f} at the end on {cores} cores means other work (tests, other "
+            "benchmarks) competed for the CPUs. Every time is inflated and every ratio is "
+            "noisier than on a quiet machine; the engines took turns, so the load fell on "
+            "all of them, but not necessarily evenly."]
 
 
 def cell(text: str) -> str:
