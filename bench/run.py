@@ -973,7 +973,8 @@ hand: rerun the runner (bench/README.md). Times are wall-clock times of one CLI 
 Ratios are kade's median over the peer's median: below 1 means kade is faster or smaller.
 Every engine ran as root on this machine with private state in one temporary directory,
 the same busybox rootfs, no network for the containers and no pulls.
-Registry, pull and push figures are in docs/benchmarks-registry.md."""
+Registry, pull and push figures are in docs/benchmarks-registry.md; builder figures
+in docs/benchmarks-build.md."""
 
 
 def write_report(out: Path, engines: list[Engine], image_how: str, sections: list[list[str]],
