@@ -18,8 +18,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from kade.archive import _format as fmt
 from kade.archive._fs import Escape, RootDir, clamped, join, lexical, proc_path, remove
@@ -35,8 +34,7 @@ _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 _NODE_TYPES = {fmt.CHR: stat.S_IFCHR, fmt.BLK: stat.S_IFBLK, fmt.FIFO: stat.S_IFIFO}
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
+class ApplyResult(NamedTuple):
     size: int  # bytes of regular-file data written
     entries: int  # members applied, whiteouts included
     tar_size: int  # bytes of (uncompressed) tar read

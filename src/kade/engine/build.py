@@ -36,8 +36,11 @@ class EngineBackend:
         self._lock = _thread.allocate_lock()
         self._running: set[str] = set()
         self._cancelled = False
+        self._touched: list[str] = []
 
     def close(self) -> None:
+        if self._touched:
+            self.engine.db.cache_touch(self._touched, time.time())
         if self._n:  # scratch_dir made it
             import shutil
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -79,13 +82,14 @@ class EngineBackend:
         rec = db.get_image(image_id)
         if rec is None or not self._layers_present(rec):
             return None
-        db.cache_touch(key, time.time())
+        self._touched.append(key)  # written once, when the build ends
         return image_id
 
     def _layers_present(self, rec: dict) -> bool:
+        """A committed snapshot never outlives its parents: the top one will do."""
         from kade.oci import digest as dg
-        chain = dg.chain_ids([lay["diff_id"] for lay in rec["layers"]])
-        return all(self.engine.snapshots.exists(c) for c in chain)
+        diff_ids = [lay["diff_id"] for lay in rec["layers"]]
+        return not diff_ids or self.engine.snapshots.exists(dg.chain_ids(diff_ids)[-1])
 
     def remember(self, key: str, image_id: str) -> None:
         self.engine.db.cache_put(key, image_id, time.time())

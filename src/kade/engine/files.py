@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from kade.util.record import record as dataclass  # @dataclass costs ~9 ms to import
 from typing import BinaryIO
 
 from kade import errors
@@ -438,7 +438,7 @@ def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
     "export": the layers alone; "write": a running container's own root (its
     mount namespace, through /proc), otherwise the layers read-write plus volumes."""
     from kade.engine.containers import pid_alive
-    from kade.runtime.linux import MS_RDONLY
+    MS_RDONLY = 0x1  # kade.runtime.linux's, without importing ctypes for it
     record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
     if mode == "write" and running:

@@ -219,9 +219,10 @@ class DB:
                       "VALUES(?,?,?,?) ON CONFLICT(key) DO UPDATE SET image_id=excluded.image_id,"
                       " last_used=excluded.last_used", (key, image_id, now, now))
 
-    def cache_touch(self, key: str, now: float) -> None:
+    def cache_touch(self, keys: list[str], now: float) -> None:
         with self.tx() as c:
-            c.execute("UPDATE build_cache SET last_used=? WHERE key=?", (now, key))
+            c.executemany("UPDATE build_cache SET last_used=? WHERE key=?",
+                          [(now, k) for k in keys])
 
     def cache_entries(self) -> list[tuple[str, str, float, float]]:
         return self.q("SELECT key, image_id, created, last_used FROM build_cache "
