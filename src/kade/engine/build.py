@@ -275,6 +275,9 @@ class EngineBackend:
 
     def copy(self, parent: str | None, config: dict, req) -> str:
         from kade.engine import files
+        fast = self._copy_without_container(parent, config, req)
+        if fast is not None:
+            return fast
         cid = self._container(parent)
         try:
             files.copy_in(self.engine, cid, req.tar, req.archives, req.dest, req.rename,
@@ -282,6 +285,25 @@ class EngineBackend:
             return self._commit_container(cid, parent, config)
         finally:
             self._drop(cid)
+
+    def _copy_without_container(self, parent: str | None, config: dict, req) -> str | None:
+        """The common COPY (see engine/buildcopy.py): its layer written directly."""
+        from kade.engine import buildcopy
+        snaps = self.engine.snapshots
+        if snaps.driver != "overlay" or req.tar is None or req.archives:
+            return None
+        top = self.engine.images.top_layer(parent) if parent else None
+        layers = [os.path.join(snaps.root, str(i.num), "fs") for i in snaps.chain(top)] \
+            if top else []
+        p = buildcopy.plan(layers, req.tar, req.dest, req.rename)
+        if p is None:
+            return None
+        path = os.path.join(self.scratch_dir(), "layer.tar")
+        with open(path, "w+b") as out:
+            buildcopy.write_layer(p, req.tar, out, req.dir_owner)
+            out.seek(0)
+            layer = self.engine.images.ingest_layer(out)
+        return self.commit(parent, config, layer)
 
     def mkdir(self, parent: str | None, config: dict, path: str) -> str:
         from kade.engine import files
