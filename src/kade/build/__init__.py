@@ -1,17 +1,23 @@
 """Dockerfile builds (row 5 of docs/ARCHITECTURE.md): imports only rows below it.
 
-Built so far, each module about one thing:
+Each module about one thing:
 
     parser.py        Dockerfile text -> [Instruction], as BuildKit's parser does it:
                      directives (# syntax/escape/check), continuations, JSON vs shell
                      form, flags, heredocs; DockerfileError names file and line.
+    instructions.py  parsed nodes -> checked Commands: flags, argument counts and
+                     docker's messages, before anything runs.
+    stages.py        the stage graph: meta ARGs, stages, what each depends on
+                     (FROM, COPY --from, RUN --mount from=), what a --target needs.
     shell.py         docker's shell lexer (BuildKit shell/lex.go): $VAR and ${VAR...}
-                     substitution, quotes, escapes; process_word / process_words and
-                     the names a word referenced (for cache keys).
-    dockerignore.py  .dockerignore rules (moby/patternmatcher): read, Matcher.matches,
-                     Matcher.can_skip_dir, and NAME.dockerignore lookup.
-
-Still to come: instructions (typed, validated), the stage graph, steps and cache keys,
-the build context (directory, tar on stdin), and the builder that drives the engine
-through a narrow Protocol.
+                     substitution, quotes, escapes.
+    dockerignore.py  .dockerignore rules (moby/patternmatcher) and NAME.dockerignore.
+    context.py       the build context: sources by name or pattern, never outside it;
+                     their checksum (content and metadata, no mtimes).
+    builder.py       stages -> images, step by step, each step cached by key; drives
+                     the engine through the Backend protocol (engine/build.py).
 """
+
+from kade.build.builder import Backend, BuildOptions, Builder, CopyRequest, RunRequest, StepFailed
+
+__all__ = ["Backend", "BuildOptions", "Builder", "CopyRequest", "RunRequest", "StepFailed"]

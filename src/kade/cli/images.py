@@ -31,6 +31,8 @@ def _image_rows(engine, ns, filters) -> list[dict]:
         tags_by_image.setdefault(image_id, []).append(name)
     for image_id, created, rec in engine.db.images():
         names = tags_by_image.get(image_id, [])
+        if rec.get("intermediate") and not names and not ns.all:
+            continue  # a build step's image: build cache, listed with -a as docker does
         base = {"ID": image_id if ns.no_trunc else image_id[7:19],
                 "CreatedSince": human_duration(now - created) + " ago",
                 "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),

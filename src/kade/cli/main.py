@@ -21,7 +21,7 @@ VERBS = {
     "import": "images", "save": "images", "load": "images",
     "volume": "volume", "runtime": "runtime_", "system": "system", "version": "system",
     "info": "system", "pull": "pull", "push": "push", "login": "login", "logout": "login",
-    "registry": "registry",
+    "registry": "registry", "build": "build", "builder": "build",
 }
 GROUPS = {
     "container": {"ls": "ps", "list": "ps", "ps": "ps", "run": "run", "create": "create",
@@ -33,7 +33,8 @@ GROUPS = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "history": "history", "import": "import", "save": "save", "load": "load",
               "inspect": "inspect", "prune": "prune", "bootstrap": "bootstrap",
-              "pull": "pull", "push": "push"},
+              "pull": "pull", "push": "push", "build": "build"},
+    "builder": {"prune": "prune", "build": "build"},
 }
 
 USAGE = """Usage:  kade [OPTIONS] COMMAND
@@ -48,10 +49,10 @@ Options:
 Commands:
   run, create, start, stop, restart, kill, pause, unpause, wait, rm, rename,
   ps, logs, inspect, exec, top, stats, port, events, cp, diff, export, commit,
-  images, rmi, tag, history, import, save, load, pull, push, login, logout, volume,
-  system, runtime, registry, version
+  build, images, rmi, tag, history, import, save, load, pull, push, login, logout,
+  volume, system, runtime, registry, version
 
-Management commands: container, image, volume, system, runtime
+Management commands: builder, container, image, volume, system, runtime
 """
 
 
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             verb, args = sub, args[1:]
     module = VERBS.get(verb.split()[0] if " " in verb else verb)
     if " " in verb:
-        module = {"container": "lifecycle", "image": "images"}[verb.split()[0]]
+        module = {"container": "lifecycle", "image": "images",
+                  "builder": "build"}[verb.split()[0]]
     if module is None:
         return _usage_error(f"kade: '{verb}' is not a kade command.")
     from importlib import import_module

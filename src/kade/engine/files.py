@@ -30,6 +30,7 @@ import os
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -860,6 +861,68 @@ def extract_in_root(root: ContainerRoot, dest_dir: str, produce: Callable[[Binar
         child.close()
         raise
     child.finish()
+
+
+def copy_in(engine, cid: str, tar: str | None, archives: list[str], dest: str,
+            rename: tuple[str, str] | None, dir_owner: tuple[int, int]) -> None:
+    """The builder's COPY, ADD and WORKDIR into a created container's layers: make
+    dest's missing directories (owned by dir_owner, 0755), extract the tar file
+    into it keeping owners, then ADD's archives (compressed or not). With
+    rename = (name in the tar, new name) and no directory at dest, dest names
+    the single file the tar holds."""
+    from kade.archive import extract_into, open_decompressed
+
+    def work(top: str, fd: int, report) -> None:
+        os.close(fd)
+        dest_dir, swap = dest, None
+        if rename is not None and not _is_dir_in(top, dest):
+            dest_dir, swap = os.path.dirname(dest.rstrip("/")) or "/", rename
+        _mkdirs(top, dest_dir, dir_owner)
+        if tar is not None:
+            with open(tar, "rb") as raw:
+                stream = rebased(raw, *swap) if swap else raw
+                extract_into(stream, top, dest_dir, owners=True)
+        for path in archives:
+            with open(path, "rb") as raw, open_decompressed(raw) as stream:
+                extract_into(stream, top, dest_dir, owners=True, absolute="relative")
+        report({"stat": {}})
+    child = _spawn(container_root(engine, cid, mode="write"), work, to_child=False)
+    child.finish()
+
+
+def _is_dir_in(top: str, path: str) -> bool:
+    try:
+        return _stat_in(top, path, True, "image").is_dir
+    except NotFound:
+        return False
+
+
+def _mkdirs(top: str, path: str, owner: tuple[int, int]) -> None:
+    """mkdir -p with path resolved inside top; new directories get owner."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    have = 0
+    for i in range(len(parts), 0, -1):
+        try:
+            if _stat_in(top, "/" + "/".join(parts[:i]), True, "image").is_dir:
+                have = i
+                break
+            raise InvalidArgument(f'cannot copy to "{path}": "/{"/".join(parts[:i])}" '
+                                  "is not a directory")
+        except NotFound:
+            continue
+    if have == len(parts):
+        return
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(have + 1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[have:i]))
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            info.uid, info.gid = owner
+            info.mtime = int(time.time())
+            tar.addfile(info)
+    buf.seek(0)
+    from kade.archive import extract_into
+    extract_into(buf, top, "/" + "/".join(parts[:have]), owners=True)
 
 
 def _check_overwrite(root: str, dest_dir: str, arrives: tuple[str, bool], label: str) -> None:

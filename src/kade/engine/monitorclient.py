@@ -60,10 +60,12 @@ def _try_connect(path: str) -> socket.socket | None:
         return None
 
 
-def request_start(engine, cid: str, attach: dict | None) -> socket.socket:
+def request_start(engine, cid: str, attach: dict | None,
+                  fds: list[int] | None = None) -> socket.socket:
+    """fds: the container's stdin, stdout and stderr when attached (default: ours)."""
     sock = connect(engine)
     line = (json.dumps({"op": "start", "cid": cid, "attach": attach}) + "\n").encode()
-    fds = [0, 1, 2] if attach else []
+    fds = (fds or [0, 1, 2]) if attach else []
     socket.send_fds(sock, [line], fds)
     return sock
 

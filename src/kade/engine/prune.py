@@ -25,8 +25,8 @@ def images(engine, all_: bool = False) -> tuple[list[tuple[str, str]], int]:
     used = {r["Image"] for r, _ in engine.containers.list(all_=True)}
     for image_id, _, rec in engine.db.images():
         tags = engine.db.tags_of(image_id)
-        if image_id in used or (tags and not all_):
-            continue
+        if image_id in used or (tags and not all_) or (rec.get("intermediate") and not tags):
+            continue  # build steps' images are build cache: `builder prune` frees them
         for t in tags:
             engine.db.delete_tag(t)
             out.append(("untagged", _familiar(t)))
@@ -34,6 +34,65 @@ def images(engine, all_: bool = False) -> tuple[list[tuple[str, str]], int]:
         for item in [image_id] + engine.images.delete(image_id):
             out.append(("deleted", item))
     return out, space
+
+
+def build_cache(engine, all_: bool = False, until: float | None = None
+                ) -> tuple[list[str], int]:
+    """Free the build cache: the intermediate images of build steps (untagged, no
+    container) with their cache entries. Without all_, only dangling ones: those
+    no finished image was built from. until: only entries not used since then."""
+    db = engine.db
+    records = {i: rec for i, _, rec in db.images()}
+    keep: set[str] = set()
+    if not all_:
+        for rec in records.values():
+            parent = rec.get("parent") if not rec.get("intermediate") else None
+            while parent and parent not in keep:
+                keep.add(parent)
+                parent = (records.get(parent) or {}).get("parent")
+    entries = db.cache_entries()
+    last_used: dict[str, float] = {}
+    for _, image_id, _, used in entries:
+        last_used[image_id] = max(used, last_used.get(image_id, 0.0))
+    removed, space = [], 0
+    for i, rec in records.items():
+        if not rec.get("intermediate") or i in keep or db.tags_of(i) \
+                or db.containers_using_image(i):
+            continue
+        if until is not None and last_used.get(i, 0.0) >= until:
+            continue
+        top = engine.images.top_layer(i)
+        size = engine.snapshots.usage(top) if top and engine.snapshots.exists(top) else 0
+        if top in engine.images.delete(i):
+            space += size
+        removed.append(i)
+    gone = set(removed)
+    db.cache_delete([k for k, image_id, _, _ in entries
+                     if image_id in gone or image_id not in records])
+    space += _clean_builder_dirs(engine, all_)
+    return removed, space
+
+
+def _clean_builder_dirs(engine, all_: bool) -> int:
+    """Scratch directories of builds that are gone; with all_ the RUN --mount caches."""
+    import os
+    import shutil
+
+    from kade.engine.build import CACHE_MOUNTS, TMP
+    from kade.util.fs import du
+    space = 0
+    tmp = os.path.join(engine.root, TMP)
+    for name in os.listdir(tmp) if os.path.isdir(tmp) else []:
+        pid = name.split("-")[0]
+        if pid.isdigit() and os.path.exists(f"/proc/{pid}"):
+            continue
+        space += du(os.path.join(tmp, name))
+        shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    mounts = os.path.join(engine.root, CACHE_MOUNTS)
+    if all_ and os.path.isdir(mounts):
+        space += du(mounts)
+        shutil.rmtree(mounts, ignore_errors=True)
+    return space
 
 
 def _familiar(name: str) -> str:
@@ -44,10 +103,11 @@ def _familiar(name: str) -> str:
 def system(engine, all_: bool = False, volumes: bool = False) -> dict:
     cs, c_space = containers(engine)
     ims, i_space = images(engine, all_)
+    _, b_space = build_cache(engine, all_)
     vols, v_space = engine.volumes.prune() if volumes else ([], 0)
     garbage = collect_garbage(engine)
     return {"containers": cs, "images": ims, "volumes": vols,
-            "space": c_space + i_space + v_space + garbage}
+            "space": c_space + i_space + v_space + b_space + garbage}
 
 
 def collect_garbage(engine) -> int:

@@ -114,15 +114,18 @@ class ImageService:
             self.snapshots.remove(key)
 
     def create(self, config: dict, layers: list[LayerInput], tags: list[str] = (),
-               *, repo_digest: str | None = None) -> str:
-        """Write config and manifest, unpack, record the image, then tag it."""
+               *, repo_digest: str | None = None, parent: str | None = None) -> str:
+        """Write config and manifest, unpack, record the image, then tag it. With
+        parent, the image is a build step's (intermediate: hidden from `images`
+        without -a, kept until `builder prune`) unless it was recorded before."""
         config.setdefault("rootfs", {})["type"] = "layers"
         config["rootfs"]["diff_ids"] = [lay.diff_id for lay in layers]
         return self.create_from_config_bytes(canonical_json(config), layers, tags,
-                                             repo_digest=repo_digest)
+                                             repo_digest=repo_digest, parent=parent)
 
     def create_from_config_bytes(self, config_bytes: bytes, layers: list[LayerInput],
-                                 tags: list[str] = (), *, repo_digest: str | None = None) -> str:
+                                 tags: list[str] = (), *, repo_digest: str | None = None,
+                                 parent: str | None = None) -> str:
         """create() for a config whose exact bytes are the image id (load, pull)."""
         config = json.loads(config_bytes)
         if (config.get("rootfs") or {}).get("diff_ids") != [lay.diff_id for lay in layers]:
@@ -142,13 +145,25 @@ class ImageService:
                            "mediaType": lay.descriptor.media_type, "diff_id": lay.diff_id}
                           for lay in layers],
                "repo_digests": [repo_digest] if repo_digest else []}
+        if parent is not None:
+            rec.update(intermediate=True, parent=parent)
         old = self.db.get_image(image_id)
         if old:
             rec["repo_digests"] = sorted(set(old.get("repo_digests", []) + rec["repo_digests"]))
+            for key in ("intermediate", "parent"):
+                rec.pop(key, None)
+                if key in old:
+                    rec[key] = old[key]
         self.db.put_image(image_id, _created_ts(config), rec)
         for tag in tags:
             self.tag(image_id, tag)
         return image_id
+
+    def mark_final(self, image_id: str) -> None:
+        """A build's result is an image like any other, no longer build cache."""
+        rec = self.record(image_id)
+        if rec.pop("intermediate", None):
+            self.db.put_image(image_id, _created_ts(self.config(image_id)), rec)
 
     # --- tags and removal ----------------------------------------------------
     def tag(self, image_id: str, ref: str) -> str:

@@ -9,6 +9,8 @@ Tables (schema version in PRAGMA user_version; migrations in MIGRATIONS):
     snapshots(key, num, parent, kind, created, size)   kind: active | committed
     volumes(name, created, record)
     events(seq, time, record)
+    build_cache(key, image_id, created, last_used)   a build step's cache key ->
+                                       the (intermediate) image it made
 
 Writers use BEGIN IMMEDIATE so that several `kade` processes serialise on the
 database, never on a global file lock, and a crash mid-transaction rolls back.

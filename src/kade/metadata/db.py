@@ -30,6 +30,11 @@ MIGRATIONS = [
         record TEXT NOT NULL);
     CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
+    """
+    CREATE TABLE build_cache(key TEXT PRIMARY KEY, image_id TEXT NOT NULL,
+        created REAL NOT NULL, last_used REAL NOT NULL);
+    CREATE INDEX build_cache_image ON build_cache(image_id);
+    """,
 ]
 
 
@@ -202,6 +207,29 @@ class DB:
     def delete_volume(self, name: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    # the build cache: a step's cache key -> the image it made
+    def cache_get(self, key: str) -> str | None:
+        row = self.q1("SELECT image_id FROM build_cache WHERE key=?", key)
+        return row[0] if row else None
+
+    def cache_put(self, key: str, image_id: str, now: float) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO build_cache(key, image_id, created, last_used) "
+                      "VALUES(?,?,?,?) ON CONFLICT(key) DO UPDATE SET image_id=excluded.image_id,"
+                      " last_used=excluded.last_used", (key, image_id, now, now))
+
+    def cache_touch(self, key: str, now: float) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE build_cache SET last_used=? WHERE key=?", (now, key))
+
+    def cache_entries(self) -> list[tuple[str, str, float, float]]:
+        return self.q("SELECT key, image_id, created, last_used FROM build_cache "
+                      "ORDER BY last_used")
+
+    def cache_delete(self, keys: list[str]) -> None:
+        with self.tx() as c:
+            c.executemany("DELETE FROM build_cache WHERE key=?", [(k,) for k in keys])
 
     # events
     def add_event(self, t: float, record: dict) -> None:

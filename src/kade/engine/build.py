@@ -1,0 +1,408 @@
+"""The engine's side of `kade build`: kade.build.Builder's Backend.
+
+Every step's result is an image (docker's legacy builder does the same): an
+intermediate one, hidden from `kade images` without -a and kept as build cache
+until `kade builder prune`; the cache maps a step's key to it (table build_cache).
+RUN runs a container from the step's parent image through the root's supervisor
+and commits what it changed; COPY and ADD extract a tar into a container's
+layers in a helper process (engine/files.py), resolved with the image's root
+as "/"; WORKDIR makes its directory the same way. Every container is removed
+when its step ends, failed or not; `kade rm -f` and `system prune` clean what a
+killed build leaves.
+
+Scratch files (extracted contexts, COPY tars, exported stages) live in
+<root>/builder/tmp/<build>/ and go when the build ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+from kade.errors import FailedPrecondition, InvalidArgument, KadeError, NotFound
+
+TMP = os.path.join("builder", "tmp")
+CACHE_MOUNTS = os.path.join("builder", "cache-mounts")
+
+
+class EngineBackend:
+    def __init__(self, engine, *, quiet_pull: bool = True) -> None:
+        self.engine = engine
+        self.quiet_pull = quiet_pull
+        self._tmp = os.path.join(engine.root, TMP, f"{os.getpid()}-{os.urandom(4).hex()}")
+        os.makedirs(self._tmp, exist_ok=True)
+        self._n = 0
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._cancelled = False
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def ensure_supervisor(self) -> None:
+        """Start the root's supervisor now: starting it closes the database, which
+        must not happen while stage threads use it."""
+        from kade.engine import monitorclient
+        monitorclient.connect(self.engine).close()
+
+    # --- images ---------------------------------------------------------------
+    def base(self, ref: str, *, pull: bool) -> tuple[str, dict]:
+        from kade.engine.run import ensure_image
+        from kade.oci import reference
+        try:
+            reference.parse(ref)
+        except InvalidArgument:
+            raise InvalidArgument(f'invalid reference format: "{ref}" is not a valid '
+                                  "image name or build stage") from None
+        with self._lock:
+            image_id = ensure_image(self.engine, ref, "always" if pull else "missing",
+                                    quiet=self.quiet_pull)
+        return image_id, self.config(image_id)
+
+    def config(self, image_id: str) -> dict:
+        return self.engine.images.config(image_id)
+
+    def cached(self, key: str) -> str | None:
+        db = self.engine.db
+        image_id = db.cache_get(key)
+        if image_id is None:
+            return None
+        rec = db.get_image(image_id)
+        if rec is None or not self._layers_present(rec):
+            return None
+        db.cache_touch(key, time.time())
+        return image_id
+
+    def _layers_present(self, rec: dict) -> bool:
+        from kade.oci import digest as dg
+        chain = dg.chain_ids([lay["diff_id"] for lay in rec["layers"]])
+        return all(self.engine.snapshots.exists(c) for c in chain)
+
+    def remember(self, key: str, image_id: str) -> None:
+        self.engine.db.cache_put(key, image_id, time.time())
+
+    def _layers(self, parent: str | None) -> list:
+        from kade.engine.files import image_layers
+        return image_layers(self.engine.images.record(parent)) if parent else []
+
+    def commit(self, parent: str | None, config: dict, layer=None) -> str:
+        layers = self._layers(parent) + ([layer] if layer is not None else [])
+        if layer is None and config.get("history") and parent is not None:
+            config["history"][-1]["empty_layer"] = True
+        return self.engine.images.create(config, layers, parent=parent or "")
+
+    def finish(self, image_id: str, tags: list[str]) -> list[str]:
+        images = self.engine.images
+        images.mark_final(image_id)
+        out = []
+        for tag in tags:
+            name = images.tag(image_id, tag)
+            self.engine.emit("image", "tag", image_id, {"name": tag})
+            out.append(name)
+        return out
+
+    def user_ids(self, image_id: str | None, spec: str) -> tuple[int, int]:
+        """COPY --chown: names from the image's /etc/passwd and /etc/group; a user
+        alone is its own group too, as docker's builder reads it."""
+        from kade.engine import users
+        user, _, group = spec.partition(":")
+        passwd = self._read(image_id, "/etc/passwd")
+        groups = self._read(image_id, "/etc/group")
+        try:
+            uid = users.resolve(user, passwd, groups)[0]
+            gid = users.resolve(f"0:{group or user}", passwd, groups)[1]
+        except InvalidArgument:
+            raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: "
+                                  f"can't find uid or gid for user/group in {spec!r}") from None
+        return uid, gid
+
+    def _read(self, image_id: str | None, path: str) -> bytes | None:
+        from kade.snapshots import read_file
+        if image_id is None:
+            return None
+        top = self.engine.images.top_layer(image_id)
+        return read_file(self.engine.snapshots, top, path) if top else None
+
+    # --- steps that change files ------------------------------------------------
+    def _container(self, parent: str | None, **kw) -> str:
+        from kade.engine.options import CreateOptions
+        if parent is None:  # FROM scratch: an image without layers to stand on
+            from kade.oci import platform
+            parent = self.engine.images.create({**platform.host(), "config": {}}, [],
+                                               parent="")
+        opts = CreateOptions(parent, kw.pop("command", ["true"]), entrypoint=[""],
+                             pull="never", **kw)
+        cid = self.engine.containers.create(opts)
+        with self._lock:
+            self._running.add(cid)
+        return cid
+
+    def _drop(self, cid: str) -> None:
+        try:
+            self.engine.containers.remove(cid, force=True)
+        except NotFound:
+            pass
+        with self._lock:
+            self._running.discard(cid)
+
+    def _commit_container(self, cid: str, parent: str | None, config: dict) -> str:
+        from kade.engine.files import _new_layer
+        layer = _new_layer(self.engine, cid)
+        return self.commit(parent, config, layer)
+
+    def run(self, parent: str | None, config: dict, req, output) -> str:
+        mounts = [self._mount(m) for m in req.mounts if not m.get("skip")]
+        cid = self._container(parent, command=req.argv, env=req.env, user=req.user or None,
+                              workdir=req.workdir, network=req.network, mounts=mounts)
+        try:
+            code = self._attached(cid, output)
+            if self._cancelled:
+                raise FailedPrecondition("build cancelled")
+            if code != 0:
+                from kade.build.builder import StepFailed
+                raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
+                                 f"successfully: exit code: {code}", code)
+            return self._commit_container(cid, parent, config)
+        finally:
+            self._drop(cid)
+
+    def _attached(self, cid: str, output) -> int:
+        """Start the container with its output on a pipe; pump it to output."""
+        from kade.engine import lifecycle, monitorclient
+        r, w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sock = monitorclient.request_start(self.engine, cid, {"stdin": False, "tty": False},
+                                               fds=[null, w, w])
+        finally:
+            os.close(w)
+            os.close(null)
+        try:
+            started = lifecycle._started(sock, {"stdin": False, "tty": False})
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                output(chunk)
+            return started.wait_exit()
+        finally:
+            os.close(r)
+
+    def _mount(self, m: dict) -> dict:
+        """A RUN --mount as a container mount spec."""
+        kind = m["type"]
+        if kind == "tmpfs":
+            opts = {"size": m["size"]} if m.get("size") else {}
+            return {"type": "tmpfs", "target": m["target"], "source": "", "readonly": False,
+                    "options": opts}
+        if kind == "cache":
+            import hashlib
+            name = hashlib.sha256(m["id"].encode()).hexdigest()[:32]
+            src = os.path.join(self.engine.root, CACHE_MOUNTS, name)
+            if not os.path.isdir(src):
+                os.makedirs(src, exist_ok=True)
+                os.chmod(src, int(m.get("mode", "755"), 8))
+                os.chown(src, int(m.get("uid", 0)), int(m.get("gid", 0)))
+            return {"type": "bind", "target": m["target"], "source": src,
+                    "readonly": m.get("ro") == "true", "options": {}}
+        if kind == "secret":
+            return {"type": "bind", "target": m["target"], "source": m["source"],
+                    "readonly": True, "options": {}}
+        # bind: read-only unless rw, and then writes are thrown away (BuildKit's rule)
+        src = m["source"]
+        if m.get("ro", "true") == "false":
+            copy = self.scratch_dir()
+            dst = os.path.join(copy, "src")
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, symlinks=True)
+            else:
+                shutil.copy2(src, dst)
+            src = dst
+        return {"type": "bind", "target": m["target"], "source": src,
+                "readonly": m.get("ro", "true") != "false", "options": {}}
+
+    def copy(self, parent: str | None, config: dict, req) -> str:
+        from kade.engine import files
+        cid = self._container(parent)
+        try:
+            files.copy_in(self.engine, cid, req.tar, req.archives, req.dest, req.rename,
+                          req.dir_owner)
+            return self._commit_container(cid, parent, config)
+        finally:
+            self._drop(cid)
+
+    def mkdir(self, parent: str | None, config: dict, path: str) -> str:
+        from kade.engine import files
+        cid = self._container(parent)
+        try:
+            files.copy_in(self.engine, cid, None, [], path, None, (0, 0))
+            return self._commit_container(cid, parent, config)
+        finally:
+            self._drop(cid)
+
+    def export(self, image_id: str, paths: list[str], into: str) -> None:
+        """Paths of an image (COPY --from) into a host directory, owners kept."""
+        from kade.archive import extract_into
+        from kade.engine import files
+        cid = self._container(image_id)
+        try:
+            root = files.container_root(self.engine, cid, mode="export")
+            for path in paths:
+                try:
+                    with files.archive_in_root(root, path, label=path) as (_, stream):
+                        dest = os.path.join(into, os.path.dirname(path.strip("/")))
+                        os.makedirs(dest, exist_ok=True)
+                        extract_into(stream, into, os.path.dirname(path.rstrip("/")) or "/",
+                                     owners=True)
+                except NotFound:
+                    continue  # the builder names what is missing
+        finally:
+            self._drop(cid)
+
+    def download(self, url: str, into: str) -> tuple[str, float | None]:
+        """ADD URL: the file, named after the URL's last path part, and its
+        Last-Modified time."""
+        import urllib.parse
+        import urllib.request
+        from email.utils import parsedate_to_datetime
+        name = os.path.basename(urllib.parse.urlsplit(url).path) or "__unnamed__"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp, \
+                    open(os.path.join(into, name), "wb") as out:
+                shutil.copyfileobj(resp, out)
+                modified = resp.headers.get("Last-Modified")
+        except OSError as e:
+            raise KadeError(f"failed to download {url}: {e}") from None
+        mtime = parsedate_to_datetime(modified).timestamp() if modified else None
+        return name, mtime
+
+    def scratch_dir(self) -> str:
+        with self._lock:
+            self._n += 1
+            path = os.path.join(self._tmp, str(self._n))
+        os.makedirs(path)
+        return path
+
+    def cancel(self) -> None:
+        """Ctrl-C: kill the steps' containers; each step then removes its own."""
+        from kade.engine import lifecycle
+        self._cancelled = True
+        with self._lock:
+            running = list(self._running)
+        for cid in running:
+            try:
+                lifecycle.kill(self.engine, cid, 9)
+            except KadeError:
+                pass
+
+
+# --- one build, from the CLI's (or later the API's) request ----------------------
+class BuildRequest:
+    """What `kade build` and POST /build ask for. context: a directory, "-" (stdin:
+    a tar, or a Dockerfile alone) or None; dockerfile: a path, "-" (stdin) or None
+    (Dockerfile in the context)."""
+
+    def __init__(self, context: str | None, dockerfile: str | None = None, *,
+                 tags: list[str] = (), stdin=None, **options) -> None:
+        self.context = context
+        self.dockerfile = dockerfile
+        self.tags = list(tags)
+        self.stdin = stdin
+        self.options = options  # BuildOptions fields
+
+
+def build(engine, req: BuildRequest, progress) -> str:
+    """Run one build; returns the image id, tagged with req.tags."""
+    from kade.build import Builder, BuildOptions
+    from kade.oci import reference
+    for tag in req.tags:
+        parsed = reference.parse(tag)
+        if parsed.digest:
+            raise InvalidArgument(f'invalid tag "{tag}": a tag cannot hold a digest')
+    backend = EngineBackend(engine)
+    builder = None
+    try:
+        text, name, context = _inputs(backend, req)
+        opts = BuildOptions(dockerfile=text, dockerfile_name=name, context=context,
+                            **req.options)
+        if b"RUN" in text.upper():
+            backend.ensure_supervisor()
+        builder = Builder(backend, opts, progress)
+        try:
+            image_id = builder.build()
+        except KeyboardInterrupt:
+            builder.cancel()
+            raise
+        backend.finish(image_id, req.tags)
+        return image_id
+    finally:
+        backend.close()
+
+
+def _inputs(backend: EngineBackend, req: BuildRequest):
+    """(Dockerfile bytes, its name for messages, the Context or None)."""
+    stdin = req.stdin
+    ctx_dir = None
+    if req.context == "-":
+        data = stdin.read()
+        if _is_tar(data):
+            ctx_dir = backend.scratch_dir()
+            _extract_context(data, ctx_dir)
+        elif req.dockerfile not in (None, "-"):
+            raise InvalidArgument("a Dockerfile on stdin cannot be combined with -f")
+        else:
+            return data, "Dockerfile", None
+    elif req.context is not None:
+        if "://" in req.context or req.context.startswith("git@"):
+            raise InvalidArgument(f'unable to prepare context: "{req.context}": remote '
+                                  "contexts (git, URLs) are not supported; clone or download "
+                                  "it and build from the directory")
+        if not os.path.isdir(req.context):
+            raise InvalidArgument(f'unable to prepare context: path "{req.context}" not found')
+        ctx_dir = req.context
+    if req.dockerfile == "-":
+        text, name = stdin.read(), "Dockerfile"
+        df_path = None
+    else:
+        df_path = _dockerfile_path(req, ctx_dir)
+        name = os.path.basename(df_path)
+        try:
+            with open(df_path, "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            shown = req.dockerfile or os.path.join(req.context or ".", "Dockerfile")
+            raise InvalidArgument(f"unable to prepare context: unable to evaluate symlinks "
+                                  f'in Dockerfile path: lstat {shown}: no such file or '
+                                  "directory") from None
+    return text, name, _context(ctx_dir, df_path) if ctx_dir else None
+
+
+def _dockerfile_path(req: BuildRequest, ctx_dir: str | None) -> str:
+    if req.dockerfile is None:
+        return os.path.join(ctx_dir or ".", "Dockerfile")
+    if req.context == "-":  # -f names a file inside the tar
+        return os.path.join(ctx_dir or ".", req.dockerfile)
+    return req.dockerfile
+
+
+def _context(ctx_dir: str, df_path: str | None):
+    from kade.build import dockerignore
+    from kade.build.context import Context
+    ignore_file = dockerignore.ignore_file_for(ctx_dir, df_path and os.path.abspath(df_path))
+    matcher = dockerignore.Matcher(dockerignore.read(ignore_file)) if ignore_file else None
+    return Context(ctx_dir, matcher)
+
+
+def _is_tar(data: bytes) -> bool:
+    from kade.archive import detect
+    kind = detect(data[:512])
+    return (kind not in (None, "tar")) or (len(data) >= 262 and data[257:262] == b"ustar")
+
+
+def _extract_context(data: bytes, into: str) -> None:
+    import io
+    from kade.archive import extract_into, open_decompressed
+    with open_decompressed(io.BytesIO(data)) as stream:
+        extract_into(stream, into, "/", owners=False, absolute="relative")
