@@ -47,7 +47,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +151,10 @@ def config_from_archive(archive: bytes) -> dict:
         return json.load(tar.extractfile(manifest[0]["Config"]))
 
 
+class BuildFailed(Exception):
+    """A builder refused or failed a case: its message is the builder's own output."""
+
+
 class DockerSide:
     name = "docker"
 
@@ -159,7 +165,7 @@ class DockerSide:
         proc = self.docker("build", "-t", tag, *flags, str(context), check=False,
                            timeout=timeout, env={"DOCKER_BUILDKIT": "0"})
         if proc.returncode != 0:
-            raise AssertionError(f"docker build -t {tag} failed ({proc.returncode}):\n"
+            raise BuildFailed(f"docker build -t {tag} failed ({proc.returncode}):\n"
                                  f"{_text(proc)[-3000:]}")
         return _text(proc)
 
@@ -167,11 +173,9 @@ class DockerSide:
         return self.docker("save", ref, timeout=300).stdout
 
     def export(self, ref: str, command: list[str]) -> bytes:
+        # the container is left to die with the private dockerd: one process less
         cid = self.docker.out("create", ref, *command)
-        try:
-            return self.docker("export", cid, timeout=300).stdout
-        finally:
-            self.docker("rm", cid, check=False)
+        return self.docker("export", cid, timeout=300).stdout
 
 
 class KadeSide:
@@ -188,17 +192,19 @@ class KadeSide:
         return proc
 
     def build(self, context: Path, tag: str, flags: list[str], timeout: float) -> str:
-        return _text(self("build", "-t", tag, *flags, str(context), timeout=timeout))
+        proc = run([*KADE, "--root", str(self.root), "build", "-t", tag, *flags,
+                    str(context)], timeout=timeout)
+        if proc.returncode != 0:
+            raise BuildFailed(f"kade build -t {tag} failed ({proc.returncode}):\n"
+                              f"{_text(proc)[-3000:]}")
+        return _text(proc)
 
     def save(self, ref: str) -> bytes:
         return self("save", ref).stdout
 
     def export(self, ref: str, command: list[str]) -> bytes:
         cid = self("create", ref, *command).stdout.decode().strip().splitlines()[-1]
-        try:
-            return self("export", cid).stdout
-        finally:
-            run([*KADE, "--root", str(self.root), "rm", cid], timeout=120)
+        return self("export", cid).stdout  # the container dies with the temporary root
 
 
 @functools.cache
@@ -381,56 +387,98 @@ def assert_same(a: Built, b: Built, what: str) -> None:
 
 # --- the lab: one dockerd, one Kade root, base images in both -------------------
 class Lab:
+    """Builds cases on three sides: "docker", "docker-again" (the same build once more,
+    uncached, under another tag) and "kade", each (side, case) once. Builds run on two
+    worker threads, started in the order the selected tests will ask for them, so a
+    test mostly finds its builds done. Kade builds one at a time: a concurrency bug
+    in Kade must not pass for a difference in semantics. Only the main thread calls
+    `submit`; a worker only waits for futures submitted before its own (bases and
+    needed cases are submitted first), so two workers cannot wait on each other."""
+
     def __init__(self, docker: Docker, tmp: Path):
         self.tmp = tmp
         self.docker = DockerSide(docker)
         self.kade = KadeSide(tmp / "kade-root")
-        self.bases: dict[str, str] = {}
-        self.contexts: dict[str, Path] = {}
-        self.builds: dict[tuple[str, str], Built] = {}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
+        self.kade_lock = threading.Lock()
+        self.futures: dict[tuple[str, str], Future] = {}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def built(self, side: str, case: Case) -> Built:
+        try:
+            return self.submit(side, case).result()
+        except BuildFailed as e:
+            failure = f"{case.id}: {e}"
+        pytest.fail(failure, pytrace=False)  # outside `except`: no chained traceback
+
+    def submit(self, side: str, case: Case) -> Future:
+        key = (side, case.id)
+        if key not in self.futures:
+            deps = [self._base(case.base)]
+            deps += [self.submit("kade" if side == "kade" else "docker", BY_NAME[need])
+                     for need in case.needs]
+            context = self._context(case)
+            self.futures[key] = self.pool.submit(self._build, side, case, context, deps)
+        return self.futures[key]
+
+    def prefetch(self, items: list) -> None:
+        """Submit the builds the selected tests of this module will want, in order."""
+        kade_ok = kade_build_missing(str(self.kade.root)) is None
+        for item in items:
+            case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+            if item.module.__name__ != __name__ or not isinstance(case, Case):
+                continue
+            if case.slow and SKIP_SLOW:
+                continue
+            sides = ["docker", "docker-again"] if "reproducibly" in item.name else \
+                ["docker", "kade"] if kade_ok else []
+            for side in sides:
+                self.submit(side, case)
 
     def base(self, ref: str) -> str:
+        return self._base(ref).result()
+
+    def _base(self, ref: str) -> Future:
+        key = ("base", ref)
+        if key not in self.futures:
+            self.futures[key] = self.pool.submit(self._load_base, ref)
+        return self.futures[key]
+
+    def _load_base(self, ref: str) -> str:
         """Bootstrap `ref` in Kade and load that very image into docker."""
-        if ref not in self.bases:
-            what = "busybox" if ref.startswith("busybox") else ref
-            slow = ref.startswith("debian")
-            if slow and SKIP_SLOW:
-                pytest.skip("KADE_SKIP_SLOW is set")
+        what = "busybox" if ref.startswith("busybox") else ref
+        slow = ref.startswith("debian")
+        if slow and SKIP_SLOW:
+            pytest.skip("KADE_SKIP_SLOW is set")
+        with self.kade_lock:
             proc = run([*KADE, "--root", str(self.kade.root), "image", "bootstrap", what],
                        timeout=SLOW_TIMEOUT if slow else 300)
             if proc.returncode != 0:
                 pytest.skip(f"kade image bootstrap {what} fails here: {_text(proc)[-800:]}")
             archive = self.tmp / f"{what.replace(':', '-')}.tar"
             self.kade("save", "-o", str(archive), ref)
-            self.docker.docker("load", "-i", str(archive), timeout=600)
-            image_id = self.docker.docker.out("image", "inspect", "-f", "{{.Id}}", ref)
-            assert image_id == proc.stdout.decode().split()[-1], "docker loaded another id"
-            self.bases[ref] = image_id
-        return self.bases[ref]
+        self.docker.docker("load", "-i", str(archive), timeout=600)
+        image_id = self.docker.docker.out("image", "inspect", "-f", "{{.Id}}", ref)
+        assert image_id == proc.stdout.decode().split()[-1], "docker loaded another id"
+        return image_id
 
-    def context(self, case: Case) -> Path:
+    def _context(self, case: Case) -> Path:
         """A copy of the case directory, completed with what git cannot hold."""
-        if case.name not in self.contexts:
-            dst = self.tmp / "contexts" / case.name
+        dst = self.tmp / "contexts" / case.name
+        if not dst.exists():
             shutil.copytree(CASES_DIR / case.name, dst, symlinks=True)
             (dst / "case.json").unlink(missing_ok=True)
             for d in case.mkdirs:
                 (dst / d).mkdir(parents=True, exist_ok=True)
             for path, mode in case.modes:
                 os.chmod(dst / path, int(mode, 8))
-            self.contexts[case.name] = dst
-        return self.contexts[case.name]
+        return dst
 
-    def built(self, side_name: str, case: Case) -> Built:
-        """Build `case` on one side (once), after its base and the cases it needs."""
-        key = (side_name, case.id)
-        if key in self.builds:
-            return self.builds[key]
-        self.base(case.base)
-        side = self.kade if side_name == "kade" else self.docker
-        for need in case.needs:
-            self.built("kade" if side_name == "kade" else "docker", BY_NAME[need])
-        context = self.context(case)
+    def _build(self, side_name: str, case: Case, context: Path, deps: list[Future]) -> Built:
+        for dep in deps:
+            dep.result()  # a failed base or parent image fails (or skips) this build too
         if case.kade_only:
             context = context / ("kade" if side_name == "kade" else "docker")
         flags = _absolute_dockerfile(list(case.flags), context)
@@ -438,10 +486,18 @@ class Lab:
         if side_name == "docker-again":  # the same build, nothing reused, another name
             flags, tag = ["--no-cache", *flags], f"{case.tag}-again"
         timeout = SLOW_TIMEOUT if case.slow else BUILD_TIMEOUT
-        log = side.build(context, tag, flags, timeout)
-        result = snapshot(side, tag, case.paths)
+        if side_name == "kade":
+            with self.kade_lock:
+                log = self.kade.build(context, tag, flags, timeout)
+                result = snapshot(self.kade, tag, case.paths)
+        else:
+            log = self.docker.build(context, tag, flags, timeout)
+            result = snapshot(self.docker, tag, case.paths)
+            absent = [p for p in case.paths or () if not any(
+                f == p or f.startswith(p + "/") for f in result.tree)]
+            if absent:  # a comparison of nothing would pass whatever Kade built
+                raise BuildFailed(f"case.json paths {absent} are not in docker's export")
         result.side, result.log = side_name, log
-        self.builds[key] = result
         return result
 
 
@@ -455,9 +511,14 @@ def _absolute_dockerfile(flags: list[str], context: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[Lab]:
+def lab(request, tmp_path_factory) -> Iterator[Lab]:
     with running_dockerd(tmp_path_factory.mktemp("dockerd")) as docker:
-        yield Lab(docker, tmp_path_factory.mktemp("build-compat"))
+        lab = Lab(docker, tmp_path_factory.mktemp("build-compat"))
+        try:
+            lab.prefetch(request.session.items)
+            yield lab
+        finally:
+            lab.close()
 
 
 @pytest.fixture
@@ -473,7 +534,8 @@ def test_base_images_are_the_same_on_both_sides(lab):
     the ignore rules above hide container artefacts, not build results)."""
     lab.base("busybox:latest")
     a = snapshot(lab.docker, "busybox:latest", None)
-    b = snapshot(lab.kade, "busybox:latest", None)
+    with lab.kade_lock:
+        b = snapshot(lab.kade, "busybox:latest", None)
     assert len(a.tree) > 200, "busybox exported almost nothing"
     assert_same(a, b, "busybox:latest, as loaded")
 
@@ -524,7 +586,7 @@ def test_kade_only_syntax_builds_like_docker_spelling(lab, kade_builds, case):
     assert_same(lab.built("docker", case), lab.built("kade", case), case.id)
 
 
-HASHES = re.compile(r"\b(file|dir|multi):[0-9a-f]{64}\b")
+HASHES = re.compile(r"(file|dir|multi):[0-9a-f]{64}")
 
 
 @pytest.mark.parametrize("case", params(SAME_SPELLING))
@@ -536,4 +598,11 @@ def test_kade_history_reads_like_docker(lab, kade_builds, case):
     for side in ("docker", "kade"):
         history = lab.built(side, case).config.get("history", [])
         texts.append([HASHES.sub(r"\1:<hash>", h.get("created_by", "")) for h in history])
-    assert texts[1] == texts[0]
+    if texts[0] != texts[1]:
+        rows = [f"{case.id}: history created_by differs (docker {len(texts[0])} entries, "
+                f"kade {len(texts[1])})"]
+        for i in range(max(map(len, texts))):
+            a, b = (t[i] if i < len(t) else "-" for t in texts)
+            if a != b:
+                rows.append(f"  {i:2d} docker: {a}\n     kade:   {b}")
+        pytest.fail("\n".join(rows), pytrace=False)
