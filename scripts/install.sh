@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install Kade on a fresh Debian 12 machine (as root) and show its main job offline:
-# bootstrap a base image from Debian's busybox-static, build a hello-world image,
-# push it to a private registry served by Kade on localhost, remove it, and run it,
+# bootstrap a base image from Debian's busybox-static, build examples/hello-world
+# from its Dockerfile, push it to a private registry served by Kade on localhost,
+# remove it, and run it,
 # so that it is pulled back from the registry exactly as `docker run` would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,30 +37,8 @@ for _ in range(100):
 PY
 
 image="localhost:$port/hello-world"
-kade rm -f kade-hello-build >/dev/null 2>&1 || true
-kade run --name kade-hello-build busybox sh -c 'cat > /hello <<"GREETING"
-#!/bin/sh
-cat <<TEXT
-
-Hello from Kade!
-This message shows that your installation appears to be working correctly.
-
-To generate this message, Kade took the following steps:
- 1. The Kade client did not find the "hello-world" image locally.
- 2. It pulled the image, layer by layer, from the private registry that
-    "kade registry serve" runs on localhost, and verified every layer.
- 3. It created a new container from that image: its own pid, mount, uts, ipc
-    and network namespaces, a layered overlay root, and docker'"'"'s default
-    capabilities and seccomp profile.
- 4. It ran the executable that produced this output and streamed it to your
-    terminal.
-
-Try something more ambitious: kade run -it busybox sh
-TEXT
-GREETING
-chmod +x /hello' >/dev/null
-kade commit -c 'CMD ["/hello"]' kade-hello-build "$image" >/dev/null
-kade rm kade-hello-build >/dev/null
+kade build -q -t "$image" examples/hello-world >/dev/null
 kade push "$image"
 kade rmi "$image" >/dev/null
+kade builder prune -a -f >/dev/null  # its layers live on in the build cache otherwise
 kade run --rm "$image"

@@ -16,8 +16,11 @@ Each module about one thing:
                      their checksum (content and metadata, no mtimes).
     builder.py       stages -> images, step by step, each step cached by key; drives
                      the engine through the Backend protocol (engine/build.py).
+    backend.py       the seam: RunRequest, CopyRequest, StepFailed, and the Backend
+                     and Progress protocols (for type checkers only: no typing import).
 """
 
-from kade.build.builder import Backend, BuildOptions, Builder, CopyRequest, RunRequest, StepFailed
+from kade.build.backend import CopyRequest, RunRequest, StepFailed
+from kade.build.builder import BuildOptions, Builder
 
-__all__ = ["Backend", "BuildOptions", "Builder", "CopyRequest", "RunRequest", "StepFailed"]
+__all__ = ["BuildOptions", "Builder", "CopyRequest", "RunRequest", "StepFailed"]

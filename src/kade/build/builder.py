@@ -20,74 +20,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+import _thread
+import time
+from kade.util.record import field, record as dataclass
 
 from kade.build import stages as stages_mod
+from kade.build.backend import CopyRequest, RunRequest
 from kade.build.context import Context, Source, has_wildcards
 from kade.build.instructions import Command, check_one, parse_mount
 from kade.build.parser import DockerfileError, parse
 from kade.build.shell import Lexer
 from kade.errors import FailedPrecondition, InvalidArgument, KadeError
 
-__all__ = ["Backend", "BuildOptions", "Builder", "RunRequest", "CopyRequest", "StepFailed",
-           "DEFAULT_PATH", "PROXY_ARGS"]
+TYPE_CHECKING = False  # typing costs ~5 ms on every `kade build`
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from kade.build.backend import Backend, Progress
+
+__all__ = ["BuildOptions", "Builder", "DEFAULT_PATH", "PROXY_ARGS"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
               "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
-
-
-class StepFailed(KadeError):
-    """A RUN whose process failed: the message is docker's, the code the process's."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class RunRequest:
-    argv: list[str]
-    env: list[str]
-    user: str
-    workdir: str
-    network: str = "default"
-    mounts: list[dict] = field(default_factory=list)  # parse_mount dicts, resolved
-
-
-@dataclass
-class CopyRequest:
-    """Extract `tar` (a file, owners kept) and then ADD's `archives` (compressed or
-    not) into directory `dest`, creating missing directories owned by dir_owner.
-    With `rename` (name in the tar, new name) and no existing directory at dest,
-    dest is the single file's new path."""
-    tar: str | None
-    archives: list[str]
-    dest: str
-    rename: tuple[str, str] | None
-    dir_owner: tuple[int, int] = (0, 0)
-
-
-class Backend(Protocol):
-    """What the builder needs from the engine."""
-
-    def base(self, ref: str, *, pull: bool) -> tuple[str, dict]: ...
-    def config(self, image_id: str) -> dict: ...
-    def cached(self, key: str) -> str | None: ...
-    def remember(self, key: str, image_id: str) -> None: ...
-    def commit(self, parent: str | None, config: dict) -> str: ...
-    def run(self, parent: str | None, config: dict, req: RunRequest,
-            output: Callable[[bytes], None]) -> str: ...
-    def copy(self, parent: str | None, config: dict, req: CopyRequest) -> str: ...
-    def user_ids(self, image_id: str | None, spec: str) -> tuple[int, int]: ...
-    def mkdir(self, parent: str | None, config: dict, path: str) -> str: ...
-    def export(self, image_id: str, paths: list[str], into: str) -> None: ...
-    def download(self, url: str, into: str) -> tuple[str, float | None]: ...
-    def scratch_dir(self) -> str: ...
-    def cancel(self) -> None: ...
 
 
 @dataclass
@@ -98,20 +54,12 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
+    cache_from: list[str] = field(default_factory=list)  # local images whose steps count
     pull: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "default"
     secrets: dict[str, str] = field(default_factory=dict)  # id -> host file
     platform: str | None = None
-
-
-class Progress(Protocol):
-    def start(self, name: str) -> int: ...
-    def log(self, vertex: int, data: bytes) -> None: ...
-    def cached(self, vertex: int) -> None: ...
-    def done(self, vertex: int) -> None: ...
-    def error(self, vertex: int, message: str) -> None: ...
-    def warn(self, message: str) -> None: ...
 
 
 class _State:
@@ -147,8 +95,9 @@ class Builder:
         self.progress = progress
         self.consumed: set[str] = set()
         self._results: dict[int, _State] = {}
-        self._lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self._cache_images: list[tuple[str, dict]] | None = None
+        self._lock = _thread.allocate_lock()
+        self._cancelled = _Flag()
         self.escape = "\\"
         from kade.oci import platform
         arch = platform.host_arch()
@@ -173,8 +122,8 @@ class Builder:
         self.plan = plan
         self.consumed |= {n.partition("=")[0] for c in plan.meta_args for n in c.args}
         todo = stages_mod.needed(plan, self.opts.target)
-        if self.opts.labels:
-            todo[-1].commands.append(self._label_command(todo[-1]))
+        for k in sorted(self.opts.labels):  # docker: one LABEL step per --label, by key
+            todo[-1].commands.append(self._label_command(todo[-1], k, self.opts.labels[k]))
         final = self._run_stages(todo)
         unused = sorted(set(self.opts.build_args) - self.consumed - set(PROXY_ARGS))
         if unused:
@@ -184,20 +133,17 @@ class Builder:
             final.image_id = self.backend.commit(None, final.config)
         return final.image_id
 
-    def _label_command(self, stage: stages_mod.Stage) -> Command:
-        """Docker's legacy builder appends --label as one more LABEL instruction."""
-        args: list[str] = []
-        for k, v in self.opts.labels.items():
-            args += [json.dumps(k), json.dumps(v), "="]
-        text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}"
-                                   for k, v in self.opts.labels.items())
-        return Command("LABEL", args, original=text, line=0,
-                       filename=stage.from_cmd.filename)
+    def _label_command(self, stage: stages_mod.Stage, key: str, value: str) -> Command:
+        """A --label as docker's legacy builder appends it: a LABEL instruction whose
+        key and value are taken as given, never expanded."""
+        return Command("LABEL", [key, value, "="], original=f"LABEL {key}={value}", line=0,
+                       filename=stage.from_cmd.filename, expand=False)
 
     def _run_stages(self, todo: list[stages_mod.Stage]) -> _State:
         if len(todo) == 1:
             return self._build_stage(todo[0])
         from concurrent.futures import ThreadPoolExecutor
+        self.backend.before_threads()
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
             futures = {s.index: pool.submit(self._build_stage_after, s, todo) for s in todo}
             try:
@@ -257,7 +203,8 @@ class Builder:
                 raise
             self.progress.done(v)
             st = _State(stage, image_id, config)
-        for key in ("container", "container_config"):  # a commit's, not an image's
+        # a commit's, not an image's; the author is the stage's own MAINTAINER
+        for key in ("container", "container_config", "author"):
             st.config.pop(key, None)
         if "PATH" not in st.env_map():  # docker's setDefaultPath, scratch included
             st.run_config["Env"] = list(st.run_config.get("Env") or []) + \
@@ -311,17 +258,21 @@ class Builder:
     def _words(self, st: _State, word: str) -> list[str]:
         return Lexer(self.escape).process_words(word, self._env(st))
 
-    def _build_args_in_scope(self, st: _State) -> list[str]:
+    def _build_args_in_scope(self, st: _State, *, proxies: bool = True) -> list[str]:
         """Docker's FilterAllowed: ARGs with a value that ENV does not override,
-        and proxy args given on the command line."""
+        and (for RUN's environment, never history or cache keys: they may hold
+        credentials and a changed proxy is no reason to rebuild) the proxy args
+        given on the command line that no ARG declares."""
         env = st.env_map()
         out = [f"{k}={v}" for k, v in st.args.items() if v is not None and k not in env]
-        out += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
-                if k in self.opts.build_args and k not in st.args and k not in env]
+        if proxies:
+            out += [f"{k}={self.opts.build_args[k]}" for k in PROXY_ARGS
+                    if k in self.opts.build_args and k not in st.args and k not in env]
         return sorted(out)
 
     def _key(self, st: _State, created_by: str, extra: object = None) -> str:
-        text = json.dumps([st.image_id, created_by, st.run_config, self._build_args_in_scope(st),
+        args = self._build_args_in_scope(st, proxies=False)
+        text = json.dumps([st.image_id, created_by, st.run_config, args,
                            extra], sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -333,6 +284,10 @@ class Builder:
         config = json.loads(json.dumps(st.config))
         key = self._key(st, created_by, extra)
         found = None if self.opts.no_cache else self.backend.cached(key)
+        if found is None and not self.opts.no_cache and self.opts.cache_from:
+            found = self._from_cache_images(st, created_by)
+            if found is not None:
+                self.backend.remember(key, found)
         if found is not None:
             st.image_id = found
             st.config = self.backend.config(found)
@@ -354,6 +309,41 @@ class Builder:
         st.image_id = image_id
         st.config = self.backend.config(image_id)
         self.progress.done(v)
+
+    def _from_cache_images(self, st: _State, created_by: str) -> str | None:
+        """--cache-from, as docker's legacy builder reads it: an image whose history
+        and layers start with the current image's, and whose next history entry was
+        made by this very step, gives the step's result (that entry, and its layer
+        unless empty)."""
+        if self._cache_images is None:
+            self._cache_images = []
+            for ref in self.opts.cache_from:
+                try:
+                    image_id, config = self.backend.base(ref, pull=False, local=True)
+                except KadeError:
+                    self.progress.warn(f"--cache-from {ref}: no such image here; ignored")
+                    continue
+                self._cache_images.append((image_id, config))
+        history = list(st.config.get("history") or [])
+        diff_ids = list((st.config.get("rootfs") or {}).get("diff_ids") or [])
+        n = len(history)
+        for image_id, config in self._cache_images:
+            theirs = config.get("history") or []
+            their_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            if len(theirs) <= n or theirs[n].get("created_by") != created_by:
+                continue
+            if [h.get("created_by") for h in theirs[:n]] != [h.get("created_by") for h in history] \
+                    or their_ids[:len(diff_ids)] != diff_ids:
+                continue
+            entry = theirs[n]
+            layer = None if entry.get("empty_layer") else len(diff_ids)
+            if layer is not None and layer >= len(their_ids):
+                continue
+            config_out = json.loads(json.dumps(st.config))
+            config_out["history"] = history + [entry]
+            config_out["created"] = entry.get("created", config_out.get("created"))
+            return self.backend.reuse_layer(st.image_id, config_out, image_id, layer)
+        return None
 
     def _metadata(self, st: _State, title: str, comment: str) -> None:
         created_by = " ".join(st.shell() + ["#(nop) ", comment])
@@ -380,8 +370,8 @@ class Builder:
     def _do_label(self, st: _State, c: Command, title: str) -> None:
         env = self._env(st)
         lex = Lexer(self.escape)
-        pairs = [(lex.process_word(c.args[i], env), lex.process_word(c.args[i + 1], env))
-                 for i in range(0, len(c.args), 3)]
+        word = (lambda w: lex.process_word(w, env)) if c.expand else (lambda w: w)
+        pairs = [(word(c.args[i]), word(c.args[i + 1])) for i in range(0, len(c.args), 3)]
         labels = dict(st.run_config.get("Labels") or {})
         labels.update(pairs)
         st.run_config["Labels"] = labels
@@ -401,8 +391,10 @@ class Builder:
             else:
                 value = None
             self.consumed.add(name)
+            # history shows the default expanded (docker's ArgCommand.Expand), never
+            # the --build-arg value
+            parts.append(name + ("=" + self._word(st, default) if eq else ""))
             st.args[name] = value
-            parts.append(name + ("=" + default if eq else ""))
         self._metadata(st, title, "ARG " + " ".join(parts))
 
     def _do_cmd(self, st: _State, c: Command, title: str) -> None:
@@ -425,15 +417,14 @@ class Builder:
             for spec in _port_specs(p):
                 exposed[spec] = {}
         st.run_config["ExposedPorts"] = exposed
-        self._metadata(st, title, "EXPOSE " + " ".join(ports))
+        self._metadata(st, title, "EXPOSE " + " ".join(sorted(ports)))
 
     def _do_user(self, st: _State, c: Command, title: str) -> None:
         st.run_config["User"] = self._word(st, c.args[0])
         self._metadata(st, title, f"USER {st.run_config['User']}")
 
     def _do_volume(self, st: _State, c: Command, title: str) -> None:
-        vols = [self._word(st, a) for a in c.args] if c.json else \
-            [v for a in c.args for v in self._words(st, a)]
+        vols = [self._word(st, a) for a in c.args]  # one word each, even with spaces
         if not vols or any(not v.strip() for v in vols):
             raise c.error("VOLUME specified can not be an empty string")
         volumes = dict(st.run_config.get("Volumes") or {})
@@ -493,7 +484,7 @@ class Builder:
         if path.startswith("//"):
             path = path[1:]
         st.run_config["WorkingDir"] = path
-        created_by = " ".join(st.shell() + ["#(nop) ", f"WORKDIR {path}"])
+        created_by = " ".join(st.shell() + [f"#(nop) WORKDIR {path}"])
         self._commit_step(st, title, created_by,
                           lambda cfg, v: self.backend.mkdir(st.image_id, cfg, path))
 
@@ -506,7 +497,8 @@ class Builder:
                 and len(c.heredocs) == 1:
             argv = st.shell() + [c.heredocs[0].text]
         args_env = self._build_args_in_scope(st)
-        probe = ([f"|{len(args_env)}", *args_env] if args_env else []) + argv
+        shown = self._build_args_in_scope(st, proxies=False)
+        probe = ([f"|{len(shown)}", *shown] if args_env else []) + argv
         created_by = " ".join(probe)
         network = c.flags.get("network") or self.opts.network
         mounts = [self._mount(st, m) for m in c.flags.get("mount", [])]
@@ -539,7 +531,7 @@ class Builder:
         elif m["type"] == "bind":
             m["source"] = self._bind_source(st, m)
         elif m["type"] == "cache":
-            m.setdefault("id", m["target"])
+            m.setdefault("id", os.path.normpath(m["target"]))
         if not m["target"].startswith("/"):
             m["target"] = os.path.join(st.run_config.get("WorkingDir") or "/", m["target"])
         return m
@@ -574,12 +566,11 @@ class Builder:
         dest = words[-1]
         if not dest.startswith("/"):  # relative to WORKDIR, keeping a trailing slash
             slash = dest.endswith("/") or dest in (".", "")
-            dest = os.path.join(st.run_config.get("WorkingDir") or "/", dest)
+            dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
             dest = dest.rstrip("/") + "/" if slash else dest
         srcs = words[:-1]
         items = self._sources(st, c, srcs, name)
-        multi = len(srcs) > 1 or any(has_wildcards(s) for s in srcs)
-        if multi and not dest.endswith("/"):
+        if len(items) > 1 and not dest.endswith("/"):
             raise c.error(f"When using {name} with more than one source file, the "
                           "destination must be a directory and end with a /")
         chown = self._word(st, c.flags["chown"]) if c.flags.get("chown") else None
@@ -589,8 +580,9 @@ class Builder:
         sums = hashlib.sha256()
         for item in items:
             sums.update(item.context.checksum([item.source]).encode())
-        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {kind}:{sums.hexdigest()} "
-                                            f"in {dest} "])
+        owner = f"--chown={chown} " if chown else ""
+        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {owner}{kind}:"
+                                            f"{sums.hexdigest()} in {dest} "])
         extra = {"chown": chown, "chmod": chmod, "parents": parents}
 
         def action(cfg: dict, v: int) -> str:
@@ -686,6 +678,24 @@ class _Item:
     extract: bool  # ADD of a local file: an archive is extracted
 
 
+class _Flag:
+    """threading.Event's set/is_set/wait without importing threading (~6 ms)."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        if not self._set:
+            time.sleep(timeout)
+        return self._set
+
+
 def _write_sources(out, items: list[_Item], *, owner, chmod, parents: bool) -> None:
     """One tar of sources from possibly several contexts."""
     from kade.archive import TarWriter
@@ -758,7 +768,9 @@ def _duration(c: Command, flag: str, text: str) -> int:
 
 def _port_specs(text: str) -> list[str]:
     port, _, proto = text.partition("/")
-    proto = proto or "tcp"
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid proto: {proto}")
     lo, _, hi = port.partition("-")
     if not lo.isdigit() or (hi and not hi.isdigit()):
         raise InvalidArgument(f"invalid containerPort: {port}")
@@ -775,8 +787,25 @@ def _valid_signal(sig: str) -> bool:
     return hasattr(signal.Signals, name) or name.startswith("SIGRTM")
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
 def _go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+    """Go's strconv.Quote: printable runes as they are, others escaped."""
+    out = []
+    for ch in s:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def _go_quote_list(items: list[str]) -> str:

@@ -22,7 +22,8 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+import time
+from kade.util.record import record as dataclass
 from typing import BinaryIO
 
 from kade.build.dockerignore import Matcher
@@ -66,7 +67,7 @@ class Context:
         clean = self._clean(pattern)
         if not has_wildcards(pattern):
             real = self._real(clean, pattern)
-            if clean and self._ignored(clean):
+            if clean and self._ignored(clean) and not self._kept_below(clean, real):
                 raise NotFound(f"file not found in {self.label} or excluded by "
                                f".dockerignore: stat {pattern}: file does not exist")
             st = os.stat(real)
@@ -109,6 +110,13 @@ class Context:
 
     def _ignored(self, rel: str) -> bool:
         return self.ignore is not None and self.ignore.matches(rel)
+
+    def _kept_below(self, rel: str, real: str) -> bool:
+        """An ignored directory that a `!` exception keeps something in: docker's
+        context tar has that something, and so the directory."""
+        if self.ignore is None or not os.path.isdir(real) or self.ignore.can_skip_dir(rel):
+            return False
+        return next(iter(self._walk(rel)), None) is not None
 
     def _walk(self, rel: str):
         """(rel, is_dir) of everything under rel that is not ignored, sorted."""
@@ -188,6 +196,10 @@ def _match(pattern: str, rel: str) -> bool:
 
 
 _DIGESTS: dict[tuple, bytes] = {}
+# File times tick with the kernel's coarse clock (a jiffy; seconds on some file
+# systems): a file rewritten within one tick keeps its key. Only digests of files
+# settled for longer than this are cached, as git does with "racily clean" entries.
+_SETTLED_NS = 2_000_000_000
 
 
 def _file_digest(path: str, st: os.stat_result) -> bytes:
@@ -198,7 +210,9 @@ def _file_digest(path: str, st: os.stat_result) -> bytes:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
-        found = _DIGESTS[key] = h.digest()
+        found = h.digest()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+            _DIGESTS[key] = found
     return found
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.errors import InvalidArgument
 

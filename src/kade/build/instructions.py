@@ -15,7 +15,7 @@ Variable substitution happens later, at dispatch, with the stage's environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.build.parser import Dockerfile, DockerfileError, Heredoc, Instruction
 
@@ -51,6 +51,7 @@ class Command:
     line: int = 0
     filename: str = "Dockerfile"
     sub: Command | None = None  # ONBUILD's trigger
+    expand: bool = True  # False for the LABEL steps --label makes: values kept as given
 
     def error(self, message: str) -> DockerfileError:
         return DockerfileError(self.filename, self.line, message)
@@ -79,7 +80,11 @@ def _parse_flags(node: Instruction, fail) -> dict:
         kind = allowed.get(name)
         if kind is None:
             raise fail(f"unknown flag: {name}")
+        if kind != "list" and name in out:  # only lists repeat (BuildKit's BFlags)
+            raise fail(f"duplicate flag specified: {name}")
         if kind == "bool":
+            if eq and not value:
+                raise fail(f"missing a value on flag: {name}")
             if eq and value.lower() not in ("true", "false"):
                 raise fail(f'expecting boolean value for flag {name}, not: {value}')
             out[name] = not eq or value.lower() == "true"
@@ -87,16 +92,19 @@ def _parse_flags(node: Instruction, fail) -> dict:
             raise fail(f"missing a value on flag: {name}")
         elif kind == "list":
             out.setdefault(name, []).append(value)
-        elif name in out:
-            raise fail(f"duplicate flag specified: {name}")
         else:
             out[name] = value
     return out
 
 
 def _no_check(c: Command, node: Instruction, fail) -> None:
-    if not c.args and c.cmd not in ("ONBUILD",):
+    if not c.args and c.cmd not in ("ONBUILD",) and not _empty_exec_form(c):
         raise fail(f"{c.cmd} requires at least one argument")
+
+
+def _empty_exec_form(c: Command) -> bool:
+    """`CMD []` and `ENTRYPOINT []`: docker's way to clear what the base image set."""
+    return c.json and c.cmd in ("CMD", "ENTRYPOINT")
 
 
 def _check_from(c: Command, node: Instruction, fail) -> None:
@@ -114,6 +122,12 @@ def _check_pairs(c: Command, node: Instruction, fail) -> None:
             raise fail(f"{c.cmd} names can not be blank")
         if c.cmd == "ENV" and c.args[i + 2] == "" and c.args[i + 1] == "":
             raise fail("ENV must have two arguments")
+
+
+def _check_arg(c: Command, node: Instruction, fail) -> None:
+    _no_check(c, node, fail)
+    if any(word.startswith("=") for word in c.args):
+        raise fail("ARG names can not be blank")
 
 
 def _check_one_arg(c: Command, node: Instruction, fail) -> None:
@@ -159,9 +173,9 @@ def _check_onbuild(c: Command, node: Instruction, fail) -> None:
 def _check_run(c: Command, node: Instruction, fail) -> None:
     _no_check(c, node, fail)
     if c.flags.get("network", "default") not in ("default", "none", "host"):
-        raise fail(f"unsupported network mode: {c.flags['network']}")
+        raise fail(f'invalid network mode "{c.flags["network"]}"')
     if c.flags.get("security", "sandbox") not in ("sandbox", "insecure"):
-        raise fail(f"unsupported security mode: {c.flags['security']}")
+        raise fail(f'security "{c.flags["security"]}" is not valid')
     for spec in c.flags.get("mount", []):
         try:
             parse_mount(spec)
@@ -173,6 +187,7 @@ _CHECKS = {
     "FROM": _check_from, "ENV": _check_pairs, "LABEL": _check_pairs,
     "COPY": _check_copy, "ADD": _check_copy, "SHELL": _check_shell,
     "HEALTHCHECK": _check_health, "ONBUILD": _check_onbuild, "RUN": _check_run,
+    "ARG": _check_arg,
     **{name: _check_one_arg for name in _ONE_ARG},
 }
 
@@ -183,17 +198,24 @@ _MOUNT_KEYS = {"type", "target", "dst", "destination", "source", "src", "from", 
                "required", "size", "env"}
 
 
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
 def parse_mount(spec: str) -> dict:
     """`type=cache,target=/root/.cache,sharing=locked` -> a dict, as BuildKit's
-    RUN --mount parser reads it (csv fields, bare `ro`/`rw`/`required`)."""
+    RUN --mount parser reads it (csv fields, bare `ro`/`rw`/`required`). Booleans
+    come out as "true" or "false"; type and sharing in lower case."""
     out: dict = {"type": "bind"}
     for part in spec.split(","):
         key, eq, value = part.partition("=")
         key = key.strip().lower()
         if key not in _MOUNT_KEYS:
             raise ValueError(f"unexpected key '{key}' in '{part}'")
-        if key in ("ro", "readonly", "rw", "readwrite", "required") and not eq:
-            value = "true"
+        if key in ("ro", "readonly", "rw", "readwrite", "required"):
+            value = _bool(key, value) if eq else "true"
+        elif key in ("type", "sharing"):
+            value = value.lower()
         if key in ("dst", "destination"):
             key = "target"
         elif key == "src":
@@ -201,7 +223,7 @@ def parse_mount(spec: str) -> dict:
         elif key in ("readonly",):
             key = "ro"
         elif key in ("rw", "readwrite"):
-            key, value = "ro", "false" if value.lower() == "true" else "true"
+            key, value = "ro", "false" if value == "true" else "true"
         out[key] = value
     if out["type"] not in _MOUNT_TYPES:
         raise ValueError(f"unsupported mount type {out['type']!r}")
@@ -212,3 +234,11 @@ def parse_mount(spec: str) -> dict:
     if out.get("sharing", "shared") not in ("shared", "private", "locked"):
         raise ValueError(f"unrecognized sharing mode {out['sharing']!r}")
     return out
+
+
+def _bool(key: str, value: str) -> str:
+    if value in _TRUE:
+        return "true"
+    if value in _FALSE:
+        return "false"
+    raise ValueError(f"invalid value for {key}: {value}")

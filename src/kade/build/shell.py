@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.errors import InvalidArgument
 

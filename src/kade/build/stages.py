@@ -13,7 +13,7 @@ Only the stages the target needs are built, the independent ones in parallel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from kade.util.record import field, record as dataclass
 
 from kade.build.instructions import Command, parse_mount
 from kade.build.parser import DockerfileError
@@ -77,8 +77,7 @@ def _declare(c: Command, lexer: Lexer, env: dict[str, str], build_args: dict[str
             env[name] = build_args[name]
         elif eq:
             env[name] = lexer.process_word(default, env)
-        else:
-            env.setdefault(name, "")
+        # no default and no --build-arg: unset (not ""), so ${NAME-x} gives x
 
 
 def _stage(c: Command, index: int, lexer: Lexer, meta_env: dict[str, str],
@@ -88,19 +87,24 @@ def _stage(c: Command, index: int, lexer: Lexer, meta_env: dict[str, str],
         raise c.error(f"base name ({c.args[0]}) should not be blank")
     name = c.args[2].lower() if len(c.args) == 3 else None
     if name is not None:
-        if any(s.name == name for s in earlier):
-            raise c.error(f"duplicate stage name {name!r}")
         if not _valid_name(name):
-            raise c.error(f"invalid name for build stage: {c.args[2]!r}, "
+            raise c.error(f'invalid name for build stage: "{c.args[2]}", '
                           "name can't start with a number or contain symbols")
+        if any(s.name == name for s in earlier):
+            raise c.error(f'duplicate stage name "{name}"')
     platform = c.flags.get("platform")
     if platform:
         platform = lexer.process_word(platform, meta_env)
     return Stage(index, name, base, platform, c)
 
 
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyz")
+_NAME_CHARS = _NAME_START | frozenset("0123456789._-")
+
+
 def _valid_name(name: str) -> bool:
-    return bool(name) and name[0].isalpha() and all(ch.isalnum() or ch in "._-" for ch in name)
+    """BuildKit's ^[a-z][a-z0-9-_.]*$ on the lower-cased name: ASCII only."""
+    return bool(name) and name[0] in _NAME_START and all(ch in _NAME_CHARS for ch in name)
 
 
 def find(stages: list[Stage], ref: str, before: int) -> Stage | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import _thread
 import time
 
 from kade.cli.errmap import ArgParser, Failed
@@ -61,8 +61,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
     req = engine_build.BuildRequest(
         ns.path, ns.file, tags=ns.tag, stdin=sys.stdin.buffer,
         build_args=_build_args(ns.build_arg), target=ns.target, no_cache=ns.no_cache,
-        pull=ns.pull, labels=_pairs(ns.label, "--label"), network=ns.network,
-        secrets=_secrets(ns.secret), platform=ns.platform)
+        pull=ns.pull, cache_from=ns.cache_from, labels=_pairs(ns.label, "--label"),
+        network=ns.network, secrets=_secrets(ns.secret), platform=ns.platform)
     if ns.network not in ("default", "none", "host", "bridge"):
         raise Failed(f'network mode "{ns.network}" not supported by kade build: use '
                      "default, none or host")
@@ -133,7 +133,7 @@ class Plain:
     def __init__(self, out, *, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.n = 0
         self.t0: dict[int, float] = {}
         self.names: dict[int, str] = {}
@@ -202,6 +202,7 @@ class Live(Plain):
     TAIL = 6
 
     def __init__(self, out) -> None:
+        import threading
         super().__init__(out)
         self.running: dict[int, list[str]] = {}
         self.finished = 0

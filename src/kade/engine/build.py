@@ -17,8 +17,7 @@ Scratch files (extracted contexts, COPY tars, exported stages) live in
 from __future__ import annotations
 
 import os
-import shutil
-import threading
+import _thread
 import time
 
 from kade.errors import FailedPrecondition, InvalidArgument, KadeError, NotFound
@@ -32,23 +31,24 @@ class EngineBackend:
         self.engine = engine
         self.quiet_pull = quiet_pull
         self._tmp = os.path.join(engine.root, TMP, f"{os.getpid()}-{os.urandom(4).hex()}")
-        os.makedirs(self._tmp, exist_ok=True)
         self._n = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._running: set[str] = set()
         self._cancelled = False
 
     def close(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._n:  # scratch_dir made it
+            import shutil
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def ensure_supervisor(self) -> None:
-        """Start the root's supervisor now: starting it closes the database, which
-        must not happen while stage threads use it."""
+    def before_threads(self) -> None:
+        """Start the root's supervisor before stages build in parallel: starting it
+        closes the database, which must not happen while other threads use it."""
         from kade.engine import monitorclient
         monitorclient.connect(self.engine).close()
 
     # --- images ---------------------------------------------------------------
-    def base(self, ref: str, *, pull: bool) -> tuple[str, dict]:
+    def base(self, ref: str, *, pull: bool, local: bool = False) -> tuple[str, dict]:
         from kade.engine.run import ensure_image
         from kade.oci import reference
         try:
@@ -57,8 +57,8 @@ class EngineBackend:
             raise InvalidArgument(f'invalid reference format: "{ref}" is not a valid '
                                   "image name or build stage") from None
         with self._lock:
-            image_id = ensure_image(self.engine, ref, "always" if pull else "missing",
-                                    quiet=self.quiet_pull)
+            image_id = ensure_image(self.engine, ref, "never" if local else
+                                    "always" if pull else "missing", quiet=self.quiet_pull)
         return image_id, self.config(image_id)
 
     def config(self, image_id: str) -> dict:
@@ -91,6 +91,16 @@ class EngineBackend:
         layers = self._layers(parent) + ([layer] if layer is not None else [])
         if layer is None and config.get("history") and parent is not None:
             config["history"][-1]["empty_layer"] = True
+        return self.engine.images.create(config, layers, parent=parent or "")
+
+    def reuse_layer(self, parent: str | None, config: dict, source: str,
+                    layer: int | None) -> str:
+        """--cache-from: the step's image from the parent plus layer number `layer`
+        of image `source` (None: no layer)."""
+        from kade.engine.files import image_layers
+        extra = image_layers(self.engine.images.record(source))[layer] \
+            if layer is not None else None
+        layers = self._layers(parent) + ([extra] if extra is not None else [])
         return self.engine.images.create(config, layers, parent=parent or "")
 
     def finish(self, image_id: str, tags: list[str]) -> list[str]:
@@ -161,7 +171,7 @@ class EngineBackend:
             if self._cancelled:
                 raise FailedPrecondition("build cancelled")
             if code != 0:
-                from kade.build.builder import StepFailed
+                from kade.build.backend import StepFailed
                 raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
                                  f"successfully: exit code: {code}", code)
             return self._commit_container(cid, parent, config)
@@ -171,6 +181,8 @@ class EngineBackend:
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
         from kade.engine import lifecycle, monitorclient
+        # a supervisor forked now would inherit the pipe and hold its write end open
+        self.before_threads()
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -213,6 +225,7 @@ class EngineBackend:
         # bind: read-only unless rw, and then writes are thrown away (BuildKit's rule)
         src = m["source"]
         if m.get("ro", "true") == "false":
+            import shutil
             copy = self.scratch_dir()
             dst = os.path.join(copy, "src")
             if os.path.isdir(src):
@@ -264,6 +277,7 @@ class EngineBackend:
     def download(self, url: str, into: str) -> tuple[str, float | None]:
         """ADD URL: the file, named after the URL's last path part, and its
         Last-Modified time."""
+        import shutil
         import urllib.parse
         import urllib.request
         from email.utils import parsedate_to_datetime
@@ -282,7 +296,7 @@ class EngineBackend:
         with self._lock:
             self._n += 1
             path = os.path.join(self._tmp, str(self._n))
-        os.makedirs(path)
+        os.makedirs(path)  # <root>/builder/tmp/<pid>-<random>/<n>
         return path
 
     def cancel(self) -> None:
@@ -327,8 +341,6 @@ def build(engine, req: BuildRequest, progress) -> str:
         text, name, context = _inputs(backend, req)
         opts = BuildOptions(dockerfile=text, dockerfile_name=name, context=context,
                             **req.options)
-        if b"RUN" in text.upper():
-            backend.ensure_supervisor()
         builder = Builder(backend, opts, progress)
         try:
             image_id = builder.build()

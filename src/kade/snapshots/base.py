@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import namedtuple
 
@@ -90,6 +89,7 @@ class Snapshotter:
             raise FailedPrecondition(f'snapshot "{key}" is not active')
         base = os.path.join(self.root, str(info.num))
         size = du(os.path.join(base, "fs"))
+        import shutil
         shutil.rmtree(os.path.join(base, "work"), ignore_errors=True)
         try:
             with self.db.tx() as c:
@@ -112,6 +112,7 @@ class Snapshotter:
         if os.path.lexists(path):
             trash = f"{path}.removing"
             os.rename(path, trash)
+            import shutil
             shutil.rmtree(trash)
         with self.db.tx() as c:
             c.execute("DELETE FROM snapshots WHERE key=?", (key,))
@@ -126,6 +127,7 @@ class Snapshotter:
         gone = []
         for name in os.listdir(self.root):
             if name not in known:
+                import shutil
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
                 gone.append(name)
         return gone
