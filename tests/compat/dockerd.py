@@ -74,6 +74,16 @@ def _client_env(base: Path) -> dict:
     return env
 
 
+def _daemon_env() -> dict:
+    """The daemon's registry traffic goes to a dead loopback proxy, so a test that
+    names an image it did not load fails at once instead of pulling it from Docker
+    Hub; loopback itself (a test's registry or HTTP server) is never proxied."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    dead = "http://127.0.0.1:9"
+    return env | {"HTTP_PROXY": dead, "HTTPS_PROXY": dead,
+                  "NO_PROXY": "localhost,127.0.0.1,::1"}
+
+
 def _start(base: Path, driver: str) -> tuple[subprocess.Popen, Docker | None]:
     sock = base / "docker.sock"
     log = open(base / f"dockerd-{driver}.log", "wb")  # noqa: SIM115 (lives with dockerd)
@@ -82,7 +92,7 @@ def _start(base: Path, driver: str) -> tuple[subprocess.Popen, Docker | None]:
          "--exec-root", str(base / "exec"), "--pidfile", str(base / "docker.pid"),
          "--iptables=false", "--ip6tables=false", "--bridge=none",
          f"--storage-driver={driver}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=_daemon_env())
     log.close()
     docker = Docker(str(sock), _client_env(base), docker_cli() or "docker")
     deadline = time.monotonic() + 60

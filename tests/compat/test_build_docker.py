@@ -177,7 +177,7 @@ class DockerSide:
                            timeout=timeout, env={"DOCKER_BUILDKIT": "0"})
         if proc.returncode != 0:
             raise BuildFailed(f"docker build -t {tag} failed ({proc.returncode}):\n"
-                                 f"{_text(proc)[-3000:]}")
+                              f"{_text(proc)[-3000:]}")
         return _text(proc)
 
     def save(self, ref: str) -> bytes:
