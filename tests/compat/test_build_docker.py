@@ -36,6 +36,10 @@ Nothing is pulled: the base images are Kade's own bootstrap, `kade save`d and
 `docker load`ed into a private dockerd, so both sides start from one image id. RUN
 steps see only loopback, except the debian case, which both builders run with
 `--network host` to reach the Debian mirror.
+
+As root: `pytest tests/compat/test_build_docker.py -q` (the debootstrap of the debian
+case adds a minute or two; KADE_SKIP_SLOW=1 leaves it out; KADE_BUILD_SELFCHECK=1
+adds the docker-against-docker check of every case).
 """
 
 from __future__ import annotations
