@@ -451,12 +451,30 @@ def kade_engine(ws: Workspace) -> Engine:
                     ["--network", "none", "--pull", "never"])
     engine.facts["cli"] = kade
     engine.facts["version"] = kade_version()
+    engine.facts["bytecode"] = compile_kade()
     with contextlib.suppress(Unavailable):
         info = engine.cli("info").out
         driver = re.search(r"^Storage Driver:\s*(\S+)", info, re.M)
         engine.facts["storage"] = driver.group(1) if driver else "?"
     ws.stack.callback(remove_all_containers, engine)
     return engine
+
+
+def compile_kade() -> str:
+    """Compile kade's modules to bytecode now, as installing a wheel does.
+
+    An editable install compiles each module on import and caches the bytecode in
+    __pycache__, unless PYTHONDONTWRITEBYTECODE is set (some shells here set it):
+    then every call would compile kade's sources again, some 70 ms of a `kade build`.
+    """
+    import compileall
+    from importlib import util
+    spec = util.find_spec("kade")
+    if spec is None or not spec.submodule_search_locations:
+        return "kade not importable by this Python: not compiled"
+    folder = list(spec.submodule_search_locations)[0]
+    ok = compileall.compile_dir(folder, quiet=1)
+    return "compiled up front (compileall)" if ok else "compileall failed for some modules"
 
 
 def kade_version() -> str:
@@ -815,7 +833,20 @@ def machine_facts(engines: list[Engine], image_how: str, load: tuple[float, ...]
         rows.append((e.name, f"unavailable: {e.unavailable}" if e.unavailable else facts))
     names = ", ".join(f"{e.name} `{e.image}`" for e in engines)
     rows.append(("image", f"{image_how}; named {names}"))
-    return ["| | |", "|---|---|", *(f"| {k} | {cell(v)} |" for k, v in rows)]
+    lines = ["| | |", "|---|---|", *(f"| {k} | {cell(v)} |" for k, v in rows)]
+    return lines + busy_note(load[0], os.getloadavg()[0])
+
+
+def busy_note(start: float, end: float) -> list[str]:
+    """A warning under the facts when other work shared the CPUs during the run."""
+    cores = os.cpu_count() or 1
+    if max(start, end) < cores / 2:
+        return []
+    return ["", f"**The machine was busy**: a load average of {start:.2f} at the start and "
+            f"{end:.2f} at the end on {cores} cores means other work (tests, other "
+            "benchmarks) competed for the CPUs. Every time is inflated and every ratio is "
+            "noisier than on a quiet machine; the engines took turns, so the load fell on "
+            "all of them, but not necessarily evenly."]
 
 
 def cell(text: str) -> str:
@@ -942,16 +973,19 @@ hand: rerun the runner (bench/README.md). Times are wall-clock times of one CLI 
 Ratios are kade's median over the peer's median: below 1 means kade is faster or smaller.
 Every engine ran as root on this machine with private state in one temporary directory,
 the same busybox rootfs, no network for the containers and no pulls.
-Registry, pull and push figures are in docs/benchmarks-registry.md."""
+Registry, pull and push figures are in docs/benchmarks-registry.md; builder figures
+in docs/benchmarks-build.md."""
 
 
 def write_report(out: Path, engines: list[Engine], image_how: str, sections: list[list[str]],
-                 started: datetime.datetime, load: tuple[float, ...], argv: list[str]) -> str:
+                 started: datetime.datetime, load: tuple[float, ...], argv: list[str],
+                 title: str = "Benchmarks", intro: str = INTRO) -> str:
+    """The report: title, intro (a template of {args}, {date}, {took}), machine, sections."""
     took = int((datetime.datetime.now(datetime.UTC) - started).total_seconds())
-    intro = INTRO.format(args="".join(f" {a}" for a in argv), date=f"{started:%Y-%m-%d %H:%M}",
+    intro = intro.format(args="".join(f" {a}" for a in argv), date=f"{started:%Y-%m-%d %H:%M}",
                          took=f"{took // 60} min {took % 60} s")
     facts = "\n".join(machine_facts(engines, image_how, load))
-    parts = ["# Benchmarks", intro, "## Machine", facts,
+    parts = [f"# {title}", intro, "## Machine", facts,
              *("\n".join(section) for section in sections)]
     text = "\n\n".join(parts) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -990,16 +1024,22 @@ def run_per_engine(engines: list[Engine], name: str, fn: Callable[[Engine], dict
     return results
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Run kade, docker and podman side by side.")
+def add_common_args(p: argparse.ArgumentParser, runs: int, runs_help: str,
+                    out: Path) -> None:
+    """The options every side-by-side runner takes: --install-peers, --engines, --runs, --out."""
     p.add_argument("--install-peers", action="store_true",
                    help="apt-get install docker.io and podman first")
-    p.add_argument("--only", action="append", choices=BENCHMARKS,
-                   help="run only this benchmark (repeatable)")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help="comma-separated subset of kade,docker,podman")
-    p.add_argument("--runs", type=int, default=20, help="timed runs of `run --rm` per engine")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--runs", type=int, default=runs, help=runs_help)
+    p.add_argument("--out", type=Path, default=out)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Run kade, docker and podman side by side.")
+    p.add_argument("--only", action="append", choices=BENCHMARKS,
+                   help="run only this benchmark (repeatable)")
+    add_common_args(p, 20, "timed runs of `run --rm` per engine", REPO / "docs" / "benchmarks.md")
     return p.parse_args(argv)
 
 
@@ -1007,9 +1047,14 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+# the benchmarks of one runner: given the workspace and its engines, the report's sections
+Benchmarks = Callable[[Workspace, list[Engine]], list[list[str]]]
+
+
+def session(args: argparse.Namespace, argv: list[str], benchmarks: Benchmarks,
+            title: str = "Benchmarks", intro: str = INTRO) -> int:
+    """One run of a runner: engines with private state sharing busybox, the benchmarks,
+    the report at args.out, and the cleanup whatever happens. Returns the exit code."""
     if os.geteuid() != 0:
         log("run as root: the peers' daemons and kade's runtime need it")
         return 2
@@ -1019,7 +1064,6 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     started, load = datetime.datetime.now(datetime.UTC), os.getloadavg()
-    wanted = args.only or list(BENCHMARKS)
     names = [n for n in args.engines.split(",") if n]
     if not names or set(names) - set(ENGINES):
         log(f"--engines takes a comma-separated subset of {','.join(ENGINES)}")
@@ -1028,15 +1072,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engines = [make_engine(name, ws) for name in names]
         image_how = share_busybox(ws, engines)
-        sections = []
-        if "run" in wanted:
-            sections.append(report_run(bench_run(engines, args.runs), args.runs))
-        if "memory" in wanted:
-            results = run_per_engine(engines, "memory", lambda e: bench_memory(ws, e, 50))
-            sections.append(report_memory(results, 50))
-        if "list" in wanted:
-            sections.append(report_list(bench_list(ws, engines, 100, 50), 100))
-        text = write_report(args.out, engines, image_how, sections, started, load, argv)
+        sections = benchmarks(ws, engines)
+        text = write_report(args.out, engines, image_how, sections, started, load, argv,
+                            title, intro)
         print(text)
         log(f"wrote {args.out}")
         return 0
@@ -1047,6 +1085,25 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         ws.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    wanted = args.only or list(BENCHMARKS)
+
+    def benchmarks(ws: Workspace, engines: list[Engine]) -> list[list[str]]:
+        sections = []
+        if "run" in wanted:
+            sections.append(report_run(bench_run(engines, args.runs), args.runs))
+        if "memory" in wanted:
+            results = run_per_engine(engines, "memory", lambda e: bench_memory(ws, e, 50))
+            sections.append(report_memory(results, 50))
+        if "list" in wanted:
+            sections.append(report_list(bench_list(ws, engines, 100, 50), 100))
+        return sections
+
+    return session(args, argv, benchmarks)
 
 
 if __name__ == "__main__":

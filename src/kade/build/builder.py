@@ -142,15 +142,19 @@ class Builder:
     def _run_stages(self, todo: list[stages_mod.Stage]) -> _State:
         if len(todo) == 1:
             return self._build_stage(todo[0])
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
         self.backend.before_threads()
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = {s.index: pool.submit(self._build_stage_after, s, todo) for s in todo}
+            futures = [pool.submit(self._build_stage_after, s, todo) for s in todo]
             try:
-                for f in futures.values():
-                    f.result()
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f.exception() for f in futures if f in done and f.exception()]
+                if failed:
+                    raise failed[0]
             except BaseException:
-                self._cancelled.set()
+                # the first failure (or Ctrl-C) ends the build: kill the other
+                # stages' running steps, or leaving the pool would wait for them
+                self.cancel()
                 raise
         return self._results[todo[-1].index]
 
@@ -569,7 +573,12 @@ class Builder:
             dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
             dest = dest.rstrip("/") + "/" if slash else dest
         srcs = words[:-1]
-        items = self._sources(st, c, srcs, name)
+        try:
+            items = self._sources(st, c, srcs, name)
+        except DockerfileError:
+            raise
+        except KadeError as e:  # name the instruction's line, as BuildKit does
+            raise c.error(str(e)) from None
         if len(items) > 1 and not dest.endswith("/"):
             raise c.error(f"When using {name} with more than one source file, the "
                           "destination must be a directory and end with a /")
@@ -719,13 +728,9 @@ def _write_sources(out, items: list[_Item], *, owner, chmod, parents: bool) -> N
 
 
 def _is_archive(path: str) -> bool:
-    from kade.archive import detect
+    from kade.build.context import is_archive
     with open(path, "rb") as f:
-        head = f.read(512)
-    kind = detect(head)
-    if kind and kind != "tar":
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+        return is_archive(f)
 
 
 def _static_prefix(pattern: str) -> str:

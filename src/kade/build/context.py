@@ -29,13 +29,28 @@ from typing import BinaryIO
 from kade.build.dockerignore import Matcher
 from kade.errors import InvalidArgument, NotFound
 
-__all__ = ["Context", "Source", "has_wildcards"]
+__all__ = ["Context", "Source", "has_wildcards", "is_archive"]
 
 _WILDCARD = re.compile(r"[*?\[]")
 
 
 def has_wildcards(path: str) -> bool:
     return bool(_WILDCARD.search(path))
+
+
+def is_archive(f: BinaryIO) -> bool:
+    """Whether f holds a tar, compressed or not, as docker tells an archive (ADD of
+    a local file, a context on stdin): its first tar header, once decompressed,
+    parses. A plain text file or a gzip of something else is not one."""
+    import tarfile
+    from kade.archive import open_decompressed
+    try:
+        with open_decompressed(f, threads=False) as stream:
+            head = stream.read(512)
+        tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    except Exception:  # any failure to decompress or parse: not an archive
+        return False
+    return True
 
 
 @dataclass(frozen=True)

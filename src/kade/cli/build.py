@@ -262,10 +262,9 @@ class Live(Plain):
         with self.lock:
             self._settle(v, "ERROR ")
             output = b"".join(self.logs.get(v, [])).decode(errors="replace")
-            if output:
-                self.out.write("------\n" + output + ("" if output.endswith("\n") else "\n")
-                               + "------\n")
-            self.out.write(f"ERROR: {message}\n")
+            if output:  # BuildKit's box; the CLI prints the error itself, once
+                self.out.write(f"------\n > {self.names[v]}:\n" + output +
+                               ("" if output.endswith("\n") else "\n") + "------\n")
             self.out.flush()
 
     def finish(self, image_id: str, tags: list[str]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import _thread
+import stat
 import time
 
 from kade.errors import FailedPrecondition, InvalidArgument, KadeError, NotFound
@@ -57,8 +58,14 @@ class EngineBackend:
             raise InvalidArgument(f'invalid reference format: "{ref}" is not a valid '
                                   "image name or build stage") from None
         with self._lock:
-            image_id = ensure_image(self.engine, ref, "never" if local else
-                                    "always" if pull else "missing", quiet=self.quiet_pull)
+            try:
+                image_id = ensure_image(self.engine, ref, "never" if local else
+                                        "always" if pull else "missing", quiet=self.quiet_pull)
+            except KadeError as e:
+                if ref in str(e):
+                    raise
+                # a pull's error names the registry, not the image the build wanted
+                raise type(e)(f"failed to resolve source metadata for {ref}: {e}") from None
         return image_id, self.config(image_id)
 
     def config(self, image_id: str) -> dict:
@@ -167,6 +174,8 @@ class EngineBackend:
         cid = self._container(parent, command=req.argv, env=req.env, user=req.user or None,
                               workdir=req.workdir, network=req.network, mounts=mounts)
         try:
+            if self._cancelled:  # cancelled while the container was being made
+                raise FailedPrecondition("build cancelled")
             code = self._attached(cid, output)
             if self._cancelled:
                 raise FailedPrecondition("build cancelled")
@@ -174,9 +183,33 @@ class EngineBackend:
                 from kade.build.backend import StepFailed
                 raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
                                  f"successfully: exit code: {code}", code)
+            self._drop_mount_stubs(cid, [m["target"] for m in mounts])
             return self._commit_container(cid, parent, config)
         finally:
             self._drop(cid)
+
+    def _drop_mount_stubs(self, cid: str, targets: list[str]) -> None:
+        """RUN --mount targets are not the image's: remove the empty files and
+        directories the runtime made for them (BuildKit's rule), deepest first,
+        stopping at anything the parent image has or the step put there."""
+        from kade.engine.files import _layer_dirs
+        upper, lowers = _layer_dirs(self.engine.snapshots, cid)
+        for target in targets:
+            path = os.path.normpath("/" + target)
+            if not _plain_dirs(upper, os.path.dirname(path)):
+                continue  # reached through a symlink: leave it alone
+            while path != "/" and not any(_lexists(low, path) for low in lowers):
+                try:
+                    st = os.lstat(upper + path)
+                    if stat.S_ISDIR(st.st_mode):
+                        os.rmdir(upper + path)
+                    elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                        os.unlink(upper + path)
+                    else:
+                        break
+                except OSError:  # not there, or a directory the step filled
+                    break
+                path = os.path.dirname(path)
 
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
@@ -312,6 +345,35 @@ class EngineBackend:
                 pass
 
 
+def _plain_dirs(top: str, path: str) -> bool:
+    """Whether every component of path exists under top as a real directory."""
+    cur = top
+    for part in path.strip("/").split("/"):
+        if not part:
+            continue
+        cur = os.path.join(cur, part)
+        try:
+            if not stat.S_ISDIR(os.lstat(cur).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _lexists(top: str, path: str) -> bool:
+    """Whether path is in layer top; a symlink on the way counts as yes."""
+    cur = top
+    for part in path.strip("/").split("/"):
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            return True
+    return True
+
+
 # --- one build, from the CLI's (or later the API's) request ----------------------
 class BuildRequest:
     """What `kade build` and POST /build ask for. context: a directory, "-" (stdin:
@@ -372,6 +434,9 @@ def _inputs(backend: EngineBackend, req: BuildRequest):
                                   "contexts (git, URLs) are not supported; clone or download "
                                   "it and build from the directory")
         if not os.path.isdir(req.context):
+            if os.path.exists(req.context):  # docker's words for a file given as PATH
+                raise InvalidArgument("unable to prepare context: context must be a "
+                                      f"directory: {os.path.abspath(req.context)}")
             raise InvalidArgument(f'unable to prepare context: path "{req.context}" not found')
         ctx_dir = req.context
     if req.dockerfile == "-":
@@ -408,9 +473,9 @@ def _context(ctx_dir: str, df_path: str | None):
 
 
 def _is_tar(data: bytes) -> bool:
-    from kade.archive import detect
-    kind = detect(data[:512])
-    return (kind not in (None, "tar")) or (len(data) >= 262 and data[257:262] == b"ustar")
+    import io
+    from kade.build.context import is_archive
+    return is_archive(io.BytesIO(data))
 
 
 def _extract_context(data: bytes, into: str) -> None:
