@@ -11,16 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import signal
-import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from dockerd import Docker, running_dockerd, why_not_docker  # tests/compat, on sys.path
 
 import kade.content
 import kade.metadata
@@ -31,83 +28,12 @@ from kade.oci import digest as dg
 
 pytestmark = pytest.mark.compat
 
-DOCKERD = "/usr/sbin/dockerd"
-
 
 def _why_not() -> str | None:
     import kade.archive
-    if os.geteuid() != 0:
-        return "dockerd and unpacking layers need root"
-    if not os.path.exists(DOCKERD):
-        return f"{DOCKERD} is missing: apt-get install docker.io"
-    if shutil.which("docker") is None:
-        return "the docker CLI is missing: apt-get install docker.io"
     if not hasattr(kade.archive, "apply_layer"):
         return "kade.archive.apply_layer is not there yet"
-    return None
-
-
-@dataclass
-class Docker:
-    sock: str
-    env: dict
-
-    def __call__(self, *args: str, stdin: bytes | None = None, check: bool = True,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], input=stdin,
-                              check=False,
-                              capture_output=True, env=self.env, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): "
-                                 f"{proc.stderr.decode(errors='replace')}")
-        return proc
-
-    def out(self, *args: str) -> str:
-        return self(*args).stdout.decode().strip()
-
-
-def _client_env(base: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env["DOCKER_CONFIG"] = str(base / "client")  # no user config, no credentials
-    return env
-
-
-def _start(base: Path, driver: str) -> tuple[subprocess.Popen, Docker | None]:
-    sock = base / "docker.sock"
-    log = open(base / f"dockerd-{driver}.log", "wb")  # noqa: SIM115 (lives with dockerd)
-    proc = subprocess.Popen(
-        [DOCKERD, "--host", f"unix://{sock}", "--data-root", str(base / "data"),
-         "--exec-root", str(base / "exec"), "--pidfile", str(base / "docker.pid"),
-         "--iptables=false", "--ip6tables=false", "--bridge=none",
-         f"--storage-driver={driver}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    docker = Docker(str(sock), _client_env(base))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if sock.exists() and docker("version", check=False, timeout=20).returncode == 0:
-            return proc, docker
-        time.sleep(0.3)
-    return proc, None
-
-
-def _stop(proc: subprocess.Popen, base: Path) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-    for mountpoint in reversed(_mounts_under(base)):
-        subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
-
-
-def _mounts_under(base: Path) -> list[str]:
-    prefix = str(base.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p.startswith(prefix)]
+    return why_not_docker()
 
 
 @pytest.fixture(scope="module")
@@ -115,22 +41,8 @@ def docker(tmp_path_factory) -> Iterator[Docker]:
     why = _why_not()
     if why:
         pytest.skip(why)
-    base = tmp_path_factory.mktemp("dockerd")
-    for driver in ("overlay2", "vfs"):
-        proc, client = _start(base, driver)
-        if client is not None:
-            break
-        _stop(proc, base)
-        shutil.rmtree(base / "data", ignore_errors=True)
-    else:
-        log = (base / "dockerd-vfs.log").read_text(errors="replace")[-2000:]
-        pytest.skip(f"dockerd does not start here: {log}")
-    try:
+    with running_dockerd(tmp_path_factory.mktemp("dockerd")) as client:
         yield client
-    finally:
-        _stop(proc, base)
-        assert _mounts_under(base) == [], "dockerd left mounts behind"
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def make_service(root: Path) -> ImageService:

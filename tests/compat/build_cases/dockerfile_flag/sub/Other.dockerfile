@@ -1,0 +1,3 @@
+FROM busybox
+COPY picked.txt /picked.txt
+LABEL picked-by=-f
