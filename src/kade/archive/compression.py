@@ -27,6 +27,10 @@ def detect(head: bytes) -> str:
         return "gzip"
     if head.startswith(ZSTD_MAGIC) or (head[1:4] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50):
         return "zstd"  # a frame, or a skippable frame (zstd:chunked metadata)
+    if head.startswith(b"BZh"):
+        return "bzip2"  # read, never written: docker's ADD and old layers
+    if head.startswith(b"\xfd7zX"):
+        return "xz"
     return "none"
 
 
@@ -49,6 +53,12 @@ def open_decompressed(f: BinaryIO, *, threads: bool = True) -> BinaryIO:
         reader = zstandard.ZstdDecompressor().stream_reader(
             frames, read_size=1 << 20, read_across_frames=True, closefd=False)  # type: ignore[arg-type]
         return io.BufferedReader(_Decoding(reader, "zstd", frames.check_complete), 1 << 20)
+    if kind == "bzip2":
+        import bz2
+        return bz2.BZ2File(raw)  # type: ignore[return-value]
+    if kind == "xz":
+        import lzma
+        return lzma.LZMAFile(raw)  # type: ignore[return-value]
     return io.BufferedReader(raw, 1 << 20)  # type: ignore[return-value]
 
 

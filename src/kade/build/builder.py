@@ -459,11 +459,13 @@ class Builder:
 
     def _do_healthcheck(self, st: _State, c: Command, title: str) -> None:
         kind = c.args[0].upper()
+        # options not given keep the inherited ones, field by field (docker 20.10's
+        # legacy builder, which the comparison tests hold Kade to)
+        hc: dict = dict(st.run_config.get("Healthcheck") or {})
         if kind == "NONE":
-            hc: dict = {"Test": ["NONE"]}
+            hc["Test"] = ["NONE"]
         else:
-            test = ["CMD"] + c.args[1:] if c.json else ["CMD-SHELL", c.args[1]]
-            hc = {"Test": test}
+            hc["Test"] = ["CMD"] + c.args[1:] if c.json else ["CMD-SHELL", c.args[1]]
             for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
                               ("start-period", "StartPeriod"),
                               ("start-interval", "StartInterval")):
@@ -568,6 +570,7 @@ class Builder:
     def _copy(self, st: _State, c: Command, title: str, name: str) -> None:
         words = [self._word(st, a) for a in c.args]
         dest = words[-1]
+        shown_dest = dest  # history keeps the destination as written
         if not dest.startswith("/"):  # relative to WORKDIR, keeping a trailing slash
             slash = dest.endswith("/") or dest in (".", "")
             dest = os.path.normpath(os.path.join(st.run_config.get("WorkingDir") or "/", dest))
@@ -589,9 +592,12 @@ class Builder:
         sums = hashlib.sha256()
         for item in items:
             sums.update(item.context.checksum([item.source]).encode())
-        owner = f"--chown={chown} " if chown else ""
-        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {owner}{kind}:"
-                                            f"{sums.hexdigest()} in {dest} "])
+        # docker 20.10's exact text: "--chown=u:g" glued to the source hash, and a
+        # downloaded file's hash without its "file:" kind
+        owner = f"--chown={chown}" if chown else ""
+        url = len(srcs) == 1 and srcs[0].startswith(("http://", "https://"))
+        what = sums.hexdigest() if url else f"{kind}:{sums.hexdigest()}"
+        created_by = " ".join(st.shell() + ["#(nop)", f"{name} {owner}{what} in {shown_dest} "])
         extra = {"chown": chown, "chmod": chmod, "parents": parents}
 
         def action(cfg: dict, v: int) -> str:
@@ -677,7 +683,10 @@ class Builder:
         if single and not dest.endswith("/") and not parents:
             rename = (items[0].source.name, os.path.basename(dest))
         return self.backend.copy(st.image_id, cfg, CopyRequest(
-            tar=tar, archives=archives, dest=dest, rename=rename, dir_owner=owner or (0, 0)))
+            tar=tar, archives=archives, dest=dest, rename=rename,
+            # docker: --chown does not reach archives ADD unpacks, nor the directory
+            # made for them alone
+            dir_owner=(owner or (0, 0)) if plain else (0, 0)))
 
 
 @dataclass(frozen=True)
@@ -712,18 +721,20 @@ def _write_sources(out, items: list[_Item], *, owner, chmod, parents: bool) -> N
     for item in items:
         cx, src = item.context, item.source
         top = cx.path_of(src)
+        suid = cx.keep_owners  # files from the build context lose setuid/setgid
         if not src.is_dir:
             head, name = os.path.split(top)
-            cx.add(w, head, name, src.rel if parents else src.name, os.lstat(top), owner, chmod)
+            cx.add(w, head, name, src.rel if parents else src.name, os.lstat(top), owner, chmod,
+                   suid=suid)
             continue
         prefix = src.rel + "/" if parents and src.rel else ""
         if prefix:
             cx.add(w, os.path.dirname(top), os.path.basename(top), src.rel, os.lstat(top),
-                   owner, chmod)
+                   owner, chmod, suid=suid)
         for below, stt in cx.entries(src):
             if below:
                 head, name = os.path.split(os.path.join(top, below))
-                cx.add(w, head, name, prefix + below, stt, owner, chmod)
+                cx.add(w, head, name, prefix + below, stt, owner, chmod, suid=suid)
     w.close()
 
 
@@ -821,7 +832,7 @@ def _go_quote_list(items: list[str]) -> str:
 def _go_health(hc: dict) -> str:
     """Go's %q of a *HealthConfig, as docker's history shows it."""
     parts = [_go_quote_list(hc["Test"])]
-    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+    for key in ("Interval", "Timeout", "StartPeriod"):  # docker 20.10 has no StartInterval
         parts.append(_go_quote(_go_duration(hc.get(key, 0))))
     parts.append("'\\x%02x'" % hc.get("Retries", 0) if hc.get("Retries", 0) < 32
                  else repr(chr(hc["Retries"])))

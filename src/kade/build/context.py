@@ -89,12 +89,24 @@ class Context:
             name = os.path.basename(clean) if clean else ""
             rel = "" if real == self.root else os.path.relpath(real, self.root)
             return [Source(rel, name, stat.S_ISDIR(st.st_mode))]
-        found = [Source(rel, os.path.basename(rel), is_dir)
+        found = [self._matched(rel, is_dir, pattern)
                  for rel, is_dir in self._walk("") if _match(clean, rel)]
         if not found:
             raise NotFound(f"no source files were specified: no file in {self.label} "
                            f"matches {pattern!r}")
         return found
+
+    def _matched(self, rel: str, is_dir: bool, pattern: str) -> Source:
+        """A wildcard's match; a symlink is followed as docker does, when what it names
+        is in the context."""
+        if not os.path.islink(os.path.join(self.root, rel)):
+            return Source(rel, os.path.basename(rel), is_dir)
+        try:
+            real = self._real(rel, pattern)
+        except (InvalidArgument, NotFound):  # leaves the context, or dangles: the link
+            return Source(rel, os.path.basename(rel), False)  # itself, nothing it names
+        return Source("" if real == self.root else os.path.relpath(real, self.root),
+                      os.path.basename(rel), os.path.isdir(real))
 
     def _clean(self, pattern: str) -> str:
         parts: list[str] = []
@@ -182,8 +194,12 @@ class Context:
 
     @staticmethod
     def add(w, head: str, name: str, arc: str, st: os.stat_result,
-             owner: tuple[int, int] | None, chmod: int | None) -> None:
+             owner: tuple[int, int] | None, chmod: int | None, *, suid: bool = True) -> None:
+        """One tar entry; suid False drops setuid/setgid bits, as docker's legacy
+        builder does to files from the build context."""
         meta = _Meta(st, owner, chmod)
+        if not suid and chmod is None:
+            meta.st_mode &= ~0o6000
         pfd = os.open(head, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             w.add(pfd, name, arc, meta)

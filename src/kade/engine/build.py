@@ -323,7 +323,9 @@ class EngineBackend:
             root = files.container_root(self.engine, cid, mode="export")
             for path in paths:
                 try:
-                    with files.archive_in_root(root, path, label=path) as (_, stream):
+                    # a symlink named as a source is copied as what it points to
+                    with files.archive_in_root(root, path, follow=True,
+                                               label=path) as (_, stream):
                         dest = os.path.join(into, os.path.dirname(path.strip("/")))
                         os.makedirs(dest, exist_ok=True)
                         extract_into(stream, into, os.path.dirname(path.rstrip("/")) or "/",

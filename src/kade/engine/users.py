@@ -13,15 +13,18 @@ def _table(text: bytes | None) -> list[list[str]]:
 
 
 def resolve(user: str, passwd: bytes | None, group: bytes | None) -> tuple[int, int, list[int]]:
-    """Returns (uid, gid, additional gids), as docker does at container start."""
+    """Returns (uid, gid, additional gids), as docker does at container start: the
+    primary group first, then (for a user named without a group) the groups that
+    list the user as a member."""
     name, _, grp = (user or "0").partition(":")
     users, groups = _table(passwd), _table(group)
     uid, gid, login = _user(name, users)
     if grp:
         gid = _group(grp, groups)
+        login = None  # an explicit group: no membership lookup (runc's GetExecUser)
     extra = [int(g[2]) for g in groups
              if len(g) > 3 and login and login in g[3].split(",") and g[2].isdigit()]
-    return uid, gid, sorted(set(extra) - {gid})
+    return uid, gid, [gid] + sorted(set(extra) - {gid})
 
 
 def _user(name: str, users: list[list[str]]) -> tuple[int, int, str | None]:

@@ -424,9 +424,9 @@ def test_healthcheck(backend):
         "Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30_000_000_000,
         "Timeout": 500_000_000, "StartPeriod": 90_000_000_000, "StartInterval": 2_000_000_000,
         "Retries": 3}
-    # Go's %q of a *HealthConfig, as docker before 29.5 shows it
+    # Go's %q of a *HealthConfig, as docker 20.10 shows it (no StartInterval yet)
     assert hist == [('/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/"]'
-                     ' "30s" "500ms" "1m30s" "2s" \'\\x03\'}', True)]
+                     ' "30s" "500ms" "1m30s" \'\\x03\'}', True)]
 
 
 def test_healthcheck_exec_form_and_none(backend):
@@ -434,7 +434,7 @@ def test_healthcheck_exec_form_and_none(backend):
     assert cfg["Healthcheck"] == {"Test": ["CMD", "/bin/check", "-q"]}
     cfg, hist = built(backend, "FROM base\nHEALTHCHECK NONE\n")
     assert cfg["config"]["Healthcheck"] == {"Test": ["NONE"]}
-    assert hist == [('/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" \'\\x00\'}',
+    assert hist == [('/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" \'\\x00\'}',
                      True)]
 
 
@@ -773,8 +773,9 @@ def test_copy_a_directory_and_several_sources(backend, context):
     copies = [c[2] for c in backend.ops("copy")]
     assert [c.dest for c in copies] == ["/w/", "/w/out/"]
     created = [h for h, _ in backend.history(image_id)[-2:]]
-    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY dir:[0-9a-f]{64} in /w/ ", created[0])
-    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in /w/out/ ", created[1])
+    # history keeps a relative destination as written, as docker 20.10 does
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY dir:[0-9a-f]{64} in \./ ", created[0])
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in out/ ", created[1])
     files = backend.files(image_id)
     assert files["/w/main.c"].data == b"int main;\n" and files["/w/out/b.txt"].data == b"b\n"
 
@@ -794,7 +795,7 @@ def test_copy_chown(backend, context):
 
 def test_copy_chown_is_in_created_by(backend, context):
     image_id, _ = build(backend, "FROM base\nCOPY --chown=app:staff a.txt /x/\n", context)
-    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY --chown=app:staff file:[0-9a-f]{64} in /x/ ",
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY --chown=app:stafffile:[0-9a-f]{64} in /x/ ",
                         backend.history(image_id)[-1][0])
 
 

@@ -97,11 +97,18 @@ def test_the_label_names_where_a_source_was_looked_for(root):
     ("[!a].txt", ["b.txt", "x.txt"]),
     ("[a-b].*", ["a.txt", "b.txt"]),
     ("./s*b/d.*", ["sub/d.txt"]),
-    ("*", ["a.txt", "b.txt", "c.md", "dir", "dirlink-in", "dirlink-out", "link-in", "link-out",
+    # symlinks matched by a wildcard are followed when they stay inside (docker's
+    # legacy builder copies what they name); those leaving it stay links
+    ("*", ["a.txt", "b.txt", "c.md", "dir", "sub", "dirlink-out", "a.txt", "link-out",
            "sub", "x.txt"]),
 ])
 def test_wildcards(root, pattern, expected):
     assert [s.rel for s in Context(root).sources([pattern])] == expected
+
+
+def test_a_wildcard_follows_links_inside_under_their_own_names(root):
+    assert rels(Context(root).sources(["link-*", "dirlink-in"])) == [
+        ("a.txt", "link-in", False), ("link-out", "link-out", False), ("sub", "dirlink-in", True)]
 
 
 def test_wildcard_sources_are_named_by_their_base_name(root):

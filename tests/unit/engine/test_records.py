@@ -59,9 +59,9 @@ GROUP = b"root:x:0:\nwheel:x:10:nobody\nnogroup:x:65534:\n"
 
 
 def test_users_resolve_by_name_and_number():
-    assert users.resolve("nobody", PASSWD, GROUP) == (65534, 65534, [10])
-    assert users.resolve("1000:10", PASSWD, GROUP) == (1000, 10, [])
-    assert users.resolve("root:wheel", PASSWD, GROUP) == (0, 10, [])
+    assert users.resolve("nobody", PASSWD, GROUP) == (65534, 65534, [65534, 10])
+    assert users.resolve("1000:10", PASSWD, GROUP) == (1000, 10, [10])
+    assert users.resolve("root:wheel", PASSWD, GROUP) == (0, 10, [10])
 
 
 def test_unknown_user_is_an_error():
