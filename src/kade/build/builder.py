@@ -461,7 +461,7 @@ class Builder:
         kind = c.args[0].upper()
         # options not given keep the inherited ones, field by field (docker 20.10's
         # legacy builder, which the comparison tests hold Kade to)
-        hc: dict = dict(st.run_config.get("Healthcheck") or {})
+        hc: dict = {}  # the instruction's own: docker's history shows these
         if kind == "NONE":
             hc["Test"] = ["NONE"]
         else:
@@ -478,7 +478,7 @@ class Builder:
                     raise c.error(f"invalid value for retries: {c.flags['retries']}") from None
                 if hc["Retries"] < 0:
                     raise c.error("--retries cannot be negative")
-        st.run_config["Healthcheck"] = hc
+        st.run_config["Healthcheck"] = {**(st.run_config.get("Healthcheck") or {}), **hc}
         self._metadata(st, title, "HEALTHCHECK " + _go_health(hc))
 
     # --- file-system instructions ------------------------------------------------
