@@ -223,18 +223,24 @@ cache" is counted as for the no-op rebuild, in one more such build: 7/10 for eve
 means they all rebuilt the same three steps. Aim: kade's median at most 1/3 of docker's."""
 
 
-def report_cold(results: dict[str, Samples | str], runs: int) -> list[str]:
-    header = ["engine", "total median", "p90", "per-step overhead (median)", "p90",
-              "kade/engine (median)"]
+def _rows(results: dict[str, Samples | str], width: int, cells) -> list[list[str]]:
+    """One row per engine: cells(name, samples, kade/engine ratio), or why it is missing."""
     kade = results.get("kade")
     rows = []
     for name, r in results.items():
         if isinstance(r, str):
-            rows.append(unavailable_row(name, r, len(header)))
+            rows.append(unavailable_row(name, r, width))
             continue
         cmp = ratio(kade.median, r.median) if isinstance(kade, Samples) and name != "kade" else ""
-        rows.append([name, ms(r.median), ms(r.p90), ms(r.median / STEPS), ms(r.p90 / STEPS),
-                     cmp])
+        rows.append(cells(name, r, cmp))
+    return rows
+
+
+def report_cold(results: dict[str, Samples | str], runs: int) -> list[str]:
+    header = ["engine", "total median", "p90", "per-step overhead (median)", "p90",
+              "kade/engine (median)"]
+    rows = _rows(results, len(header), lambda name, r, cmp: [
+        name, ms(r.median), ms(r.p90), ms(r.median / STEPS), ms(r.p90 / STEPS), cmp])
     return ["## Cold build (`--no-cache`)", "", COLD_TEXT.format(runs=runs, steps=STEPS), "",
             *table(header, rows)]
 
@@ -242,14 +248,8 @@ def report_cold(results: dict[str, Samples | str], runs: int) -> list[str]:
 def report_timed(title: str, text: str, results: dict[str, Samples | str],
                  cached: dict[str, str]) -> list[str]:
     header = ["engine", "median", "p90", "kade/engine (median)", "steps from cache"]
-    kade = results.get("kade")
-    rows = []
-    for name, r in results.items():
-        if isinstance(r, str):
-            rows.append(unavailable_row(name, r, len(header)))
-            continue
-        cmp = ratio(kade.median, r.median) if isinstance(kade, Samples) and name != "kade" else ""
-        rows.append([name, ms(r.median), ms(r.p90), cmp, cached.get(name, "?")])
+    rows = _rows(results, len(header), lambda name, r, cmp: [
+        name, ms(r.median), ms(r.p90), cmp, cached.get(name, "?")])
     return [title, "", text, "", *table(header, rows)]
 
 
