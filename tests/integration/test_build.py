@@ -96,7 +96,7 @@ def test_history_rows_in_docker_style(kade, meta):
         (nop + "EXPOSE 53/udp 80", "0B"),  # sorted by the parser, as docker does
         (nop + "VOLUME [/data /logs]", "0B"),
         (nop + "STOPSIGNAL SIGUSR1", "0B"),
-        (nop + 'HEALTHCHECK &{["CMD-SHELL" "test -e /etc/passwd"] "5s" "3s" "2s" "0s" \'\\x04\'}',
+        (nop + 'HEALTHCHECK &{["CMD-SHELL" "test -e /etc/passwd"] "5s" "3s" "2s" \'\\x04\'}',
          "0B"),
         ("/bin/sh -c #(nop) WORKDIR /app/sub", own[9][1]),  # one space: docker's
         ("/bin/sh -c pwd > /pwd1", own[10][1]),
@@ -327,7 +327,7 @@ def test_copy_and_add_history_in_docker_style(kade, copies):
     import re
     rows = {r[0] for r in history(kade, copies)}
     sha = "[0-9a-f]{64}"
-    for pattern in (rf"COPY --chown=app:grp file:{sha} in /o/named ",
+    for pattern in (rf"COPY --chown=app:grpfile:{sha} in /o/named ",
                     rf"COPY file:{sha} in /exists ", rf"COPY dir:{sha} in /d ",
                     rf"COPY multi:{sha} in /w/ ", rf"ADD multi:{sha} in /x/ ",
                     rf"ADD file:{sha} in /x/plain.txt "):
