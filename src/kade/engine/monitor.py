@@ -3,16 +3,17 @@
 No daemon to start by hand: the first `kade` command that starts a container
 forks the supervisor (kade.engine.monitorclient.connect), and it exits by itself once no
 container has run for a while. It listens on `<root>/monitor.sock`; a client
-sends one request line, with its terminal's fds attached (SCM_RIGHTS) when it
+sends one request, with its terminal's fds attached (SCM_RIGHTS) when it
 attaches:
 
-    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | null}
+    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | None}
+    {"op": "run", "opts": CreateOptions.__dict__, "attach": ...}
 
-and reads one JSON line per message back: {"started": {...}} or {"error": ...,
-"kind": ...}, then {"exit": code} for attached runs. One thread per container
-(a `Monitor`) is the parent of the container's init: it pumps its output into
-the json-file log and the attached terminal, waits for it, records the exit,
-applies the restart policy and removes --rm containers.
+and reads messages back: {"started": {...}} or {"error": ..., "kind": ...}, then
+{"exit": code} for attached runs. Each is one frame of monitorclient's wire format.
+One thread per container (a `Monitor`) is the parent of the container's init: it
+pumps its output into the json-file log and the attached terminal, waits for it,
+records the exit, applies the restart policy and removes --rm containers.
 
 Why one process: a Python process per container costs ~12 MB PSS; shared, the
 supervisor costs a fraction of a MB per container, and it is warm (imports,
@@ -24,7 +25,6 @@ Invariant: the supervisor is forked before the forking process opens SQLite
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from kade.engine.monitorclient import LOCK, SOCKET, sock_path
+from kade.engine.monitorclient import LOCK, SOCKET, encode, sock_path
 from kade.errors import CommandNotFound, CommandNotInvocable, KadeError, NotFound
 
 RESTART_BACKOFF_MAX = 60.0
@@ -127,14 +127,14 @@ class Supervisor:
         with conn:
             try:
                 msg, fds = _read_request(conn)
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError, TypeError):
                 return
             if msg.get("op") == "shutdown":
                 with self.lock:
                     idle = not self.active and self.in_flight == 1  # only this request
                 if idle:
                     self.last_activity = -IDLE_EXIT
-                conn.sendall((json.dumps({"ok": idle}) + "\n").encode())
+                conn.sendall(encode({"ok": idle}))
             elif msg.get("op") == "start":
                 self._monitor(conn, msg["cid"], msg.get("attach"), fds)
             elif msg.get("op") == "run":
@@ -208,13 +208,18 @@ def _close_all(fds: list[int]) -> None:
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One request frame and the fds that came with its first bytes."""
+    from kade.engine.monitorclient import Reader
     data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-    while not data.endswith(b"\n"):
-        more = conn.recv(65536)
-        if not more:
-            break
-        data += more
-    return json.loads(data), list(fds)
+    try:
+        msg = Reader(conn.fileno(), data).read()
+    except BaseException:
+        _close_all(fds)
+        raise
+    if msg is None:
+        _close_all(fds)
+        raise ValueError("the client went away mid-request")
+    return msg, list(fds)
 
 
 def log_to(path: str) -> None:
@@ -255,7 +260,7 @@ def _debug_traceback() -> None:
 
 def _send(fd: int, msg: dict) -> None:
     try:
-        os.write(fd, (json.dumps(msg) + "\n").encode())
+        os.write(fd, encode(msg))
     except OSError:
         pass  # the caller went away; the container goes on
 
