@@ -128,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         module = {"container": "lifecycle", "image": "images"}[verb.split()[0]]
     if module is None:
         return _usage_error(f"kade: '{verb}' is not a kade command.")
-    from importlib import import_module
     from kade.cli.errmap import run_verb
-    mod = import_module(f"kade.cli.{module}")
+    name = f"kade.cli.{module}"
+    __import__(name)  # not importlib.import_module: importlib imports warnings
+    mod = sys.modules[name]
     code = run_verb(mod.main, Context(root, driver), verb, args)
     try:
         sys.stdout.flush()

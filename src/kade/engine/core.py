@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import time
-from functools import cached_property
 
 from kade.errors import Conflict, InvalidArgument, NotFound
+
+_opening = _thread.RLock()
+
+
+class cached_property:
+    """functools.cached_property without importing functools (~5 ms on `kade run`,
+    which makes an Engine only to find the supervisor). The lock makes one
+    thread open a store while the supervisor's other monitors wait for it."""
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        with _opening:
+            try:
+                return obj.__dict__[self.name]
+            except KeyError:
+                value = obj.__dict__[self.name] = self.fn(obj)
+                return value
 
 
 def default_root() -> str:
