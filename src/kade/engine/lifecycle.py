@@ -51,7 +51,8 @@ def prepare_run(engine, cid: str, record: dict) -> Prepared:
     spec = specmod.build(record, passwd=read_file(snaps, cid, "/etc/passwd"),
                          group=read_file(snaps, cid, "/etc/group"),
                          volume_mounts=volume_mounts, init_path=init_path)
-    specmod.ensure_file(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1))
+    # compact: with indent json falls back to its pure-Python encoder (~1.5 ms here)
+    specmod.ensure_file(os.path.join(bundle, "config.json"), json.dumps(spec))
     rootfs = [_at_root(m) for m in snaps.mounts(cid)]
     return Prepared(bundle, spec, rootfs)
 
