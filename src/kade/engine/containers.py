@@ -220,6 +220,46 @@ class Containers:
         self.db.delete_container(cid)
 
 
+    # --- --rm: gone at once for every reader, cleaned up after -------------------
+    def unlist(self, cid: str, record: dict) -> str | None:
+        """The first half of removing an exited --rm container: its row and its
+        writable layer's row go in one transaction, so `ps -a`, `rmi` (which must not
+        find the layer's child) and prune see it gone the moment `kade run` returns;
+        then its anonymous volumes. Returns the layer's directory, which `purge`
+        removes with the bundle, runtime state and cgroups after the exit code went
+        out. If the supervisor dies in between, `system prune` removes what no row
+        knows any more (collect_garbage)."""
+        engine = self.engine
+        snaps = engine.snapshots
+        try:
+            layer = snaps.dir_of(cid)
+        except NotFound:
+            layer = None
+        with self.db.tx() as c:
+            c.execute("DELETE FROM snapshots WHERE key=? AND NOT EXISTS"
+                      " (SELECT 1 FROM snapshots WHERE parent=?)", (cid, cid))
+            self.db.delete_container(cid)
+            engine.emit("container", "destroy", cid, _event_attrs(record))
+        vols = _vol_mounts(record)
+        if vols:
+            engine.volumes.remove_anonymous(vols)
+        return layer
+
+    def purge(self, cid: str, layer: str | None) -> None:
+        """The second half: what `unlist` left of the container."""
+        import shutil
+        engine = self.engine
+        try:
+            engine.runtime.delete(cid, force=True)
+        except NotFound:
+            pass
+        if engine.snapshots.exists(cid):  # it had a child (never, in practice): keep it
+            layer = None
+        for path in (layer, self.bundle(cid)):
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _vol_mounts(record: dict) -> list:
     from kade.volumes import PlannedMount
     return [PlannedMount.from_json(m) for m in record.get("Private", {}).get("VolumeMounts", [])]

@@ -277,11 +277,14 @@ class Monitor:
         self.attach = attach
         self.attach_fds = tuple(attach_fds) if attach else ()
         self.reported = False
+        self.auto_remove = False
+        self.held: dict | None = None  # a failed start of a --rm container, told once gone
 
     def run(self) -> int:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
         record, _ = engine.containers.get(cid)
+        self.auto_remove = bool(record["HostConfig"].get("AutoRemove"))
         try:
             prepared = lifecycle.prepare_run(engine, cid, record)
         except KadeError as e:
@@ -294,11 +297,17 @@ class Monitor:
                 break
             restarts += 1
         final = engine.db.container(cid)[1]
-        if record["HostConfig"].get("AutoRemove"):
-            from kade.engine.containers import _event_attrs
-            engine.containers._destroy(cid, remove_volumes=True)
-            engine.emit("container", "destroy", cid, _event_attrs(record))
+        if not self.auto_remove:
+            _send(self.report, {"exit": final.get("ExitCode", 0)})
+            return 0
+        # docker's client returns from `run --rm` once the container is removed: the
+        # caller hears the exit code as soon as no reader can see the container any
+        # more, and the files, runtime state and cgroups go while it exits
+        layer = engine.containers.unlist(cid, record)
+        if self.held:
+            _send(self.report, self.held)
         _send(self.report, {"exit": final.get("ExitCode", 0)})
+        engine.containers.purge(cid, layer)
         return 0
 
     def _restart(self, record: dict, code: int, restarts: int) -> bool:
@@ -356,7 +365,7 @@ class Monitor:
             if external:
                 from kade.engine import external as ext
                 ext.delete(engine, external, cid)
-            else:
+            elif not self.auto_remove:  # else containers.purge does it, after the reply
                 engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
@@ -370,5 +379,9 @@ class Monitor:
                                                "Running": False, "ExitCode": code,
                                                "Error": str(e)})
         if not self.reported:
-            _send(self.report, {"error": str(e), "kind": type(e).__name__})
+            msg = {"error": str(e), "kind": type(e).__name__}
+            if self.auto_remove:
+                self.held = msg  # told once the container is gone (see run)
+            else:
+                _send(self.report, msg)
             self.reported = True
