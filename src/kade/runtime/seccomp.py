@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import json
 import os
-import tempfile
 
 from kade.errors import InvalidArgument
+from kade.oci.digest import sha256_hex
 
 DEFAULT_CACHE_DIR = "/run/kade/seccomp"
 # Bump when compile() changes what it emits for the same profile.
@@ -104,7 +103,7 @@ def cache_key(spec_seccomp: dict) -> str:
     """A hash of everything the BPF depends on: the profile and the machine."""
     text = json.dumps(spec_seccomp, sort_keys=True, separators=(",", ":"))
     salt = f"{FORMAT}\0{os.uname().machine}\0"
-    return hashlib.sha256((salt + text).encode()).hexdigest()
+    return sha256_hex((salt + text).encode())
 
 
 def compile(spec_seccomp: dict) -> bytes:
@@ -247,6 +246,7 @@ def _read_cache(path: str) -> bytes | None:
 def _write_cache(path: str, bpf: bytes) -> None:
     # Rename makes the file appear whole; concurrent writers race harmlessly
     # because they write identical bytes.
+    import tempfile  # only on a cache miss: tempfile and its imports cost ~0.6 MB
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
