@@ -14,6 +14,7 @@ from kade.engine import records
 from kade.engine.options import CreateOptions
 from kade.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from kade.util import ids
+from kade.util.fs import remove_tree
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
@@ -212,8 +213,7 @@ class Containers:
             pass
         if engine.snapshots.exists(cid):
             engine.snapshots.remove(cid)
-        import shutil
-        shutil.rmtree(self.bundle(cid), ignore_errors=True)
+        remove_tree(self.bundle(cid))
         if record and remove_volumes:
             self.db.delete_container(cid)  # first: the volumes are in use until it is gone
             engine.volumes.remove_anonymous(_vol_mounts(record))
@@ -247,7 +247,6 @@ class Containers:
 
     def purge(self, cid: str, layer: str | None) -> None:
         """The second half: what `unlist` left of the container."""
-        import shutil
         engine = self.engine
         try:
             engine.runtime.delete(cid, force=True)
@@ -257,7 +256,7 @@ class Containers:
             layer = None
         for path in (layer, self.bundle(cid)):
             if path:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
 
 
 def _vol_mounts(record: dict) -> list:
