@@ -25,9 +25,9 @@ Invariant: the supervisor is forked before the forking process opens SQLite
 
 from __future__ import annotations
 
+import _socket
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -65,6 +65,7 @@ class Supervisor:
             _log("another supervisor holds the lock; exiting")
             return 0
         _quiet_process()
+        _one_malloc_arena()
         import faulthandler
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into monitor.log
         listener = self._listen()
@@ -72,7 +73,7 @@ class Supervisor:
         _warm_up()
         while self._keep_running():
             try:
-                conn, _ = listener.accept()
+                fd, _ = listener._accept()  # socket.socket.accept, without the socket module
             except TimeoutError:
                 if not self._owns_socket():  # removed under us: serve a new one
                     listener.close()
@@ -81,6 +82,7 @@ class Supervisor:
             with self.lock:
                 self.in_flight += 1
                 self.last_activity = time.monotonic()
+            conn = _socket.socket(fileno=fd)
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
         if self._owns_socket():  # never another supervisor's socket at the same path
             os.unlink(os.path.join(self.root, SOCKET))
@@ -95,11 +97,12 @@ class Supervisor:
             return False
         return (st.st_dev, st.st_ino) == self.socket_id
 
-    def _listen(self) -> socket.socket:
+    def _listen(self) -> _socket.socket:
         path = os.path.join(self.root, SOCKET)
         if os.path.exists(path):
             os.unlink(path)  # stale: we hold the lock, so nobody serves it
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # _socket, not socket: socket adds enum, selectors and array to every supervisor
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         old = os.umask(0o177)
         try:
             listener.bind(sock_path(self.root))
@@ -116,33 +119,33 @@ class Supervisor:
             busy = bool(self.active) or self.in_flight > 0
         return busy or time.monotonic() - self.last_activity < IDLE_EXIT
 
-    def _serve_conn(self, conn: socket.socket) -> None:
+    def _serve_conn(self, conn: _socket.socket) -> None:
         try:
             self._answer(conn)
         finally:
+            conn.close()
             with self.lock:
                 self.in_flight -= 1
 
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                msg, fds = _read_request(conn)
-            except (OSError, ValueError, EOFError, TypeError):
-                return
-            if msg.get("op") == "shutdown":
-                with self.lock:
-                    idle = not self.active and self.in_flight == 1  # only this request
-                if idle:
-                    self.last_activity = -IDLE_EXIT
-                conn.sendall(encode({"ok": idle}))
-            elif msg.get("op") == "start":
-                self._monitor(conn, msg["cid"], msg.get("attach"), fds)
-            elif msg.get("op") == "run":
-                cid = self._create(conn, msg["opts"], fds)
-                if cid:
-                    self._monitor(conn, cid, msg.get("attach"), fds)
+    def _answer(self, conn: _socket.socket) -> None:
+        try:
+            msg, fds = _read_request(conn)
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if msg.get("op") == "shutdown":
+            with self.lock:
+                idle = not self.active and self.in_flight == 1  # only this request
+            if idle:
+                self.last_activity = -IDLE_EXIT
+            conn.sendall(encode({"ok": idle}))
+        elif msg.get("op") == "start":
+            self._monitor(conn, msg["cid"], msg.get("attach"), fds)
+        elif msg.get("op") == "run":
+            cid = self._create(conn, msg["opts"], fds)
+            if cid:
+                self._monitor(conn, cid, msg.get("attach"), fds)
 
-    def _create(self, conn: socket.socket, options: dict, fds: list[int]) -> str | None:
+    def _create(self, conn: _socket.socket, options: dict, fds: list[int]) -> str | None:
         """engine.containers.create for the client: the same call `kade create` makes."""
         from kade.engine.options import CreateOptions
         engine = self.engine
@@ -159,7 +162,7 @@ class Supervisor:
             _debug_traceback()
         return _close_all(fds)
 
-    def _monitor(self, conn: socket.socket, cid: str, attach: dict | None,
+    def _monitor(self, conn: _socket.socket, cid: str, attach: dict | None,
                  fds: list[int]) -> None:
         with self.lock:
             if cid in self.active:
@@ -207,10 +210,10 @@ def _close_all(fds: list[int]) -> None:
     fds.clear()
 
 
-def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+def _read_request(conn: _socket.socket) -> tuple[dict, list[int]]:
     """One request frame and the fds that came with its first bytes."""
     from kade.engine.monitorclient import Reader
-    data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+    data, fds = _recv_fds(conn, 65536, 3)
     try:
         msg = Reader(conn.fileno(), data).read()
     except BaseException:
@@ -220,6 +223,17 @@ def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
         _close_all(fds)
         raise ValueError("the client went away mid-request")
     return msg, list(fds)
+
+
+def _recv_fds(conn: _socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds: data, and the fds (SCM_RIGHTS) that came with it."""
+    data, ancillary, _, _ = conn.recvmsg(size, _socket.CMSG_LEN(most * 4))
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+    return data, fds
 
 
 def log_to(path: str) -> None:
@@ -239,6 +253,17 @@ def _quiet_process() -> None:
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN,
                 signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _one_malloc_arena() -> None:
+    """glibc gives each thread that allocates an arena of its own, up to 8 per core,
+    ~150 KB each once touched: ~2.4 MB for the monitors' threads. They would allocate
+    under the GIL anyway, one at a time, so one shared arena costs nothing."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX (malloc.h)
+    except (AttributeError, OSError):
+        pass  # not glibc
 
 
 def _warm_up() -> None:
@@ -281,18 +306,12 @@ class Monitor:
         self.held: dict | None = None  # a failed start of a --rm container, told once gone
 
     def run(self) -> int:
-        from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
         record, _ = engine.containers.get(cid)
         self.auto_remove = bool(record["HostConfig"].get("AutoRemove"))
-        try:
-            prepared = lifecycle.prepare_run(engine, cid, record)
-        except KadeError as e:
-            self._failed_start(e)
-            prepared = None
         restarts = record.get("RestartCount", 0)
-        while prepared is not None:
-            code = self._run_once(record, prepared)
+        while True:
+            code = self._run_once(record)
             if code is None or not self._restart(record, code, restarts):
                 break
             restarts += 1
@@ -324,9 +343,14 @@ class Monitor:
             return False
         return True
 
-    def _run_once(self, record: dict, prepared) -> int | None:
+    def _run_once(self, record: dict) -> int | None:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
+        try:
+            prepared = lifecycle.prepare_run(engine, cid, record)
+        except KadeError as e:
+            self._failed_start(e)
+            return None
         stdio = lifecycle.Stdio(record, self.attach, self.attach_fds)
         external = lifecycle.external_runtime(record)
         try:
@@ -347,6 +371,7 @@ class Monitor:
             stdio.close()
             self._failed_start(e)
             return None
+        del prepared  # its spec (~16 KB) is not needed while the container runs, for days
         lifecycle.mark_running(engine, cid, pid)
         if not self.reported:
             _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name, "cid": cid}})
