@@ -34,7 +34,7 @@ def test_frames_round_trip_across_split_reads():
     os.close(r)
 
 
-def _stand_in_supervisor(root: str, seen: list) -> threading.Thread:
+def _stand_in_supervisor(root: str, seen: list, exit_code: int = 3) -> threading.Thread:
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(os.path.join(root, "monitor.sock"))
     listener.listen(1)
@@ -47,7 +47,7 @@ def _stand_in_supervisor(root: str, seen: list) -> threading.Thread:
             for fd in fds:
                 os.close(fd)
             conn.sendall(encode({"started": {"pid": 0, "pty": None, "cid": "c" * 64}}))
-            conn.sendall(encode({"exit": 3}))
+            conn.sendall(encode({"exit": exit_code}))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -72,3 +72,16 @@ def test_kade_run_client_speaks_frames_exits_with_the_code_and_stays_lean(tmp_pa
     assert msg["opts"]["image"] == "busybox" and msg["opts"]["auto_remove"] is True
     assert msg["opts"]["command"] == ["sh", "-c", "exit 3"] and msg["opts"]["env"] == ["A=1"]
     assert nfds == 3  # attached: our stdin, stdout and stderr went along
+
+
+def test_detached_run_prints_the_id_through_the_fast_exit(tmp_path):
+    """entry() leaves with os._exit when nothing but stdio is left: stdout gets out."""
+    seen: list = []
+    thread = _stand_in_supervisor(str(tmp_path), seen)
+    code = "from kade.cli.main import entry; entry()"
+    out = subprocess.run([sys.executable, "-c", code, "--root", str(tmp_path), "run", "-d",
+                          "busybox", "sleep", "9"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")})
+    thread.join(5)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "c" * 64 + "\n", "")
+    assert seen[0][0]["attach"] is None and seen[0][1] == 0  # detached: no fds passed
