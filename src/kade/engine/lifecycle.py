@@ -53,12 +53,35 @@ def prepare_run(engine, cid: str, record: dict) -> Prepared:
                          volume_mounts=volume_mounts, init_path=init_path)
     # compact: with indent json falls back to its pure-Python encoder (~1.5 ms here)
     specmod.ensure_file(os.path.join(bundle, "config.json"), json.dumps(spec))
-    rootfs = [_at_root(m) for m in snaps.mounts(cid)]
+    throwaway = bool(record["HostConfig"].get("AutoRemove"))
+    rootfs = [_at_root(m, throwaway) for m in snaps.mounts(cid)]
     return Prepared(bundle, spec, rootfs)
 
 
-def _at_root(mount):
-    return mount._replace(target="/")
+def _at_root(mount, throwaway: bool):
+    """The layer's mount at the container's root. An --rm container's layer is thrown
+    away at exit, so its overlay is `volatile`: unmounting it then skips the syncfs
+    of the host filesystem under it, which every exit otherwise waits for (~1 ms
+    here, more when the host has dirty pages). A crash leaves such a layer
+    unmountable, and nothing would mount it again anyway."""
+    options = mount.options
+    if throwaway and mount.type == "overlay" and _overlay_volatile():
+        options += ("volatile",)
+    return mount._replace(target="/", options=options)
+
+
+_VOLATILE: list[bool] = []
+
+
+def _overlay_volatile() -> bool:
+    """overlayfs takes `volatile` since Linux 5.10."""
+    if not _VOLATILE:
+        release = os.uname().release.split(".")
+        try:
+            _VOLATILE.append((int(release[0]), int(release[1].split("-")[0])) >= (5, 10))
+        except (IndexError, ValueError):
+            _VOLATILE.append(False)
+    return _VOLATILE[0]
 
 
 def _init_binary() -> str:
