@@ -137,7 +137,7 @@ class Containers:
             self._destroy(cid, remove_volumes=True)
             raise
         engine.emit("container", "create", cid, {"name": record["Name"][1:],
-                                                  "image": opts.image})
+                                                  "image": opts.image}, record=record)
         return cid
 
     def _insert(self, record: dict, name: str | None) -> None:
@@ -159,13 +159,17 @@ class Containers:
         from kade.engine import spec
         engine = self.engine
         bundle = self.bundle(cid)
-        os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+        try:
+            os.mkdir(bundle)  # the id is new: so is its bundle
+        except FileNotFoundError:
+            os.makedirs(bundle)  # the root's first container
+        os.mkdir(os.path.join(bundle, "rootfs"))
         engine.snapshots.prepare(cid, engine.images.top_layer(image_id))
         cfg, host = record["Config"], record["HostConfig"]
-        spec.ensure_file(record["HostnamePath"], cfg["Hostname"] + "\n")
-        spec.ensure_file(record["HostsPath"],
-                         spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
-        spec.ensure_file(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
+        spec.write_new(record["HostnamePath"], cfg["Hostname"] + "\n")
+        spec.write_new(record["HostsPath"],
+                       spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
+        spec.write_new(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
         engine.volumes.prepare(_vol_mounts(record), lambda _: engine.snapshots.mounts(cid))
 
     # --- renaming and removing -------------------------------------------------
@@ -239,7 +243,7 @@ class Containers:
             c.execute("DELETE FROM snapshots WHERE key=? AND NOT EXISTS"
                       " (SELECT 1 FROM snapshots WHERE parent=?)", (cid, cid))
             self.db.delete_container(cid)
-            engine.emit("container", "destroy", cid, _event_attrs(record))
+            engine.emit("container", "destroy", cid, record=record)
         vols = _vol_mounts(record)
         if vols:
             engine.volumes.remove_anonymous(vols)

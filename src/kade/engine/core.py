@@ -105,23 +105,25 @@ class Engine:
             self.__dict__.pop(name, None)
 
     # --- events --------------------------------------------------------------
-    def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None) -> None:
+    def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None, *,
+             record: dict | None = None) -> None:
         """Record an event; container events carry the container's labels, image
-        and name, as docker's do."""
+        and name, as docker's do (from `record` when the caller has it at hand)."""
         ns = time.time_ns()  # a float of seconds would round the nanoseconds away
         attrs = dict(attrs or {})
         if type_ == "container":
-            attrs = {**self._container_attrs(actor), **attrs}
+            attrs = {**self._container_attrs(actor, record), **attrs}
         self.db.add_event(ns / 1e9, {"Type": type_, "Action": action, "status": action,
                                      "id": actor, "Actor": {"ID": actor, "Attributes": attrs},
                                      "scope": "local", "time": ns // 1_000_000_000,
                                      "timeNano": ns})
 
-    def _container_attrs(self, cid: str) -> dict:
-        try:
-            record, _ = self.db.container(cid)
-        except NotFound:
-            return {}  # destroyed already: the caller passes name and image
+    def _container_attrs(self, cid: str, record: dict | None = None) -> dict:
+        if record is None:
+            try:
+                record, _ = self.db.container(cid)
+            except NotFound:
+                return {}  # destroyed already: the caller passes name and image
         cfg = record["Config"]
         return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
                 "name": record["Name"].lstrip("/")}

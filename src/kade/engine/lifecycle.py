@@ -98,7 +98,7 @@ def external_runtime(record: dict) -> str | None:
 
 
 # --- state transitions, written by the monitor -----------------------------------
-def mark_running(engine, cid: str, pid: int) -> None:
+def mark_running(engine, cid: str, pid: int, record: dict | None = None) -> None:
     from kade.engine.containers import pid_start
     from kade.util.ids import now_rfc3339
     engine.db.update_state(cid, {
@@ -106,7 +106,7 @@ def mark_running(engine, cid: str, pid: int) -> None:
         "Pid": pid, "PidStart": pid_start(pid), "ExitCode": 0, "Error": "",
         "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
         "MonitorPid": os.getpid(), "MonitorStart": pid_start(os.getpid())})
-    engine.emit("container", "start", cid)
+    engine.emit("container", "start", cid, record=record)
 
 
 def mark_exited(engine, cid: str, code: int) -> None:

@@ -372,7 +372,7 @@ class Monitor:
             self._failed_start(e)
             return None
         del prepared  # its spec (~16 KB) is not needed while the container runs, for days
-        lifecycle.mark_running(engine, cid, pid)
+        lifecycle.mark_running(engine, cid, pid, record)
         if not self.reported:
             _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name, "cid": cid}})
             self.reported = True
@@ -394,7 +394,7 @@ class Monitor:
                 engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
-        lifecycle.mark_exited(engine, cid, code)
+        lifecycle.mark_exited(engine, cid, code)  # the record may be renamed by now
         return code
 
     def _failed_start(self, e: KadeError) -> None:

@@ -142,7 +142,8 @@ class OverlaySnapshotter(Snapshotter):
     driver = "overlay"
 
     def _make_active(self, path: str, parent: str | None) -> None:
-        os.makedirs(os.path.join(path, "fs"), mode=0o755)
+        os.mkdir(path, 0o755)  # the snapshot root exists (__init__): three mkdirs, no stats
+        os.mkdir(os.path.join(path, "fs"), 0o755)
         os.mkdir(os.path.join(path, "work"), 0o700)
 
     def mounts(self, key: str) -> list[Mount]:
