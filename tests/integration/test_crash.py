@@ -104,3 +104,20 @@ def test_kill_during_rm(kade, delay):
     _kill_after(kade, delay, "rm", "-f", "crash-rm")
     _assert_whole(kade)
     _assert_cleanable(kade)
+
+
+def test_supervisor_lost_between_the_halves_of_an_rm_leaves_only_garbage(kade):
+    """`run --rm` drops the rows first and the files after (Containers.unlist, purge):
+    a supervisor killed in between leaves a bundle and a layer no row knows."""
+    import sqlite3
+    cid = kade("create", "busybox", "true").stdout.strip()
+    layer = kade("inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", cid).stdout.strip()
+    db = sqlite3.connect(os.path.join(kade.root, "kade.db"))
+    with db:
+        db.execute("DELETE FROM snapshots WHERE key=?", (cid,))
+        db.execute("DELETE FROM containers WHERE id=?", (cid,))
+    db.close()
+    _assert_whole(kade)
+    _assert_cleanable(kade)
+    assert not os.path.exists(os.path.join(kade.root, "containers", cid))
+    assert not os.path.exists(layer)

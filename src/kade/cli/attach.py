@@ -1,26 +1,39 @@
-"""The caller's terminal while attached: raw mode, window size, signal proxying."""
+"""The caller's terminal while attached: raw mode, window size, signal proxying.
+
+Every attached `kade run` comes through here, so it imports `_signal`, the C half
+of `signal`: the `signal` module builds its enums at import (~4 ms). Context
+managers are plain classes for the same reason (contextlib).
+"""
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 import sys
-from contextlib import contextmanager
+
+# docker's --sig-proxy set; SIGINT too when there is no terminal to send ^C itself
+_PROXIED = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
+            _signal.SIGUSR2)
 
 
-@contextmanager
-def terminal(raw: bool):
-    if not raw:
-        yield
-        return
-    import termios
-    import tty
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+class terminal:
+    """Raw mode on our terminal while attached to a container's, when `raw`."""
+
+    def __init__(self, raw: bool):
+        self.raw = raw
+        self.saved = None
+
+    def __enter__(self) -> None:
+        if self.raw:
+            import termios
+            import tty
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
 
 
 def _copy_winsize(pty_path: str | None) -> None:
@@ -39,30 +52,31 @@ def _copy_winsize(pty_path: str | None) -> None:
         os.close(fd)
 
 
-@contextmanager
-def forward_signals(started, tty: bool, proxy: bool):
+class forward_signals:
     """Docker's --sig-proxy: signals to `kade run` go to the container."""
-    sigs = [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2]
-    if not tty:
-        sigs.append(signal.SIGINT)
-    old = {}
 
-    def forward(signum, _frame):
+    def __init__(self, started, tty: bool, proxy: bool):
+        self.started, self.tty, self.proxy = started, tty, proxy
+        self.old: dict = {}
+
+    def _forward(self, signum, _frame) -> None:
         try:
-            os.kill(started.pid, signum)
+            os.kill(self.started.pid, signum)
         except ProcessLookupError:
             pass
 
-    if tty and started.pty:
-        _copy_winsize(started.pty)
-        old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH,
-                                             lambda *_: _copy_winsize(started.pty))
-    if proxy:
-        for s in sigs:
-            old[s] = signal.signal(s, forward)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    def __enter__(self) -> None:
+        pty = self.started.pty
+        if self.tty and pty:
+            _copy_winsize(pty)
+            self.old[_signal.SIGWINCH] = _signal.signal(_signal.SIGWINCH,
+                                                        lambda *_: _copy_winsize(pty))
+        if self.proxy:
+            sigs = _PROXIED if self.tty else _PROXIED + (_signal.SIGINT,)
+            for s in sigs:
+                self.old[s] = _signal.signal(s, self._forward)
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.old.items():
+            _signal.signal(s, h)
         sys.stdout.flush()

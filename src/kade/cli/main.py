@@ -130,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                   "builder": "build"}[verb.split()[0]]
     if module is None:
         return _usage_error(f"kade: '{verb}' is not a kade command.")
-    from importlib import import_module
     from kade.cli.errmap import run_verb
-    mod = import_module(f"kade.cli.{module}")
+    name = f"kade.cli.{module}"
+    __import__(name)  # not importlib.import_module: importlib imports warnings
+    mod = sys.modules[name]
     code = run_verb(mod.main, Context(root, driver), verb, args)
     try:
         sys.stdout.flush()
@@ -142,4 +143,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if "sqlite3" in sys.modules or "threading" in sys.modules:
+        sys.exit(code)  # the store's connection and any threads end the usual way
+    # Nothing but stdio to finish (a `kade run` that the supervisor served): leave
+    # without the interpreter's teardown of every module, 2-3 ms of each run here.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)

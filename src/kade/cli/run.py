@@ -106,11 +106,11 @@ def _labels(items: list[str]) -> dict:
 
 
 def _healthcheck(ns) -> dict | None:
-    from kade.util import units
     if ns.no_healthcheck:
         return {"Test": ["NONE"]}
     if not ns.health_cmd:
         return None
+    from kade.util import units
     h = {"Test": ["CMD-SHELL", ns.health_cmd]}
     for key, value in (("Interval", ns.health_interval), ("Timeout", ns.health_timeout),
                        ("StartPeriod", ns.health_start_period)):
@@ -121,16 +121,35 @@ def _healthcheck(ns) -> dict | None:
     return h
 
 
-def options_from(ns):
-    """Flags -> CreateOptions; syntax checks only, every policy is the engine's."""
-    from kade.engine.options import CreateOptions
-    from kade.util import units
+def _mounts(ns) -> list[dict]:
+    if not (ns.volume or ns.mount or ns.tmpfs):
+        return []
     from kade.volumes import parse_mount, parse_tmpfs, parse_volume
-    mounts = [parse_volume(v) for v in ns.volume] + [parse_mount(m) for m in ns.mount] + \
+    return [parse_volume(v) for v in ns.volume] + [parse_mount(m) for m in ns.mount] + \
         [parse_tmpfs(t) for t in ns.tmpfs]
-    memory = units.ram_in_bytes(ns.memory) if ns.memory else 0
-    swap = -1 if ns.memory_swap == "-1" else (
-        units.ram_in_bytes(ns.memory_swap) if ns.memory_swap else 0)
+
+
+def _ram(text: str | None) -> int:
+    if not text:
+        return 0
+    from kade.util import units
+    return units.ram_in_bytes(text)
+
+
+def _cpus(text: str | None) -> int:
+    if not text:
+        return 0
+    from kade.util import units
+    return units.parse_cpus(text)
+
+
+def options_from(ns):
+    """Flags -> CreateOptions; syntax checks only, every policy is the engine's.
+    Parsers are imported only for flags that are given: this is every `kade run`."""
+    from kade.engine.options import CreateOptions
+    mounts = _mounts(ns)
+    memory = _ram(ns.memory)
+    swap = -1 if ns.memory_swap == "-1" else _ram(ns.memory_swap)
     return CreateOptions(
         image=ns.image, command=list(ns.command), name=ns.name,
         entrypoint=None if ns.entrypoint is None else (
@@ -142,7 +161,7 @@ def options_from(ns):
         security_opt=ns.security_opt, restart=ns.restart, mounts=mounts, network=ns.network,
         ulimits=ns.ulimit, stop_signal=ns.stop_signal, stop_timeout=ns.stop_timeout,
         add_hosts=ns.add_host, dns=ns.dns, memory=memory, memory_swap=swap,
-        nano_cpus=units.parse_cpus(ns.cpus) if ns.cpus else 0, cpu_shares=ns.cpu_shares,
+        nano_cpus=_cpus(ns.cpus), cpu_shares=ns.cpu_shares,
         pids_limit=ns.pids_limit, healthcheck=_healthcheck(ns), pull=ns.pull,
         runtime=ns.runtime)
 

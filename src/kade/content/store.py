@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from kade.errors import FailedPrecondition, NotFound
@@ -18,7 +17,7 @@ class Writer:
 
     def __init__(self, store: "ContentStore", algorithm: str = "sha256"):
         self._store = store
-        self._hash = hashlib.new(algorithm)
+        self._hash = dg.hasher(algorithm)
         self._algorithm = algorithm
         self.path = os.path.join(store.root, "ingest", os.urandom(8).hex())
         self._f = open(self.path, "wb")

@@ -217,19 +217,19 @@ class EngineBackend:
 
     def _attached(self, cid: str, output) -> int:
         """Start the container with its output on a pipe; pump it to output."""
-        from kade.engine import lifecycle, monitorclient
+        from kade.engine import monitorclient
         # a supervisor forked now would inherit the pipe and hold its write end open
         self.before_threads()
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             sock = monitorclient.request_start(self.engine, cid, {"stdin": False, "tty": False},
-                                               fds=[null, w, w])
+                                               fds=(null, w, w))
         finally:
             os.close(w)
             os.close(null)
         try:
-            started = lifecycle._started(sock, {"stdin": False, "tty": False})
+            started = monitorclient.answer(sock, {"stdin": False, "tty": False})
             while True:
                 chunk = os.read(r, 65536)
                 if not chunk:

@@ -14,6 +14,7 @@ from kade.engine import records
 from kade.engine.options import CreateOptions
 from kade.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from kade.util import ids
+from kade.util.fs import remove_tree
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
@@ -136,7 +137,7 @@ class Containers:
             self._destroy(cid, remove_volumes=True)
             raise
         engine.emit("container", "create", cid, {"name": record["Name"][1:],
-                                                  "image": opts.image})
+                                                  "image": opts.image}, record=record)
         return cid
 
     def _insert(self, record: dict, name: str | None) -> None:
@@ -158,13 +159,17 @@ class Containers:
         from kade.engine import spec
         engine = self.engine
         bundle = self.bundle(cid)
-        os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+        try:
+            os.mkdir(bundle)  # the id is new: so is its bundle
+        except FileNotFoundError:
+            os.makedirs(bundle)  # the root's first container
+        os.mkdir(os.path.join(bundle, "rootfs"))
         engine.snapshots.prepare(cid, engine.images.top_layer(image_id))
         cfg, host = record["Config"], record["HostConfig"]
-        spec.ensure_file(record["HostnamePath"], cfg["Hostname"] + "\n")
-        spec.ensure_file(record["HostsPath"],
-                         spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
-        spec.ensure_file(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
+        spec.write_new(record["HostnamePath"], cfg["Hostname"] + "\n")
+        spec.write_new(record["HostsPath"],
+                       spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
+        spec.write_new(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
         engine.volumes.prepare(_vol_mounts(record), lambda _: engine.snapshots.mounts(cid))
 
     # --- renaming and removing -------------------------------------------------
@@ -212,12 +217,50 @@ class Containers:
             pass
         if engine.snapshots.exists(cid):
             engine.snapshots.remove(cid)
-        import shutil
-        shutil.rmtree(self.bundle(cid), ignore_errors=True)
+        remove_tree(self.bundle(cid))
         if record and remove_volumes:
             self.db.delete_container(cid)  # first: the volumes are in use until it is gone
             engine.volumes.remove_anonymous(_vol_mounts(record))
         self.db.delete_container(cid)
+
+
+    # --- --rm: gone at once for every reader, cleaned up after -------------------
+    def unlist(self, cid: str, record: dict) -> str | None:
+        """The first half of removing an exited --rm container: its row and its
+        writable layer's row go in one transaction, so `ps -a`, `rmi` (which must not
+        find the layer's child) and prune see it gone the moment `kade run` returns;
+        then its anonymous volumes. Returns the layer's directory, which `purge`
+        removes with the bundle, runtime state and cgroups after the exit code went
+        out. If the supervisor dies in between, `system prune` removes what no row
+        knows any more (collect_garbage)."""
+        engine = self.engine
+        snaps = engine.snapshots
+        try:
+            layer = snaps.dir_of(cid)
+        except NotFound:
+            layer = None
+        with self.db.tx() as c:
+            c.execute("DELETE FROM snapshots WHERE key=? AND NOT EXISTS"
+                      " (SELECT 1 FROM snapshots WHERE parent=?)", (cid, cid))
+            self.db.delete_container(cid)
+            engine.emit("container", "destroy", cid, record=record)
+        vols = _vol_mounts(record)
+        if vols:
+            engine.volumes.remove_anonymous(vols)
+        return layer
+
+    def purge(self, cid: str, layer: str | None) -> None:
+        """The second half: what `unlist` left of the container."""
+        engine = self.engine
+        try:
+            engine.runtime.delete(cid, force=True)
+        except NotFound:
+            pass
+        if engine.snapshots.exists(cid):  # it had a child (never, in practice): keep it
+            layer = None
+        for path in (layer, self.bundle(cid)):
+            if path:
+                remove_tree(path)
 
 
 def _vol_mounts(record: dict) -> list:

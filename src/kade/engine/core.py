@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import time
-from functools import cached_property
 
 from kade.errors import Conflict, InvalidArgument, NotFound
+
+_opening = _thread.RLock()
+
+
+class cached_property:
+    """functools.cached_property without importing functools (~5 ms on `kade run`,
+    which makes an Engine only to find the supervisor). The lock makes one
+    thread open a store while the supervisor's other monitors wait for it."""
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        with _opening:
+            try:
+                return obj.__dict__[self.name]
+            except KeyError:
+                value = obj.__dict__[self.name] = self.fn(obj)
+                return value
 
 
 def default_root() -> str:
@@ -83,23 +105,25 @@ class Engine:
             self.__dict__.pop(name, None)
 
     # --- events --------------------------------------------------------------
-    def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None) -> None:
+    def emit(self, type_: str, action: str, actor: str, attrs: dict | None = None, *,
+             record: dict | None = None) -> None:
         """Record an event; container events carry the container's labels, image
-        and name, as docker's do."""
+        and name, as docker's do (from `record` when the caller has it at hand)."""
         ns = time.time_ns()  # a float of seconds would round the nanoseconds away
         attrs = dict(attrs or {})
         if type_ == "container":
-            attrs = {**self._container_attrs(actor), **attrs}
+            attrs = {**self._container_attrs(actor, record), **attrs}
         self.db.add_event(ns / 1e9, {"Type": type_, "Action": action, "status": action,
                                      "id": actor, "Actor": {"ID": actor, "Attributes": attrs},
                                      "scope": "local", "time": ns // 1_000_000_000,
                                      "timeNano": ns})
 
-    def _container_attrs(self, cid: str) -> dict:
-        try:
-            record, _ = self.db.container(cid)
-        except NotFound:
-            return {}  # destroyed already: the caller passes name and image
+    def _container_attrs(self, cid: str, record: dict | None = None) -> dict:
+        if record is None:
+            try:
+                record, _ = self.db.container(cid)
+            except NotFound:
+                return {}  # destroyed already: the caller passes name and image
         cfg = record["Config"]
         return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
                 "name": record["Name"].lstrip("/")}

@@ -3,16 +3,17 @@
 No daemon to start by hand: the first `kade` command that starts a container
 forks the supervisor (kade.engine.monitorclient.connect), and it exits by itself once no
 container has run for a while. It listens on `<root>/monitor.sock`; a client
-sends one request line, with its terminal's fds attached (SCM_RIGHTS) when it
+sends one request, with its terminal's fds attached (SCM_RIGHTS) when it
 attaches:
 
-    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | null}
+    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | None}
+    {"op": "run", "opts": CreateOptions.__dict__, "attach": ...}
 
-and reads one JSON line per message back: {"started": {...}} or {"error": ...,
-"kind": ...}, then {"exit": code} for attached runs. One thread per container
-(a `Monitor`) is the parent of the container's init: it pumps its output into
-the json-file log and the attached terminal, waits for it, records the exit,
-applies the restart policy and removes --rm containers.
+and reads messages back: {"started": {...}} or {"error": ..., "kind": ...}, then
+{"exit": code} for attached runs. Each is one frame of monitorclient's wire format.
+One thread per container (a `Monitor`) is the parent of the container's init: it
+pumps its output into the json-file log and the attached terminal, waits for it,
+records the exit, applies the restart policy and removes --rm containers.
 
 Why one process: a Python process per container costs ~12 MB PSS; shared, the
 supervisor costs a fraction of a MB per container, and it is warm (imports,
@@ -24,15 +25,14 @@ Invariant: the supervisor is forked before the forking process opens SQLite
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
 import signal
-import socket
 import sys
 import threading
 import time
 
-from kade.engine.monitorclient import LOCK, SOCKET, sock_path
+from kade.engine.monitorclient import LOCK, SOCKET, encode, sock_path
 from kade.errors import CommandNotFound, CommandNotInvocable, KadeError, NotFound
 
 RESTART_BACKOFF_MAX = 60.0
@@ -65,6 +65,7 @@ class Supervisor:
             _log("another supervisor holds the lock; exiting")
             return 0
         _quiet_process()
+        _one_malloc_arena()
         import faulthandler
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into monitor.log
         listener = self._listen()
@@ -72,7 +73,7 @@ class Supervisor:
         _warm_up()
         while self._keep_running():
             try:
-                conn, _ = listener.accept()
+                fd, _ = listener._accept()  # socket.socket.accept, without the socket module
             except TimeoutError:
                 if not self._owns_socket():  # removed under us: serve a new one
                     listener.close()
@@ -81,6 +82,7 @@ class Supervisor:
             with self.lock:
                 self.in_flight += 1
                 self.last_activity = time.monotonic()
+            conn = _socket.socket(fileno=fd)
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
         if self._owns_socket():  # never another supervisor's socket at the same path
             os.unlink(os.path.join(self.root, SOCKET))
@@ -95,11 +97,12 @@ class Supervisor:
             return False
         return (st.st_dev, st.st_ino) == self.socket_id
 
-    def _listen(self) -> socket.socket:
+    def _listen(self) -> _socket.socket:
         path = os.path.join(self.root, SOCKET)
         if os.path.exists(path):
             os.unlink(path)  # stale: we hold the lock, so nobody serves it
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # _socket, not socket: socket adds enum, selectors and array to every supervisor
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         old = os.umask(0o177)
         try:
             listener.bind(sock_path(self.root))
@@ -116,33 +119,33 @@ class Supervisor:
             busy = bool(self.active) or self.in_flight > 0
         return busy or time.monotonic() - self.last_activity < IDLE_EXIT
 
-    def _serve_conn(self, conn: socket.socket) -> None:
+    def _serve_conn(self, conn: _socket.socket) -> None:
         try:
             self._answer(conn)
         finally:
+            conn.close()
             with self.lock:
                 self.in_flight -= 1
 
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                msg, fds = _read_request(conn)
-            except (OSError, ValueError):
-                return
-            if msg.get("op") == "shutdown":
-                with self.lock:
-                    idle = not self.active and self.in_flight == 1  # only this request
-                if idle:
-                    self.last_activity = -IDLE_EXIT
-                conn.sendall((json.dumps({"ok": idle}) + "\n").encode())
-            elif msg.get("op") == "start":
-                self._monitor(conn, msg["cid"], msg.get("attach"), fds)
-            elif msg.get("op") == "run":
-                cid = self._create(conn, msg["opts"], fds)
-                if cid:
-                    self._monitor(conn, cid, msg.get("attach"), fds)
+    def _answer(self, conn: _socket.socket) -> None:
+        try:
+            msg, fds = _read_request(conn)
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if msg.get("op") == "shutdown":
+            with self.lock:
+                idle = not self.active and self.in_flight == 1  # only this request
+            if idle:
+                self.last_activity = -IDLE_EXIT
+            conn.sendall(encode({"ok": idle}))
+        elif msg.get("op") == "start":
+            self._monitor(conn, msg["cid"], msg.get("attach"), fds)
+        elif msg.get("op") == "run":
+            cid = self._create(conn, msg["opts"], fds)
+            if cid:
+                self._monitor(conn, cid, msg.get("attach"), fds)
 
-    def _create(self, conn: socket.socket, options: dict, fds: list[int]) -> str | None:
+    def _create(self, conn: _socket.socket, options: dict, fds: list[int]) -> str | None:
         """engine.containers.create for the client: the same call `kade create` makes."""
         from kade.engine.options import CreateOptions
         engine = self.engine
@@ -159,7 +162,7 @@ class Supervisor:
             _debug_traceback()
         return _close_all(fds)
 
-    def _monitor(self, conn: socket.socket, cid: str, attach: dict | None,
+    def _monitor(self, conn: _socket.socket, cid: str, attach: dict | None,
                  fds: list[int]) -> None:
         with self.lock:
             if cid in self.active:
@@ -207,14 +210,30 @@ def _close_all(fds: list[int]) -> None:
     fds.clear()
 
 
-def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
-    data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-    while not data.endswith(b"\n"):
-        more = conn.recv(65536)
-        if not more:
-            break
-        data += more
-    return json.loads(data), list(fds)
+def _read_request(conn: _socket.socket) -> tuple[dict, list[int]]:
+    """One request frame and the fds that came with its first bytes."""
+    from kade.engine.monitorclient import Reader
+    data, fds = _recv_fds(conn, 65536, 3)
+    try:
+        msg = Reader(conn.fileno(), data).read()
+    except BaseException:
+        _close_all(fds)
+        raise
+    if msg is None:
+        _close_all(fds)
+        raise ValueError("the client went away mid-request")
+    return msg, list(fds)
+
+
+def _recv_fds(conn: _socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds: data, and the fds (SCM_RIGHTS) that came with it."""
+    data, ancillary, _, _ = conn.recvmsg(size, _socket.CMSG_LEN(most * 4))
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+    return data, fds
 
 
 def log_to(path: str) -> None:
@@ -236,6 +255,17 @@ def _quiet_process() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def _one_malloc_arena() -> None:
+    """glibc gives each thread that allocates an arena of its own, up to 8 per core,
+    ~150 KB each once touched: ~2.4 MB for the monitors' threads. They would allocate
+    under the GIL anyway, one at a time, so one shared arena costs nothing."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX (malloc.h)
+    except (AttributeError, OSError):
+        pass  # not glibc
+
+
 def _warm_up() -> None:
     """What every container start needs, imported and cached once."""
     from kade.engine import lifecycle, logs, spec  # noqa: F401
@@ -255,7 +285,7 @@ def _debug_traceback() -> None:
 
 def _send(fd: int, msg: dict) -> None:
     try:
-        os.write(fd, (json.dumps(msg) + "\n").encode())
+        os.write(fd, encode(msg))
     except OSError:
         pass  # the caller went away; the container goes on
 
@@ -272,28 +302,31 @@ class Monitor:
         self.attach = attach
         self.attach_fds = tuple(attach_fds) if attach else ()
         self.reported = False
+        self.auto_remove = False
+        self.held: dict | None = None  # a failed start of a --rm container, told once gone
 
     def run(self) -> int:
-        from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
         record, _ = engine.containers.get(cid)
-        try:
-            prepared = lifecycle.prepare_run(engine, cid, record)
-        except KadeError as e:
-            self._failed_start(e)
-            prepared = None
+        self.auto_remove = bool(record["HostConfig"].get("AutoRemove"))
         restarts = record.get("RestartCount", 0)
-        while prepared is not None:
-            code = self._run_once(record, prepared)
+        while True:
+            code = self._run_once(record)
             if code is None or not self._restart(record, code, restarts):
                 break
             restarts += 1
         final = engine.db.container(cid)[1]
-        if record["HostConfig"].get("AutoRemove"):
-            from kade.engine.containers import _event_attrs
-            engine.containers._destroy(cid, remove_volumes=True)
-            engine.emit("container", "destroy", cid, _event_attrs(record))
+        if not self.auto_remove:
+            _send(self.report, {"exit": final.get("ExitCode", 0)})
+            return 0
+        # docker's client returns from `run --rm` once the container is removed: the
+        # caller hears the exit code as soon as no reader can see the container any
+        # more, and the files, runtime state and cgroups go while it exits
+        layer = engine.containers.unlist(cid, record)
+        if self.held:
+            _send(self.report, self.held)
         _send(self.report, {"exit": final.get("ExitCode", 0)})
+        engine.containers.purge(cid, layer)
         return 0
 
     def _restart(self, record: dict, code: int, restarts: int) -> bool:
@@ -310,9 +343,14 @@ class Monitor:
             return False
         return True
 
-    def _run_once(self, record: dict, prepared) -> int | None:
+    def _run_once(self, record: dict) -> int | None:
         from kade.engine import lifecycle
         engine, cid = self.engine, self.cid
+        try:
+            prepared = lifecycle.prepare_run(engine, cid, record)
+        except KadeError as e:
+            self._failed_start(e)
+            return None
         stdio = lifecycle.Stdio(record, self.attach, self.attach_fds)
         external = lifecycle.external_runtime(record)
         try:
@@ -333,7 +371,8 @@ class Monitor:
             stdio.close()
             self._failed_start(e)
             return None
-        lifecycle.mark_running(engine, cid, pid)
+        del prepared  # its spec (~16 KB) is not needed while the container runs, for days
+        lifecycle.mark_running(engine, cid, pid, record)
         if not self.reported:
             _send(self.report, {"started": {"pid": pid, "pty": stdio.pty_name, "cid": cid}})
             self.reported = True
@@ -351,11 +390,11 @@ class Monitor:
             if external:
                 from kade.engine import external as ext
                 ext.delete(engine, external, cid)
-            else:
+            elif not self.auto_remove:  # else containers.purge does it, after the reply
                 engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
-        lifecycle.mark_exited(engine, cid, code)
+        lifecycle.mark_exited(engine, cid, code)  # the record may be renamed by now
         return code
 
     def _failed_start(self, e: KadeError) -> None:
@@ -365,5 +404,9 @@ class Monitor:
                                                "Running": False, "ExitCode": code,
                                                "Error": str(e)})
         if not self.reported:
-            _send(self.report, {"error": str(e), "kind": type(e).__name__})
+            msg = {"error": str(e), "kind": type(e).__name__}
+            if self.auto_remove:
+                self.held = msg  # told once the container is gone (see run)
+            else:
+                _send(self.report, msg)
             self.reported = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kade.errors import KadeError
+
 
 def containers(engine) -> tuple[list[str], int]:
     removed, space = [], 0
@@ -132,7 +134,27 @@ def collect_garbage(engine) -> int:
             except Exception:
                 continue
     snaps.cleanup()
+    _leftover_bundles(engine)
     return space
+
+
+def _leftover_bundles(engine) -> None:
+    """Bundles (and their runtime state and cgroups) of containers no row knows: a
+    supervisor died between an --rm container's unlist and purge. Keyed on bundles,
+    never on runtime state, which `kade runtime` containers have without a row."""
+    import os
+    bundles = os.path.join(engine.root, "containers")
+    try:
+        names = os.listdir(bundles)
+    except FileNotFoundError:
+        return
+    for cid in names:
+        # a row comes before its bundle and ids are never reused: no row now, no row ever
+        if engine.db.q1("SELECT 1 FROM containers WHERE id=?", cid) is None:
+            try:
+                engine.containers.purge(cid, None)
+            except KadeError:
+                continue  # not a container's bundle after all (a name runtime refuses)
 
 
 def _owner_alive(key: str) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from kade.errors import InvalidArgument
+
+# hashlib is imported where a digest is made, not here: it loads OpenSSL's libcrypto
+# (~1 MB resident), which the container supervisor never needs. Small sha256 digests
+# (chain ids, cache keys) use CPython's own SHA-256 for the same reason.
 
 _HEX_LEN = {"sha256": 64, "sha512": 128}
 
@@ -21,11 +23,25 @@ def _is_hex(s: str) -> bool:
 
 
 def of_bytes(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return f"{algorithm}:{hasher(algorithm, data).hexdigest()}"
 
 
-def hasher(algorithm: str = "sha256"):
-    return hashlib.new(algorithm)
+def hasher(algorithm: str = "sha256", data: bytes = b""):
+    import hashlib
+    return hashlib.new(algorithm, data)
+
+
+def sha256_hex(data: bytes) -> str:
+    """The hex SHA-256 of a small input, without loading OpenSSL (see above); slower
+    than hashlib's on large inputs, so not for blobs."""
+    try:
+        from _sha256 import sha256  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # CPython 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
 
 
 def hex_of(digest: str) -> str:
@@ -41,5 +57,6 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     """ChainID(L0..Ln) per the image spec: each layer identified with its parents."""
     out: list[str] = []
     for diff_id in diff_ids:
-        out.append(diff_id if not out else of_bytes(f"{out[-1]} {diff_id}".encode()))
+        out.append(diff_id if not out else
+                   "sha256:" + sha256_hex(f"{out[-1]} {diff_id}".encode()))
     return out

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import NamedTuple
 
 from kade.errors import FailedPrecondition, InvalidArgument
+
+TYPE_CHECKING = False  # typing costs the supervisor ~0.4 MB (kade.util.namedtuple)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from kade.util.namedtuple import NamedTuple
 
 
 class Write(NamedTuple):

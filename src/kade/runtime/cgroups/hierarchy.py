@@ -19,7 +19,6 @@ on neither side is simply not limited.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import cache
 
 from kade.runtime.cgroups.fs import HostFS
@@ -31,17 +30,29 @@ V1_CONTROLLERS = frozenset({
 })
 
 
-@dataclass(frozen=True)
 class Hierarchy:
     """The mount points of a host's cgroup hierarchies.
 
     v1 maps each v1 controller (and "name=systemd") to its mount point;
-    co-mounted controllers such as cpu,cpuacct share one.
+    co-mounted controllers such as cpu,cpuacct share one. A plain class, not a
+    dataclass: dataclasses imports inspect, ~1.3 MB in the supervisor.
     """
 
-    v1: dict[str, str] = field(default_factory=dict)
-    unified: str | None = None
-    fs: HostFS = field(default_factory=HostFS)
+    __slots__ = ("v1", "unified", "fs")
+
+    def __init__(self, v1: dict[str, str] | None = None, unified: str | None = None,
+                 fs: HostFS | None = None) -> None:
+        self.v1: dict[str, str] = {} if v1 is None else v1
+        self.unified = unified
+        self.fs = HostFS() if fs is None else fs
+
+    def __repr__(self) -> str:
+        return f"Hierarchy(v1={self.v1!r}, unified={self.unified!r}, fs={self.fs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hierarchy):
+            return NotImplemented
+        return (self.v1, self.unified, self.fs) == (other.v1, other.unified, other.fs)
 
     @property
     def mode(self) -> str:
