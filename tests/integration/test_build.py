@@ -81,6 +81,15 @@ def test_run_sees_workdir_env_user_and_cmd(kade, meta):
     assert out == "/app/sub\n/etc\nhello-big world\nnobody\n/etc\n"
 
 
+def test_history_names_each_steps_image_as_docker_legacy_does(kade, meta):
+    ids = kade("history", "--format", "{{.ID}}", "meta:1").stdout.split()
+    base = kade("history", "--format", "{{.ID}}", "busybox").stdout.split()
+    assert ids[0] == image_id(kade, "meta:1")[7:19]
+    own = ids[:len(ids) - len(base)]
+    assert "<missing>" not in own and len(set(own)) == len(own)  # one image per step
+    assert ids[len(ids) - len(base):] == base  # then busybox's rows, as busybox shows them
+
+
 def test_history_rows_in_docker_style(kade, meta):
     rows = history(kade, "meta:1")
     base = history(kade, "busybox")

@@ -49,6 +49,16 @@ def test_container_is_isolated(kade):
     assert out[3].split()[1] == "00000000a80425fb"  # docker's default capabilities
 
 
+def test_the_default_devices_work(kade):
+    # docker's device rules allow null, zero, full, random, urandom, tty and console
+    out = kade("run", "--rm", "busybox", "sh", "-c",
+               "head -c1 /dev/zero | wc -c; head -c1 /dev/urandom | wc -c; "
+               "head -c1 /dev/random | wc -c; head -c1 /dev/full | wc -c; "
+               "echo x > /dev/null && echo null; echo x > /dev/full || echo full-is-full"
+               ).stdout.split()
+    assert out == ["1", "1", "1", "1", "null", "full-is-full"]
+
+
 MOUNT_PROBE = "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null && echo MOUNTED; "
 MODULE_PROBE = ("echo x > /tmp/x.ko; insmod /tmp/x.ko 2>&1 | grep -q 'not permitted' || "
                 "echo MODULE; ")

@@ -32,6 +32,25 @@ def history_rows(images, ref: str, *, no_trunc: bool = False, human: bool = True
                      else h.get("created", ""), "CreatedAt": h.get("created", ""),
                      "Size": human_size(size) if human else str(size)})
     rows.reverse()
-    if rows:
-        rows[0]["ID"] = image_id if no_trunc else image_id[7:19]
+    for k, known in enumerate(_ancestors(images, image_id, len(rows))):
+        if known:
+            rows[k]["ID"] = known if no_trunc else known[7:19]
     return rows
+
+
+def _ancestors(images, image_id: str, depth: int) -> list[str | None]:
+    """The local image each history row (newest first) made, where one is known:
+    the image itself, then the parents a build recorded, as docker's legacy
+    builder shows them; a parent counts only if its history is one row shorter."""
+    out: list[str | None] = []
+    current: str | None = image_id
+    length = depth
+    while current and len(out) < depth:
+        rec = images.db.get_image(current)
+        if rec is None:
+            break
+        if len(images.config(current).get("history") or []) != length:
+            break
+        out.append(current)
+        current, length = rec.get("parent") or None, length - 1
+    return out

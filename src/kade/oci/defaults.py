@@ -158,6 +158,7 @@ DEFAULT_DEVICE_RULES: list[dict] = [
     _device_rule(False, None, None, None),
     _device_rule(True, "c", 1, 5),
     _device_rule(True, "c", 1, 3),
+    _device_rule(True, "c", 1, 7),
     _device_rule(True, "c", 1, 9),
     _device_rule(True, "c", 1, 8),
     _device_rule(True, "c", 5, 0),
