@@ -14,7 +14,6 @@ from kade.engine import records
 from kade.engine.options import CreateOptions
 from kade.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from kade.util import ids
-from kade.util.fs import remove_tree
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
@@ -217,6 +216,7 @@ class Containers:
             pass
         if engine.snapshots.exists(cid):
             engine.snapshots.remove(cid)
+        from kade.util.fs import remove_tree  # fcntl, contextlib: not for `ps`
         remove_tree(self.bundle(cid))
         if record and remove_volumes:
             self.db.delete_container(cid)  # first: the volumes are in use until it is gone
@@ -260,6 +260,7 @@ class Containers:
             layer = None
         for path in (layer, self.bundle(cid)):
             if path:
+                from kade.util.fs import remove_tree
                 remove_tree(path)
 
 
