@@ -145,7 +145,7 @@ class Builder:
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
         self.backend.before_threads()
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = [pool.submit(self._build_stage_after, s, todo) for s in todo]
+            futures = [pool.submit(self._build_stage_after, s) for s in todo]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failed = [f.exception() for f in futures if f in done and f.exception()]
@@ -158,11 +158,9 @@ class Builder:
                 raise
         return self._results[todo[-1].index]
 
-    def _build_stage_after(self, stage: stages_mod.Stage, todo) -> _State:
+    def _build_stage_after(self, stage: stages_mod.Stage) -> _State:
         for dep in sorted(stage.deps):
-            while dep not in self._results:
-                if self._cancelled.wait(0.01):
-                    raise FailedPrecondition("build cancelled")
+            self._wait_for(dep)
         return self._build_stage(stage)
 
     def cancel(self) -> None:
@@ -181,10 +179,10 @@ class Builder:
             self._results[stage.index] = st
         return st
 
-    def _prefix(self, st: _State, total: int) -> str:
-        multi = len(self.plan.stages) > 1
-        where = f"{st.stage.label} " if multi else ""
-        return f"[{where}{st.step}/{total}]"
+    def _prefix(self, stage: stages_mod.Stage, step: int, total: int) -> str:
+        """The step log's "[2/5]", or "[build 2/5]" when there are several stages."""
+        where = f"{stage.label} " if len(self.plan.stages) > 1 else ""
+        return f"[{where}{step}/{total}]"
 
     def _from(self, stage: stages_mod.Stage, total: int) -> _State:
         self._check_platform(stage.platform)
@@ -199,7 +197,7 @@ class Builder:
                                       "rootfs": {"type": "layers", "diff_ids": []},
                                       "history": []})
         else:
-            v = self.progress.start(f"{self._pos(stage, total)} FROM {stage.base}")
+            v = self.progress.start(f"{self._prefix(stage, 1, total)} FROM {stage.base}")
             try:
                 image_id, config = self.backend.base(stage.base, pull=self.opts.pull)
             except KadeError as e:
@@ -224,10 +222,6 @@ class Builder:
                 st.step -= 1  # a trigger is not one of the stage's own steps
         return st
 
-    def _pos(self, stage: stages_mod.Stage, total: int) -> str:
-        multi = len(self.plan.stages) > 1
-        return f"[{stage.label + ' ' if multi else ''}1/{total}]"
-
     def _wait_for(self, index: int) -> None:
         while index not in self._results:
             if self._cancelled.wait(0.01):
@@ -244,9 +238,8 @@ class Builder:
     # --- one step --------------------------------------------------------------
     def _step(self, st: _State, c: Command, total: int, *, trigger: bool = False) -> None:
         handler = getattr(self, "_do_" + c.cmd.lower())
-        title = f"{self._prefix(st, total)} {c.original}"
-        if trigger:
-            title = f"{self._prefix(st, total)} ONBUILD {c.original}"
+        prefix = self._prefix(st.stage, st.step, total)
+        title = f"{prefix} ONBUILD {c.original}" if trigger else f"{prefix} {c.original}"
         handler(st, c, title)
         st.step += 1
 
@@ -507,7 +500,7 @@ class Builder:
         probe = ([f"|{len(shown)}", *shown] if args_env else []) + argv
         created_by = " ".join(probe)
         network = c.flags.get("network") or self.opts.network
-        mounts = [self._mount(st, m) for m in c.flags.get("mount", [])]
+        mounts = [self._mount(st, c, m) for m in c.flags.get("mount", [])]
         req = RunRequest(argv=argv, env=list(st.run_config.get("Env") or []) + args_env,
                          user=st.run_config.get("User") or "",
                          workdir=st.run_config.get("WorkingDir") or "/",
@@ -519,7 +512,7 @@ class Builder:
                                     lambda data: self.progress.log(v, data))
         self._commit_step(st, title, created_by, action, extra)
 
-    def _mount(self, st: _State, spec: str) -> dict:
+    def _mount(self, st: _State, c: Command, spec: str) -> dict:
         m = parse_mount(spec)
         for key in ("target", "source", "from", "id"):
             if key in m:
@@ -535,24 +528,17 @@ class Builder:
             m["source"] = src or ""
             m.setdefault("target", f"/run/secrets/{sid}")
         elif m["type"] == "bind":
-            m["source"] = self._bind_source(st, m)
+            m["source"] = self._bind_source(st, c, m)
         elif m["type"] == "cache":
             m.setdefault("id", os.path.normpath(m["target"]))
         if not m["target"].startswith("/"):
             m["target"] = os.path.join(st.run_config.get("WorkingDir") or "/", m["target"])
         return m
 
-    def _bind_source(self, st: _State, m: dict) -> str:
+    def _bind_source(self, st: _State, c: Command, m: dict) -> str:
         rel = m.get("source", "")
-        if m.get("from"):
-            dep = stages_mod.find(self.plan.stages, m["from"], st.stage.index)
-            image_id = self._results[dep.index].image_id if dep else \
-                self.backend.base(m["from"], pull=self.opts.pull)[0]
-            into = self.backend.scratch_dir()
-            self.backend.export(image_id, ["/" + rel.lstrip("/")], into)
-            ctx = Context(into, label=f"image {m['from']}")
-        else:
-            ctx = self._context()
+        ctx = self._exported(st, c, m["from"], ["/" + rel.lstrip("/")]) if m.get("from") \
+            else self._context()
         return ctx.path_of(ctx.sources([rel or "."])[0])
 
     def _context(self) -> Context:
@@ -609,7 +595,8 @@ class Builder:
         (COPY --from), heredocs, and for ADD URLs and local archives."""
         heredocs = {h.name: h for h in c.heredocs}
         frm = self._word(st, c.flags["from"]) if c.flags.get("from") else None
-        ctx = self._from_context(st, c, frm, srcs) if frm else None
+        ctx = self._exported(st, c, frm, sorted({"/" + _static_prefix(s).lstrip("/")
+                                                 for s in srcs})) if frm else None
         out: list[_Item] = []
         for s in srcs:
             marker = s.lstrip("<-").strip("\"'") if s.startswith("<<") else None
@@ -622,7 +609,9 @@ class Builder:
                 out += [_Item(cx, src, name == "ADD" and frm is None) for src in cx.sources([s])]
         return out
 
-    def _from_context(self, st: _State, c: Command, frm: str, srcs: list[str]) -> Context:
+    def _exported(self, st: _State, c: Command, frm: str, paths: list[str]) -> Context:
+        """Paths of the stage or image that COPY --from or RUN --mount from= names, in
+        a scratch directory (owners kept), waiting for the stage when it is one."""
         dep = stages_mod.find(self.plan.stages, frm, st.stage.index)
         if dep is not None:
             self._wait_for(dep.index)
@@ -635,7 +624,6 @@ class Builder:
                               f"name: {e}") from None
         into = self.backend.scratch_dir()
         if image_id is not None:
-            paths = sorted({"/" + _static_prefix(s).lstrip("/") for s in srcs})
             self.backend.export(image_id, paths, into)
         return Context(into, keep_owners=True, label=f"stage or image {frm!r}")
 

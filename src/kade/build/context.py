@@ -168,8 +168,7 @@ class Context:
     def entries(self, src: Source):
         """(relative name below the source, lstat) of a source and everything in it;
         the source itself first with name "" (a directory: its contents follow)."""
-        top = os.path.join(self.root, src.rel) if src.rel else self.root
-        yield "", os.stat(top)
+        yield "", os.stat(self.path_of(src))
         if src.is_dir:
             for rel, _ in self._walk(src.rel):
                 below = rel[len(src.rel) + 1:] if src.rel else rel
@@ -182,8 +181,7 @@ class Context:
         for src in items:
             h.update(f"S {src.rel}\0{src.name}\0{int(src.is_dir)}\n".encode())
             for below, st in self.entries(src):
-                path = os.path.join(self.root, src.rel, below) if below else \
-                    os.path.join(self.root, src.rel)
+                path = os.path.join(self.path_of(src), below) if below else self.path_of(src)
                 owner = f"{st.st_uid}:{st.st_gid}" if self.keep_owners else ""
                 link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
                 h.update(f"{below}\0{st.st_mode:o}\0{owner}\0{st.st_size}\0{link}\n".encode())

@@ -274,14 +274,18 @@ class EngineBackend:
                 "readonly": m.get("ro", "true") != "false", "options": {}}
 
     def copy(self, parent: str | None, config: dict, req) -> str:
-        from kade.engine import files
         fast = self._copy_without_container(parent, config, req)
         if fast is not None:
             return fast
+        return self._copy_in(parent, config, req.tar, req.archives, req.dest, req.rename,
+                             req.dir_owner)
+
+    def _copy_in(self, parent: str | None, config: dict, *args) -> str:
+        """files.copy_in(*args) into a container of parent, committed as one step."""
+        from kade.engine import files
         cid = self._container(parent)
         try:
-            files.copy_in(self.engine, cid, req.tar, req.archives, req.dest, req.rename,
-                          req.dir_owner)
+            files.copy_in(self.engine, cid, *args)
             return self._commit_container(cid, parent, config)
         finally:
             self._drop(cid)
@@ -306,13 +310,7 @@ class EngineBackend:
         return self.commit(parent, config, layer)
 
     def mkdir(self, parent: str | None, config: dict, path: str) -> str:
-        from kade.engine import files
-        cid = self._container(parent)
-        try:
-            files.copy_in(self.engine, cid, None, [], path, None, (0, 0))
-            return self._commit_container(cid, parent, config)
-        finally:
-            self._drop(cid)
+        return self._copy_in(parent, config, None, [], path, None, (0, 0))
 
     def export(self, image_id: str, paths: list[str], into: str) -> None:
         """Paths of an image (COPY --from) into a host directory, owners kept."""
