@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import _thread
-import json
 import os
-import sqlite3
-from contextlib import contextmanager
+
+try:  # the C module itself: the sqlite3 package around it only adds datetime adapters
+    import _sqlite3 as sqlite3  # that Kade never uses, and costs ~1 ms to import
+except ImportError:  # pragma: no cover
+    import sqlite3
 
 from kade.errors import AlreadyExists, NotFound
+from kade.util.fastjson import dumps, loads
 
-TYPE_CHECKING = False  # not `from typing`: importing typing costs ~3 ms on `kade ps`
-if TYPE_CHECKING:
-    from typing import Iterator
 
 
 MIGRATIONS = [
@@ -36,6 +36,35 @@ MIGRATIONS = [
     CREATE INDEX build_cache_image ON build_cache(image_id);
     """,
 ]
+
+
+class _Tx:
+    """`with db.tx() as conn:` (a class, not contextlib's decorator, which would
+    import collections and functools on every `kade ps`)."""
+    __slots__ = ("db", "outer")
+
+    def __init__(self, db: DB):
+        self.db = db
+        self.outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self.db
+        db._lock.acquire()
+        try:
+            self.outer = not db.conn.in_transaction
+            if self.outer:
+                db.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            db._lock.release()
+            raise
+        return db.conn
+
+    def __exit__(self, kind, value, tb) -> None:
+        try:
+            if self.outer:
+                self.db.conn.execute("ROLLBACK" if kind is not None else "COMMIT")
+        finally:
+            self.db._lock.release()
 
 
 class DB:
@@ -64,20 +93,9 @@ class DB:
                     self.conn.execute(stmt)
                 self.conn.execute(f"PRAGMA user_version={i + 1}")
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> _Tx:
         """A write transaction; nested use (same thread) joins the outer one."""
-        with self._lock:
-            if self.conn.in_transaction:
-                yield self.conn
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+        return _Tx(self)
 
     def q(self, sql: str, *args) -> list[tuple]:
         with self._lock:
@@ -99,14 +117,14 @@ class DB:
     def put_image(self, image_id: str, created: float, record: dict) -> None:
         with self.tx() as c:
             c.execute("INSERT OR REPLACE INTO images(id, created, record) VALUES(?,?,?)",
-                      (image_id, created, json.dumps(record)))
+                      (image_id, created, dumps(record)))
 
     def get_image(self, image_id: str) -> dict | None:
         row = self.q1("SELECT record FROM images WHERE id=?", image_id)
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def images(self) -> list[tuple[str, float, dict]]:
-        return [(i, c, json.loads(r)) for i, c, r in
+        return [(i, c, loads(r)) for i, c, r in
                 self.q("SELECT id, created, record FROM images ORDER BY created DESC")]
 
     def image_ids_with_prefix(self, prefix: str) -> list[str]:
@@ -148,7 +166,7 @@ class DB:
             with self.tx() as c:
                 c.execute("INSERT INTO containers(id, name, created, image_id, record, state)"
                           " VALUES(?,?,?,?,?,?)", (cid, name, created, image_id,
-                                                   json.dumps(record), json.dumps(state)))
+                                                   dumps(record), dumps(state)))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f'the container name "/{name}" is already in use') from None
 
@@ -156,10 +174,10 @@ class DB:
         row = self.q1("SELECT record, state FROM containers WHERE id=?", cid)
         if not row:
             raise NotFound(f"no such container: {cid}")
-        return json.loads(row[0]), json.loads(row[1])
+        return loads(row[0]), loads(row[1])
 
     def containers(self) -> list[tuple[dict, dict]]:
-        return [(json.loads(r), json.loads(s)) for r, s in
+        return [(loads(r), loads(s)) for r, s in
                 self.q("SELECT record, state FROM containers ORDER BY created DESC")]
 
     def container_ids(self) -> list[tuple[str, str]]:
@@ -167,7 +185,7 @@ class DB:
 
     def save_state(self, cid: str, state: dict) -> None:
         with self.tx() as c:
-            c.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
+            c.execute("UPDATE containers SET state=? WHERE id=?", (dumps(state), cid))
 
     def update_state(self, cid: str, changes: dict) -> dict:
         """Merge `changes` into the container's state atomically; returns the new state."""
@@ -175,14 +193,14 @@ class DB:
             row = c.execute("SELECT state FROM containers WHERE id=?", (cid,)).fetchone()
             if not row:
                 raise NotFound(f"no such container: {cid}")
-            state = {**json.loads(row[0]), **changes}
-            c.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
+            state = {**loads(row[0]), **changes}
+            c.execute("UPDATE containers SET state=? WHERE id=?", (dumps(state), cid))
             return state
 
     def save_record(self, cid: str, record: dict) -> None:
         with self.tx() as c:
             c.execute("UPDATE containers SET record=?, name=? WHERE id=?",
-                      (json.dumps(record), record["Name"].lstrip("/"), cid))
+                      (dumps(record), record["Name"].lstrip("/"), cid))
 
     def delete_container(self, cid: str) -> None:
         with self.tx() as c:
@@ -195,14 +213,14 @@ class DB:
     def put_volume(self, name: str, created: float, record: dict) -> None:
         with self.tx() as c:
             c.execute("INSERT OR REPLACE INTO volumes(name, created, record) VALUES(?,?,?)",
-                      (name, created, json.dumps(record)))
+                      (name, created, dumps(record)))
 
     def get_volume(self, name: str) -> dict | None:
         row = self.q1("SELECT record FROM volumes WHERE name=?", name)
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def volumes(self) -> list[dict]:
-        return [json.loads(r[0]) for r in self.q("SELECT record FROM volumes ORDER BY name")]
+        return [loads(r[0]) for r in self.q("SELECT record FROM volumes ORDER BY name")]
 
     def delete_volume(self, name: str) -> None:
         with self.tx() as c:
@@ -235,11 +253,11 @@ class DB:
     # events
     def add_event(self, t: float, record: dict) -> None:
         with self.tx() as c:
-            c.execute("INSERT INTO events(time, record) VALUES(?, ?)", (t, json.dumps(record)))
+            c.execute("INSERT INTO events(time, record) VALUES(?, ?)", (t, dumps(record)))
             c.execute("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - 10000")
 
     def events(self, after_seq: int = 0, since: float = 0.0) -> list[tuple[int, dict]]:
-        return [(s, json.loads(r)) for s, r in
+        return [(s, loads(r)) for s, r in
                 self.q("SELECT seq, record FROM events WHERE seq > ? AND time >= ? ORDER BY seq",
                        after_seq, since)]
 
