@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 
 from kade.errors import InvalidArgument
@@ -24,9 +23,10 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 _FULL = None
 
 
-def _full() -> re.Pattern:
+def _full():
     global _FULL
     if _FULL is None:
+        import re  # only here: `kade images` lists stored names without it (parse_stored)
         name = rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
         _FULL = re.compile(rf"^{name}(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
     return _FULL
@@ -86,6 +86,20 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     if tag is None and digest is None and default_tag:
         tag = "latest"
     return Reference(domain, path, tag, digest)
+
+
+def parse_stored(name: str) -> Reference:
+    """A name as parse() normalised it (the store's tags), split without the pattern.
+
+    Listing images splits every tag; the full pattern costs `re` and its compile,
+    some 5 ms of a `kade images`, for names that were checked when they were stored.
+    """
+    rest, _, digest = name.partition("@")
+    domain, _, path = rest.partition("/")
+    repo, colon, tag = path.rpartition(":")
+    if not colon or "/" in tag:
+        repo, tag = path, ""
+    return Reference(domain, repo, tag or None, digest or None)
 
 
 def parse_repository(text: str) -> Reference:

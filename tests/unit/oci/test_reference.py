@@ -35,3 +35,12 @@ def test_malformed_references_are_refused(bad):
 def test_uppercase_gets_dockers_lowercase_message():
     with pytest.raises(InvalidArgument, match=r"repository name \(Busybox\) must be lowercase"):
         reference.parse("Busybox")
+
+
+@pytest.mark.parametrize("text", ["busybox", "localhost:5000/a/b:v1", "example.com:443/x",
+                                  "quay.io/a/b:c@sha256:" + "b" * 64, "localhost/foo",
+                                  "Registry.Example/x:1", "library/x@sha256:" + "a" * 64])
+def test_parse_stored_splits_a_normalised_name_as_parse_does(text):
+    ref = reference.parse(text)
+    assert reference.parse_stored(str(ref)) == ref
+    assert reference.parse_stored(str(ref)).familiar_name() == ref.familiar_name()
