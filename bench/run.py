@@ -826,7 +826,7 @@ def machine_facts(engines: list[Engine], image_how: str, load: tuple[float, ...]
             ("kernel", platform.release()),
             ("OS", f"Debian {debian.read_text().strip()}" if debian.exists() else "?"),
             ("cgroups", "v2" if cgroupfs == "cgroup2fs" else "v1"),
-            ("Python", platform.python_version()),
+            ("Python", f"{platform.python_version()} ({sys.executable}, which runs kade)"),
             ("load average (1 min) at start, end", f"{load[0]:.2f}, {os.getloadavg()[0]:.2f}")]
     for e in engines:
         facts = "; ".join(f"{k}: {v}" for k, v in e.facts.items())

@@ -12,7 +12,11 @@ if ! dpkg -s $PKGS >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq $PKGS >/dev/null
 fi
-python3 -m venv /opt/kade
+# Debian's own python3, not whatever `python3` is first on PATH (a version manager's
+# build may start slower, and every kade command pays that start)
+clear=""
+grep -qx 'home = /usr/bin' /opt/kade/pyvenv.cfg 2>/dev/null || clear="--clear"
+/usr/bin/python3 -m venv $clear /opt/kade
 /opt/kade/bin/pip install -q --upgrade pip >/dev/null
 /opt/kade/bin/pip install -q .
 ln -sf /opt/kade/bin/kade /usr/local/bin/kade
