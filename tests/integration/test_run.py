@@ -39,6 +39,32 @@ def test_unknown_flag_is_125(kade):
     assert "unknown flag: --bogus" in p.stderr
 
 
+@pytest.mark.parametrize("flags,value", [
+    (["-e", "=x"], "=x"),
+    (["--dns", "notanip"], "notanip"),
+    (["--add-host", "nocolon"], "nocolon"),
+    (["--add-host", "db:notanip"], "notanip"),
+    (["--stop-signal", "SIGFOO"], "SIGFOO"),
+])
+def test_bad_option_values_fail_125_before_any_container(kade, flags, value):
+    p = kade("run", *flags, "busybox", "true", check=False)
+    assert p.returncode == 125
+    assert value in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert kade("ps", "-aq").stdout == ""
+
+
+def test_a_container_that_fails_to_start_stays_created(kade):
+    """As in docker: the runtime's error is kept, the status is Created, not Exited."""
+    p = kade("run", "--name", "nostart", "-w", "/etc/passwd", "busybox", "true", check=False)
+    assert p.returncode == 125
+    assert "/etc/passwd" in p.stderr
+    state = kade("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "nostart").stdout
+    assert state.split() == ["created", "128"]
+    assert "Created" in kade("ps", "-a", "--filter", "name=nostart",
+                             "--format", "{{.Status}}").stdout
+    kade("rm", "nostart")
+
+
 def test_container_is_isolated(kade):
     out = kade("run", "--rm", "--hostname", "boxy", "busybox", "sh", "-c",
                "echo $$; hostname; ls /proc | grep -c '^[0-9]'; cat /proc/self/status | "

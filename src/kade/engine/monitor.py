@@ -398,11 +398,12 @@ class Monitor:
         return code
 
     def _failed_start(self, e: KadeError) -> None:
+        # as docker: a container that never ran stays "created", its error and an exit
+        # code kept (127 not found, 126 not invocable, 128 any other failure)
         code = 127 if isinstance(e, CommandNotFound) else (
-            126 if isinstance(e, CommandNotInvocable) else 125)
-        self.engine.db.update_state(self.cid, {"Status": "created" if code != 125 else "exited",
-                                               "Running": False, "ExitCode": code,
-                                               "Error": str(e)})
+            126 if isinstance(e, CommandNotInvocable) else 128)
+        self.engine.db.update_state(self.cid, {"Status": "created", "Running": False,
+                                               "ExitCode": code, "Error": str(e)})
         if not self.reported:
             msg = {"error": str(e), "kind": type(e).__name__}
             if self.auto_remove:

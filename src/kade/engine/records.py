@@ -173,6 +173,27 @@ def _check_start_options(opts: CreateOptions) -> None:
     must leave nothing behind."""
     from kade.oci import defaults
     defaults.resolve(opts.cap_add, opts.cap_drop, opts.privileged)
+    for item in opts.env:
+        if item.startswith("=") or "\0" in item:
+            raise InvalidArgument(f"invalid environment variable: {item}")
+    if opts.stop_signal:
+        from kade.engine.lifecycle import parse_signal
+        try:
+            parse_signal(opts.stop_signal)
+        except InvalidArgument:
+            raise InvalidArgument(f"Invalid signal: {opts.stop_signal}") from None
+    for item in opts.dns:
+        if not _is_ip(item):
+            raise InvalidArgument(f'invalid argument "{item}" for "--dns" flag: '
+                                  f"{item} is not an ip address")
+    for item in opts.add_hosts:
+        name, sep, addr = item.partition(":")
+        if not sep or not name or not addr:
+            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
+                                  f'bad format for add-host: "{item}"')
+        if not _is_ip(addr.strip("[]")):
+            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
+                                  f'invalid IP address in add-host: "{addr}"')
     for opt in opts.security_opt:
         key, _, value = opt.partition("=" if "=" in opt else ":")
         if key not in ("seccomp", "no-new-privileges", "apparmor", "label"):
@@ -180,3 +201,12 @@ def _check_start_options(opts: CreateOptions) -> None:
         if key == "seccomp" and value != "unconfined" and not os.path.isfile(value):
             raise InvalidArgument(f'opening seccomp profile ("{value}") failed: '
                                   "no such file or directory")
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress  # only when --dns or --add-host is given
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
