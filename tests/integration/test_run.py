@@ -45,6 +45,10 @@ def test_unknown_flag_is_125(kade):
     (["--add-host", "nocolon"], "nocolon"),
     (["--add-host", "db:notanip"], "notanip"),
     (["--stop-signal", "SIGFOO"], "SIGFOO"),
+    (["-m", "1k"], "Minimum memory limit allowed is 6MB"),  # docker's words, no value
+    (["-m", "10m", "--memory-swap", "5m"], "memoryswap limit should be larger"),
+    (["--memory-swap", "50m"], "always set the Memory limit"),
+    (["--cpus", "0.001"], "Range of CPUs is from 0.01"),
 ])
 def test_bad_option_values_fail_125_before_any_container(kade, flags, value):
     p = kade("run", *flags, "busybox", "true", check=False)
@@ -293,3 +297,22 @@ def test_detached_lifecycle_under_either_runtime(kade, runtime):
     assert kade("wait", "either").stdout.strip() == "137"
     kade("rm", "either")
     assert kade.root not in open("/proc/self/mountinfo").read()
+
+
+def test_monitor_stop_returns_once_the_supervisor_has_gone(kade):
+    """`system monitor stop` (after upgrading kade) returns once the supervisor has
+    exited and freed the root's lock, so the very next command starts a new one, which
+    runs the new code."""
+    import fcntl
+    kade("run", "--rm", "busybox", "true")
+    kade("system", "monitor", "stop")
+    fd = os.open(os.path.join(kade.root, "monitor.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while it lives
+    finally:
+        os.close(fd)
+    kade("run", "--rm", "busybox", "true")
+    with open(os.path.join(kade.root, "monitor.log")) as f:
+        events = [line.split(None, 2)[2] for line in f.read().splitlines()]
+    served = [e.split(":")[0] for e in events if e.endswith(": serving")]
+    assert len(served) >= 2 and served[-1] != served[-2], events

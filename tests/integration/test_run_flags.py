@@ -174,6 +174,8 @@ def test_logs_tail_timestamps_since(kade):
     first = kade("logs", "-t", "lg").stdout.splitlines()[0]
     assert first.endswith(" l1") and first[:4].isdigit() and "T" in first.split()[0]
     assert kade("logs", "--since", str(time.time() + 60), "lg").stdout == ""
+    bad = kade("logs", "--tail", "abc", "lg", check=False)
+    assert (bad.returncode, bad.stderr) == (1, 'Error: invalid value for "tail": "abc"\n')
     kade("rm", "lg")
 
 

@@ -26,7 +26,11 @@ def main(ctx, verb: str, args: list[str]) -> int:
     now = time.time()
     since = parse_timestamp(ns.since, now) if ns.since else 0.0
     until = parse_timestamp(ns.until, now) if ns.until else 0.0
-    tail = -1 if ns.tail == "all" else int(ns.tail)
+    try:
+        tail = -1 if ns.tail == "all" else int(ns.tail)
+    except ValueError:
+        from kade.errors import InvalidArgument
+        raise InvalidArgument(f'invalid value for "tail": "{ns.tail}"') from None
     entries, offset = logs.read(record["LogPath"], since=since, until=until, tail=tail)
     _print(entries, ns.timestamps)
     while ns.follow and not until:

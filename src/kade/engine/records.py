@@ -173,6 +173,7 @@ def _check_start_options(opts: CreateOptions) -> None:
     must leave nothing behind."""
     from kade.oci import defaults
     defaults.resolve(opts.cap_add, opts.cap_drop, opts.privileged)
+    _check_resources(opts)
     for item in opts.env:
         if item.startswith("=") or "\0" in item:
             raise InvalidArgument(f"invalid environment variable: {item}")
@@ -210,3 +211,22 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+MIN_MEMORY = 6 * 1024 * 1024  # docker's linuxMinMemory
+
+
+def _check_resources(opts: CreateOptions) -> None:
+    """docker's verifyPlatformContainerResources, in its words."""
+    if opts.memory and opts.memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if opts.memory > 0 and opts.memory_swap > 0 and opts.memory_swap < opts.memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
+                              "see usage")
+    if not opts.memory and opts.memory_swap > 0:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
+                              "limit, see usage")
+    cpus = os.cpu_count() or 1
+    if opts.nano_cpus and not 10_000_000 <= opts.nano_cpus <= cpus * 1_000_000_000:
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {cpus}.00, as there are only "
+                              f"{cpus} CPUs available")
