@@ -16,6 +16,6 @@ def _stop_supervisors(tmp_path_factory):
         return
     for sock in sockets:
         try:
-            shutdown(str(sock.parent))
+            shutdown(str(sock.parent), wait=0)
         except (OSError, ValueError):
             continue

@@ -150,8 +150,9 @@ def request_run(engine, opts, attach: dict | None):
     return sock
 
 
-def shutdown(root: str) -> bool:
-    """Ask an idle supervisor to exit; False when none runs or it is busy."""
+def shutdown(root: str, wait: float = 5.0) -> bool:
+    """Ask an idle supervisor to exit and wait until it has (its lock is free), so
+    that the next command starts a new one; False when none runs or it is busy."""
     sock = _try_connect(sock_path(root))
     if sock is None:
         return False
@@ -160,7 +161,23 @@ def shutdown(root: str) -> bool:
         reply = Reader(sock.fileno()).read()
     finally:
         sock.close()
-    return bool(reply and reply.get("ok"))
+    if not (reply and reply.get("ok")):
+        return False
+    # it leaves at its next accept timeout (1 s), unless a client came in meanwhile
+    import fcntl
+    fd = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True  # closing fd releases it at once
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
 
 
 # --- answers ---------------------------------------------------------------------
