@@ -12,6 +12,8 @@ def test_images_lists_bootstrapped_busybox(kade):
     assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert out[1].split()[:2] == ["busybox", "latest"]
     assert kade("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
+    bad = kade("images", "--format", "{{.Nope}}", check=False)
+    assert bad.returncode == 1 and "can't evaluate field Nope" in bad.stderr
 
 
 def test_tag_inspect_history_rmi(kade):

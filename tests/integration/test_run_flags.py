@@ -165,6 +165,8 @@ def test_labels_and_ps_filters(kade):
     assert kade("ps", "-l", "-q").stdout.strip() == kade(
         "inspect", "-f", "{{.Id}}", "lab2").stdout.strip()[:12]
     assert kade("ps", "--filter", "bogus=1", check=False).returncode == 1
+    bad = kade("ps", "-a", "--format", "{{.Nope}}", check=False)
+    assert bad.returncode == 1 and "can't evaluate field Nope" in bad.stderr
     kade("rm", "lab1", "lab2")
 
 

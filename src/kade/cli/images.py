@@ -15,6 +15,11 @@ HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest":
 IMAGES_FILTERS = {"dangling", "reference", "label", "before", "since"}
 
 
+class ImageRow(dict):
+    """An image as --format sees it; docker's field names."""
+    go_struct = "*formatter.ImageContext"  # an unknown field is an error, as there
+
+
 def main(ctx, verb: str, args: list[str]) -> int:
     return {"images": _images, "rmi": _rmi, "tag": _tag, "history": _history,
             "import": _import, "save": _save, "load": _load, "image inspect": _inspect,
@@ -100,7 +105,7 @@ def _images(ctx, verb, args):
         ["{{.ID}}", "{{.CreatedSince}}", "{{.Size}}"]
     fmt = ns.format or "table " + "\t".join(cols)
     from kade.util.table import format_rows
-    out = format_rows(fmt, [{k: v for k, v in r.items() if not k.startswith("_")}
+    out = format_rows(fmt, [ImageRow((k, v) for k, v in r.items() if not k.startswith("_"))
                             for r in rows], HEADERS)
     print(out, end="" if out.endswith("\n") or not out else "\n")
     return 0

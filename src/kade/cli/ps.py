@@ -40,6 +40,7 @@ def status_text(state: dict, now: float) -> str:
 
 class Row(dict):
     """A container as --format sees it; docker's field names."""
+    go_struct = "*formatter.ContainerContext"  # an unknown field is an error, as there
 
 
 def make_row(engine, record: dict, state: dict, now: float, trunc: bool, size: bool) -> Row:

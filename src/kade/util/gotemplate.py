@@ -15,6 +15,8 @@ How Python values stand in for Go's:
 - A mapping is a Go map: ``.Key`` on a missing key is "no value" (prints
   ``<no value>``), ``range`` walks its keys sorted, printing gives ``map[k:v]``.
   Plain dicts keep insertion order for ``json`` (they usually mirror a Go struct).
+  A mapping whose class names a ``go_struct`` (docker's ``*formatter.ContainerContext``)
+  stands for that struct: a missing key is "can't evaluate field".
 - Any other object is a Go struct: ``.Name`` is an attribute (properties work);
   a missing one is an execution error, like Go's "can't evaluate field".
 - A callable found by ``.Name`` (a method, or a callable dict value) is called as a
@@ -877,7 +879,7 @@ def _go_type(v: Any) -> str:
     if isinstance(v, str):
         return "string"
     if isinstance(v, Mapping):
-        return "map[string]interface {}"
+        return getattr(v, "go_struct", "map[string]interface {}")
     if isinstance(v, (list, tuple)):
         return "[]interface {}"
     return type(v).__name__
@@ -1746,7 +1748,7 @@ class _State:
             self.error(f"error calling {name}: {e}")
         is_map = isinstance(receiver, Mapping)
         if value is _MISSING:
-            if not is_map:
+            if not is_map or hasattr(receiver, "go_struct"):
                 self.error(f"can't evaluate field {name} in type {_go_type(receiver)}")
             value = NO_VALUE
         elif callable(value) and not isinstance(value, type):

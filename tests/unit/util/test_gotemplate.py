@@ -149,6 +149,18 @@ def test_private_attributes_are_not_fields() -> None:
         render("{{._labels}}", ContainerRow())
 
 
+def test_a_mapping_that_names_a_go_struct_refuses_unknown_fields() -> None:
+    class Row(dict):
+        go_struct = "*formatter.ContainerContext"
+
+    row = Row(ID="3f4a9c")
+    assert render("{{.ID}}", row) == "3f4a9c"
+    with pytest.raises(InvalidArgument, match=r"executing \"\" at <\.Nope>: can't evaluate "
+                       r"field Nope in type \*formatter\.ContainerContext"):
+        render("{{.Nope}}", row)
+    assert render("{{.Nope}}", {"ID": "x"}) == "<no value>"  # a plain map stays a map
+
+
 def test_callable_dict_values_are_methods() -> None:
     calls: list[int] = []
     row = {"Size": lambda: calls.append(1) or "4MB"}
