@@ -49,6 +49,7 @@ def test_unknown_flag_is_125(kade):
     (["-m", "10m", "--memory-swap", "5m"], "memoryswap limit should be larger"),
     (["--memory-swap", "50m"], "always set the Memory limit"),
     (["--cpus", "0.001"], "Range of CPUs is from 0.01"),
+    (["--mount", "type=volume,src=v,dst=/d,foo=bar"], "unexpected key 'foo' in 'foo=bar'"),
 ])
 def test_bad_option_values_fail_125_before_any_container(kade, flags, value):
     p = kade("run", *flags, "busybox", "true", check=False)
@@ -163,6 +164,8 @@ def test_exec_joins_the_container(kade):
     p = kade("exec", "-e", "X=1", "ex", "sh", "-c", "echo $X; cat /proc/1/comm")
     assert p.stdout.split() == ["1", "sleep"]
     assert kade("exec", "ex", "nosuch", check=False).returncode == 127
+    bad = kade("exec", "-e", "=x", "ex", "true", check=False)
+    assert (bad.returncode, bad.stderr) == (1, "Error: invalid environment variable: =x\n")
     kade("rm", "-f", "ex")
 
 

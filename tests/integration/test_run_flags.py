@@ -199,7 +199,11 @@ def test_volume_verbs(kade):
     assert kade("volume", "inspect", "-f", "{{.Driver}} {{.Labels.k}}", "vv").stdout == "local v\n"
     kade("run", "--name", "vuser", "-v", "vv:/d", "busybox", "true")
     assert kade("volume", "rm", "vv", check=False).returncode == 1  # in use
+    assert kade("volume", "ls", "-q", "-f", "dangling=true").stdout == ""
+    bad = kade("volume", "ls", "-f", "dangling=maybe", check=False)
+    assert (bad.returncode, bad.stderr) == (1, 'Error: invalid filter "dangling=maybe"\n')
     kade("rm", "vuser")
+    assert kade("volume", "ls", "-q", "-f", "dangling=true").stdout == "vv\n"
     kade("run", "--rm", "-v", "/anon", "busybox", "true")  # anonymous, removed with --rm
     kade("volume", "rm", "vv")
     assert kade("volume", "ls", "-q").stdout == ""

@@ -58,9 +58,9 @@ def _image_rows(engine, ns, filters) -> list[dict]:
 def _image_matches(engine, row: dict, filters: dict, name: str | None) -> bool:
     if not filters:
         return True
-    from kade.util.filters import match_label, match_reference
+    from kade.util.filters import bool_filter, match_label, match_reference
     for key, values in filters.items():
-        if key == "dangling" and (values[-1] in ("true", "1")) != (name is None):
+        if key == "dangling" and bool_filter(filters, key, False) != (name is None):
             return False
         if key == "reference" and not (name and any(match_reference(name, v) for v in values)):
             return False
@@ -91,9 +91,10 @@ def _images(ctx, verb, args):
     ns = p.parse_args(args)
     filters: dict = {}
     if ns.filter:  # kade.util.filters costs ~3 ms: only when asked
-        from kade.util.filters import check_keys, parse_filters
+        from kade.util.filters import bool_filter, check_keys, parse_filters
         filters = parse_filters(ns.filter)
         check_keys(filters, IMAGES_FILTERS)
+        bool_filter(filters, "dangling", False)  # a bad value fails with no rows too
     if ns.repository:
         filters.setdefault("reference", []).append(ns.repository)
     rows = _image_rows(ctx.engine, ns, filters)

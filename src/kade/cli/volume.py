@@ -38,8 +38,10 @@ def _ls(volumes, args):
     p.add_argument("-f", "--filter", action="append", default=[])
     p.add_argument("--format")
     ns = p.parse_args(args)
-    from kade.util.filters import match_label, parse_filters
+    from kade.util.filters import bool_filter, check_keys, match_label, parse_filters
     filters = parse_filters(ns.filter)
+    check_keys(filters, ("name", "label", "dangling", "driver"))
+    dangling = bool_filter(filters, "dangling", False)
     rows = []
     for rec in volumes.list():
         if "name" in filters and not any(v in rec["Name"] for v in filters["name"]):
@@ -47,8 +49,9 @@ def _ls(volumes, args):
         if "label" in filters and not all(match_label(rec.get("Labels") or {}, v)
                                           for v in filters["label"]):
             continue
-        if "dangling" in filters and (filters["dangling"][-1] in ("true", "1")) == bool(
-                volumes.users(rec["Name"])):
+        if "dangling" in filters and dangling == bool(volumes.users(rec["Name"])):
+            continue
+        if "driver" in filters and rec["Driver"] not in filters["driver"]:
             continue
         rows.append({"Driver": rec["Driver"], "Name": rec["Name"], "Scope": "local",
                      "Mountpoint": rec["Mountpoint"], "Labels": ",".join(

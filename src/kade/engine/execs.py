@@ -29,6 +29,7 @@ def process_for(engine, cid: str, req: ExecRequest) -> dict:
     with open(os.path.join(engine.containers.bundle(cid), "config.json")) as f:
         base = json.load(f)["process"]
     proc = dict(base, args=list(req.argv), terminal=req.tty)
+    records.check_env(req.env)
     proc["env"] = records.merge_env(base["env"], req.env)
     if req.workdir:
         proc["cwd"] = req.workdir

@@ -168,15 +168,20 @@ def _runtime(opts: CreateOptions) -> str:
     return external.check(opts.runtime, opts.tty)
 
 
+def check_env(items: list[str]) -> None:
+    """docker's ValidateEnv: a name is needed, and no NUL can reach execve."""
+    for item in items:
+        if item.startswith("=") or "\0" in item:
+            raise InvalidArgument(f"invalid environment variable: {item}")
+
+
 def _check_start_options(opts: CreateOptions) -> None:
     """What would only fail when the container starts, refused now: a bad create
     must leave nothing behind."""
     from kade.oci import defaults
     defaults.resolve(opts.cap_add, opts.cap_drop, opts.privileged)
     _check_resources(opts)
-    for item in opts.env:
-        if item.startswith("=") or "\0" in item:
-            raise InvalidArgument(f"invalid environment variable: {item}")
+    check_env(opts.env)
     if opts.stop_signal:
         from kade.engine.lifecycle import parse_signal
         try:

@@ -104,12 +104,23 @@ def parse_volume(text: str) -> dict:
     return _mount_spec(kind, _check_target(dst, kind), src, "ro" in flags, opts)
 
 
+# docker's --mount keys (cli/opts/mount.go); consistency, propagation, the volume
+# driver's label and options are accepted and have no effect here
+MOUNT_KEYS = {"type", "source", "src", "target", "destination", "dst", "readonly", "ro",
+              "consistency", "bind-propagation", "bind-nonrecursive", "volume-driver",
+              "volume-label", "volume-opt", "volume-nocopy", "tmpfs-size", "tmpfs-mode"}
+
+
 def parse_mount(text: str) -> dict:
     """`--mount type=bind,source=/a,target=/b,readonly` -> mount spec dict."""
     fields: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
-        fields[key.strip().lower()] = value if sep else "true"
+        key = key.strip().lower()
+        if key not in MOUNT_KEYS:
+            raise InvalidArgument(f'invalid argument "{text}" for "--mount" flag: '
+                                  f"unexpected key '{key}' in '{item}'")
+        fields[key] = value if sep else "true"
     kind = fields.pop("type", "volume")
     if kind not in ("bind", "volume", "tmpfs"):
         raise InvalidArgument(f'invalid mount config: mount type "{kind}" is not supported')
