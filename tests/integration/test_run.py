@@ -50,6 +50,7 @@ def test_unknown_flag_is_125(kade):
     (["--memory-swap", "50m"], "always set the Memory limit"),
     (["--cpus", "0.001"], "Range of CPUs is from 0.01"),
     (["--mount", "type=volume,src=v,dst=/d,foo=bar"], "unexpected key 'foo' in 'foo=bar'"),
+    (["-w", "relative"], "the working directory 'relative' is invalid"),
 ])
 def test_bad_option_values_fail_125_before_any_container(kade, flags, value):
     p = kade("run", *flags, "busybox", "true", check=False)

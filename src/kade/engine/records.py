@@ -182,6 +182,9 @@ def _check_start_options(opts: CreateOptions) -> None:
     defaults.resolve(opts.cap_add, opts.cap_drop, opts.privileged)
     _check_resources(opts)
     check_env(opts.env)
+    if opts.workdir and not opts.workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{opts.workdir}' is invalid, it needs "
+                              "to be an absolute path")
     if opts.stop_signal:
         from kade.engine.lifecycle import parse_signal
         try:
