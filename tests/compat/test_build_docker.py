@@ -152,6 +152,10 @@ KADE_ONLY = [c for c in CASES if c.kade_only]
 # --- running the two builders ---------------------------------------------------
 def run(argv: list[str], timeout: float = BUILD_TIMEOUT,
         env: dict | None = None) -> subprocess.CompletedProcess:
+    # Always an explicit environment: these run in the Lab's threads while pytest sets
+    # PYTEST_CURRENT_TEST in the main thread, and a child spawned with env=None reads
+    # the C `environ` that setenv may be reallocating (seen once: execve EFAULT)
+    env = dict(os.environ) if env is None else env
     return subprocess.run(argv, capture_output=True, timeout=timeout, env=env)
 
 
