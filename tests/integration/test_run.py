@@ -91,6 +91,18 @@ def test_the_default_devices_work(kade):
     assert out == ["1", "1", "1", "1", "null", "full-is-full"]
 
 
+def test_a_terminal_is_made_in_the_containers_own_devpts(kade):
+    """As with docker (runc): `tty` is /dev/pts/0 and /dev/console is that pty; an exec
+    gets the next one; programs in the container can open ptys of their own."""
+    assert kade("run", "--rm", "-t", "busybox", "sh", "-c",
+                "tty; stat -c %t,%T /dev/console").stdout.split() == ["/dev/pts/0", "88,0"]
+    kade("run", "-d", "-t", "--name", "ptys", "busybox", "sleep", "30")
+    assert kade("exec", "-t", "ptys", "tty").stdout.strip() == "/dev/pts/1"
+    kade("rm", "-f", "ptys")
+    out = kade("run", "--rm", "busybox", "sh", "-c", "exec 3<>/dev/ptmx && ls /dev/pts")
+    assert out.stdout.split() == ["0", "ptmx"]
+
+
 MOUNT_PROBE = "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null && echo MOUNTED; "
 MODULE_PROBE = ("echo x > /tmp/x.ko; insmod /tmp/x.ko 2>&1 | grep -q 'not permitted' || "
                 "echo MODULE; ")

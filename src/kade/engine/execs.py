@@ -74,10 +74,19 @@ def run(engine, cid: str, req: ExecRequest) -> int:
 
 def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
     import select
-    master, slave = os.openpty()
-    _copy_winsize(slave)
-    pid = engine.runtime.exec(cid, proc, stdio=(slave, slave, slave), console=slave)
-    os.close(slave)
+    from kade.runtime import console_pair, receive_console
+    size = _winsize()
+    if size:
+        proc = dict(proc, consoleSize={"height": size[0], "width": size[1]})
+    ours, theirs = console_pair()  # the pty is made in the container: its /dev/pts/N
+    try:
+        pid = engine.runtime.exec(cid, proc, console_socket=theirs)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        os.close(theirs)
+    master, _ = receive_console(ours)
     if req.detach:
         return 0
     fds = [master] + ([0] if req.interactive else [])
@@ -103,8 +112,12 @@ def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
     return 128 - code if code < 0 else code
 
 
-def _copy_winsize(fd: int) -> None:
+def _winsize() -> tuple[int, int] | None:
+    """(rows, columns) of this process's terminal, if stdin is one."""
+    if not os.isatty(0):
+        return None
     import fcntl
+    import struct
     import termios
-    if os.isatty(0):
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+    rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+    return (rows, cols) if rows and cols else None

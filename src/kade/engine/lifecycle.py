@@ -141,19 +141,19 @@ class Stdio:
         self.term_in, self.term_out, self.term_err = attach_fds if attach else (-1, -1, -1)
         keep_log = not (record["HostConfig"].get("AutoRemove") and attach)
         self.log = LogWriter(record["LogPath"] if keep_log else None)
-        self.console_slave = None
+        self.console_socket: int | None = None  # the runtime sends the pty master here
+        self.master = -1
         self.pty_name = None
+        self._console = None
         self._child: list[int] = []
         self._parent: dict[int, str] = {}
         self._stdin_w: int | None = None
         if self.tty:
-            master, slave = os.openpty()
-            self.master, self.console_slave = master, slave
-            self.pty_name = os.ttyname(slave)
-            self._parent[master] = "stdout"
-            self._child.append(slave)
-            self._stdin = slave
-            self._stdout = self._stderr = slave
+            # the pty is made inside the container (its /dev/pts/0, as in docker)
+            from kade.runtime import console_pair
+            self._console, self.console_socket = console_pair()
+            self._child.append(self.console_socket)
+            self._stdin = self._stdout = self._stderr = None
         else:
             self._stdin = self._stdin_fd(cfg)
             out_r, out_w = os.pipe()
@@ -173,8 +173,19 @@ class Stdio:
             os.close(w)
         return r
 
-    def child_fds(self) -> tuple[int, int, int]:
+    def child_fds(self) -> tuple[int | None, int | None, int | None]:
         return self._stdin, self._stdout, self._stderr
+
+    def take_console(self, pid: int) -> None:
+        """Once the runtime has made the container's pty: keep its master, and name its
+        slave by a path any root process on the host can open (for the window size)."""
+        if self._console is None:
+            return
+        from kade.runtime import receive_console
+        console, self._console = self._console, None
+        self.master, name = receive_console(console)
+        self._parent[self.master] = "stdout"
+        self.pty_name = f"/proc/{pid}/root{name}"
 
     def close_child_ends(self) -> None:
         for fd in self._child:
@@ -240,6 +251,9 @@ class Stdio:
 
     def close(self) -> None:
         self.close_child_ends()
+        if self._console is not None:
+            self._console.close()
+            self._console = None
         for fd in list(self._parent) + ([self._stdin_w] if self._stdin_w else []):
             try:
                 os.close(fd)

@@ -6,7 +6,8 @@ container has run for a while. It listens on `<root>/monitor.sock`; a client
 sends one request, with its terminal's fds attached (SCM_RIGHTS) when it
 attaches:
 
-    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool} | None}
+    {"op": "start", "cid": ..., "attach": {"stdin": bool, "tty": bool,
+                                            "size": (rows, cols) | None} | None}
     {"op": "run", "opts": CreateOptions.__dict__, "attach": ...}
 
 and reads messages back: {"started": {...}} or {"error": ..., "kind": ...}, then
@@ -351,6 +352,9 @@ class Monitor:
         except KadeError as e:
             self._failed_start(e)
             return None
+        size = (self.attach or {}).get("size")
+        if size and record["Config"].get("Tty"):  # the attached terminal's, from the start
+            prepared.spec["process"]["consoleSize"] = {"height": size[0], "width": size[1]}
         stdio = lifecycle.Stdio(record, self.attach, self.attach_fds)
         external = lifecycle.external_runtime(record)
         try:
@@ -363,8 +367,9 @@ class Monitor:
             else:
                 pid = waited = engine.runtime.create(
                     cid, prepared.bundle, spec=prepared.spec, stdio=stdio.child_fds(),
-                    console=stdio.console_slave, rootfs_mounts=prepared.rootfs_mounts)
+                    console_socket=stdio.console_socket, rootfs_mounts=prepared.rootfs_mounts)
                 stdio.close_child_ends()
+                stdio.take_console(pid)
                 pidfd = os.pidfd_open(pid)
                 engine.runtime.start(cid)
         except KadeError as e:

@@ -67,18 +67,19 @@ class Runtime:
     def create(self, id: str, bundle: str, *, spec: dict | None = None,
                stdio: tuple[int | None, int | None, int | None] | None = None,
                rootfs_mounts: Sequence[Mount] = (), pid_file: str | None = None,
-               console: int | None = None, extra_fds: Iterable[int] = ()) -> int:
+               console_socket: int | None = None, extra_fds: Iterable[int] = ()) -> int:
         """Set up the container and return its init's pid, blocked right before exec.
 
         The caller is the init's parent and reaps it. rootfs_mounts are mounted at
-        root.path inside the container's mount namespace; console is a pty slave.
+        root.path inside the container's mount namespace. With console_socket (a
+        connected unix socket), the init makes its pty in the container's devpts and
+        sends the master there before this returns (runc's protocol; receive_console).
         On failure nothing is left: no process, cgroup or state directory.
         """
         bundle = os.path.abspath(bundle)
         spec = load_spec(bundle) if spec is None else spec
         linux = spec.get("linux") or {}
-        cfg = _proc.init_config(spec, bundle, rootfs_mounts,
-                                console=None if console is None else _tty_path(console))
+        cfg = _proc.init_config(spec, bundle, rootfs_mounts, console=console_socket is not None)
         sd = StateDir(self.state_root, id)
         cgroups_path = linux.get("cgroupsPath") or f"/kade/{id}"
         cgroup = open_cgroup(cgroups_path)
@@ -92,7 +93,8 @@ class Runtime:
 
         try:
             pid = _proc.spawn_init(cfg, sd.fifo, add_to_cgroup=join_cgroup, stdio=stdio,
-                                   console=console, extra_fds=extra_fds, sc=self._sc)
+                                   console_socket=console_socket, extra_fds=extra_fds,
+                                   sc=self._sc)
             if cfg.process.seccomp:
                 sd.save_seccomp(cfg.process.seccomp)
             sd.save(Record(
@@ -175,7 +177,7 @@ class Runtime:
 
     def exec(self, id: str, process: dict, *,
              stdio: tuple[int | None, int | None, int | None] | None = None,
-             console: int | None = None, detach: bool = False) -> int:
+             console_socket: int | None = None, detach: bool = False) -> int:
         """Run a runtime-spec process object inside a running container; returns its pid.
 
         The caller is its parent and reaps it, detached or not; detach only gives it
@@ -186,7 +188,7 @@ class Runtime:
         if current not in ("running", "created"):
             raise errors.Conflict(f'cannot exec in container "{id}": it is {current}')
         cfg = _proc.process_config(process, seccomp=sd.load_seccomp())
-        if cfg.terminal and console is None:
+        if cfg.terminal and console_socket is None:
             raise errors.InvalidArgument("process.terminal is set but no console was given")
         try:
             namespaces = _proc.open_namespaces(rec.pid)
@@ -198,12 +200,12 @@ class Runtime:
             # already was when its namespaces were opened
             if process_start_time(rec.pid) != rec.pid_start:
                 raise errors.Conflict(f'container "{id}" is not running')
-            if detach and stdio is None and console is None:
+            if detach and stdio is None and console_socket is None:
                 devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                 stdio = (devnull, devnull, devnull)
             add = open_cgroup(rec.cgroups_path).add
-            return _proc.spawn_exec(namespaces, cfg, add_to_cgroup=add,
-                                      stdio=stdio, console=console, sc=self._sc)
+            return _proc.spawn_exec(namespaces, cfg, add_to_cgroup=add, stdio=stdio,
+                                    console_socket=console_socket, sc=self._sc)
         finally:
             for fd in (*namespaces.values(), devnull):
                 if fd >= 0:
@@ -277,13 +279,31 @@ def _abandon(sd: StateDir, cgroup: Cgroup, pid: int) -> None:
     sd.remove()
 
 
-def _tty_path(fd: int) -> str:
-    try:
-        return os.ttyname(fd)
-    except OSError as e:
-        raise errors.InvalidArgument(f"console fd {fd} is not a terminal: {e.strerror}") from None
-
-
 def _now() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def console_pair() -> tuple[object, int]:
+    """(our end, the fd to pass as console_socket): a connected unix socket pair. Close
+    the fd once create() or exec() returned; read the pty with receive_console."""
+    import _socket
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    return ours, theirs.detach()
+
+
+def receive_console(sock) -> tuple[int, str]:
+    """The pty master a container's init or exec sent (SCM_RIGHTS) and its slave's name
+    inside the container; closes sock."""
+    import _socket
+    import struct
+    try:
+        data, ancillary, _, _ = sock.recvmsg(256, _socket.CMSG_SPACE(4),
+                                             _socket.MSG_CMSG_CLOEXEC)
+    finally:
+        sock.close()
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
+            fd = struct.unpack("i", payload[:4])[0]
+            return fd, data.decode(errors="replace")
+    raise errors.KadeError("the container sent no console")

@@ -11,8 +11,8 @@
 
 Thin on purpose: parse, call the Runtime, print. Failures are raised as kade.errors
 for the CLI's single error map; the return value is the exit code on success.
---console-socket follows runc: the runtime makes a pty and sends its master over
-the unix socket (SCM_RIGHTS); the container gets the slave as its console.
+--console-socket follows runc: the container makes a pty in its own devpts and sends
+its master over the unix socket (SCM_RIGHTS); the slave is its /dev/console and stdio.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 def _create(rt: Runtime, args: argparse.Namespace) -> int:
     console = _console_from_socket(args.console_socket)
     try:
-        rt.create(args.id, args.bundle, pid_file=args.pid_file, console=console)
+        rt.create(args.id, args.bundle, pid_file=args.pid_file, console_socket=console)
     finally:
         if console is not None:
             os.close(console)
@@ -90,7 +90,7 @@ def _create(rt: Runtime, args: argparse.Namespace) -> int:
 def _run(rt: Runtime, args: argparse.Namespace) -> int:
     console = _console_from_socket(args.console_socket)
     try:
-        pid = rt.create(args.id, args.bundle, pid_file=args.pid_file, console=console)
+        pid = rt.create(args.id, args.bundle, pid_file=args.pid_file, console_socket=console)
     finally:
         if console is not None:
             os.close(console)
@@ -154,7 +154,7 @@ def _exec(rt: Runtime, args: argparse.Namespace) -> int:
                            terminal=args.console_socket is not None)
     console = _console_from_socket(args.console_socket)
     try:
-        pid = rt.exec(args.id, process, console=console, detach=args.detach)
+        pid = rt.exec(args.id, process, console_socket=console, detach=args.detach)
     finally:
         if console is not None:
             os.close(console)
@@ -217,23 +217,21 @@ def _exit_code(wait_status: int) -> int:
 
 
 def _console_from_socket(path: str | None) -> int | None:
-    """runc's --console-socket: a fresh pty whose master goes to whoever listens on path;
-    returns the slave for the container (the caller closes it)."""
+    """runc's --console-socket: a connection to whoever listens on path; the container
+    makes its pty in its own devpts and sends the master there (the caller closes the
+    returned fd)."""
     if path is None:
         return None
-    import socket  # only here: most verbs never need it
+    import _socket  # only here: most verbs never need it
 
-    master, slave = os.openpty()
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(path)
-            socket.send_fds(sock, [os.ttyname(slave).encode()], [master])
+        sock.connect(path)
     except OSError as e:
-        os.close(slave)
-        raise errors.Unavailable(f'send the console to "{path}": {e.strerror or e}') from None
-    finally:
-        os.close(master)
-    return slave
+        sock.close()
+        raise errors.Unavailable(f'connect to the console socket "{path}": '
+                                 f"{e.strerror or e}") from None
+    return sock.detach()
 
 
 def _standalone(argv: list[str]) -> int:

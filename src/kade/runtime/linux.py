@@ -66,6 +66,8 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 PR_SET_NO_NEW_PRIVS = 38
 TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430       # _IOR('T', 0x30, unsigned int): a pty master's number
+TIOCSPTLCK = 0x40045431     # _IOW('T', 0x31, int): (un)lock its slave
 
 _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000

@@ -33,6 +33,7 @@ in execve or os._exit.
 
 from __future__ import annotations
 
+import _socket  # the console's master is sent over a socket; nothing imports after pivot
 import errno
 import fcntl
 import gc
@@ -110,8 +111,8 @@ class InitConfig(NamedTuple):
 # -- from spec to config (in the caller) ----------------------------------------
 
 def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
-                console: str | None = None) -> InitConfig:
-    """console: the path of the console pty slave, if there is one."""
+                console: bool = False) -> InitConfig:
+    """console: whether a console socket will take the pty the init makes."""
     namespaces = parse_namespaces(spec)
     if any((spec.get("hooks") or {}).values()):
         raise errors.NotImplementedYet("spec hooks are not supported yet")
@@ -129,7 +130,7 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
     return InitConfig(
         process=process, namespaces=namespaces, hostname=hostname, domainname=domainname,
         sysctl=tuple((str(k), str(v)) for k, v in (linux.get("sysctl") or {}).items()),
-        rootfs=rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts), console=console,
+        rootfs=rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts),
                                     cgroup_ns="cgroup" in namespaces))
 
 
@@ -211,24 +212,24 @@ def _lesser(a: int, b: int) -> int:
 
 # -- the caller's side ------------------------------------------------------------
 
-def fd_targets(stdio: tuple[int | None, int | None, int | None] | None, console: int | None,
+def fd_targets(stdio: tuple[int | None, int | None, int | None] | None,
                extra_fds: Iterable[int] = ()) -> dict[int, int]:
-    """Which fd each of the child's fds 0, 1, 2, 3... is a copy of; missing ones inherit."""
-    if console is not None:
-        targets = {0: console, 1: console, 2: console}
-    else:
-        targets = {i: fd for i, fd in enumerate(stdio or ()) if fd is not None}
+    """Which fd each of the child's fds 0, 1, 2, 3... is a copy of; missing ones inherit
+    (with a console, the pty's slave replaces 0, 1 and 2 before exec)."""
+    targets = {i: fd for i, fd in enumerate(stdio or ()) if fd is not None}
     targets.update((3 + i, fd) for i, fd in enumerate(extra_fds))
     return targets
 
 
 def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int], None],
-               stdio: tuple | None = None, console: int | None = None,
+               stdio: tuple | None = None, console_socket: int | None = None,
                extra_fds: Iterable[int] = (), sc: Syscalls | None = None) -> int:
     """Fork the container's init and return its pid once it is set up and waiting on
-    the fifo; on any failure the child is killed and reaped before raising."""
+    the fifo; on any failure the child is killed and reaped before raising. With a
+    console_socket, the init makes a pty in the container's devpts and sends its master
+    there (runc's --console-socket protocol) before it reports ready."""
     sc = sc or Syscalls()
-    targets = fd_targets(stdio, console, extra_fds)
+    targets = fd_targets(stdio if console_socket is None else None, extra_fds)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     transient = [go_r, err_w]          # the child's ends, and what only fork needs
@@ -239,7 +240,8 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
         transient.append(pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
         pid = fork_into(sc, pid_ns)
         if pid == 0:
-            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo)
+            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo,
+                   -1 if console_socket is None else console_socket)
     except BaseException:
         _close(go_w, err_r)
         raise
@@ -250,18 +252,20 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
 
 def spawn_exec(namespaces: dict[str, int], cfg: ProcessConfig, *,
                add_to_cgroup: Callable[[int], None], stdio: tuple | None = None,
-               console: int | None = None, sc: Syscalls | None = None) -> int:
+               console_socket: int | None = None, sc: Syscalls | None = None) -> int:
     """Fork a process into the namespaces of a running container (open_namespaces) and
-    return its pid once it has exec'd; failures are raised after reaping it."""
+    return its pid once it has exec'd; failures are raised after reaping it. A
+    console_socket gets the master of a pty made in the container, as for spawn_init."""
     sc = sc or Syscalls()
-    targets = fd_targets(stdio, console)
+    targets = fd_targets(stdio if console_socket is None else None)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     ns_fds = tuple(namespaces[name] for name, _ in EXEC_NAMESPACES)
     try:
         pid = fork_into(sc, namespaces["pid"])
         if pid == 0:
-            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds, console is not None)
+            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds,
+                   -1 if console_socket is None else console_socket)
     except BaseException:
         _close(go_w, err_r)
         raise
@@ -434,8 +438,9 @@ def _child(main: Callable[..., None], *args: object) -> NoReturn:
 
 
 def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, err: int,
-               fifo: int) -> NoReturn:
-    go, err, fifo = _arrange_fds(targets, (go, err, fifo))
+               fifo: int, console: int) -> NoReturn:
+    go, err, fifo, *rest = _arrange_fds(targets, (go, err, fifo, *_given(console)))
+    console = rest[0] if rest else -1
     try:
         # every namespace but the cgroup one while the caller makes our cgroup (a new
         # network namespace alone takes ~0.5 ms); a cgroup namespace is rooted where
@@ -444,10 +449,12 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
         enter_namespaces(sc, {k: v for k, v in cfg.namespaces.items() if k != "cgroup"})
         _await_go(go)
         enter_namespaces(sc, cgroup_ns)
-        _new_session(cfg.rootfs.console is not None, cfg.process.console_size)
+        _new_session()
         _set_oom_score_adj(cfg.process.oom_score_adj)
         os.umask(0)                                 # device and directory modes as given
         rootfs.prepare(sc, cfg.rootfs)
+        if console >= 0:  # in the container's devpts, as runc does: `tty` is /dev/pts/0
+            _make_console(sc, console, cfg.process.console_size, bind=True)
         _set_names(sc, cfg.hostname, cfg.domainname)
         _write_sysctls(sc, cfg.sysctl)
         rootfs.finish(sc, cfg.rootfs)
@@ -468,14 +475,17 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
 
 
 def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: int, err: int,
-               ns_fds: tuple[int, ...], console: bool) -> NoReturn:
-    go, err, *joined = _arrange_fds(targets, (go, err, *ns_fds))
+               ns_fds: tuple[int, ...], console: int) -> NoReturn:
+    go, err, *rest = _arrange_fds(targets, (go, err, *ns_fds, *_given(console)))
+    joined, console = rest[:len(ns_fds)], (rest[len(ns_fds)] if console >= 0 else -1)
     try:
         _await_go(go)
         for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
-        _new_session(console, cfg.console_size)
+        _new_session()
+        if console >= 0:
+            _make_console(sc, console, cfg.console_size, bind=False)
         _set_oom_score_adj(cfg.oom_score_adj)
         _change_cwd(cfg.cwd, create=False)
         _become(sc, cfg)
@@ -549,14 +559,43 @@ def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
             sc.unshare(flags)
 
 
-def _new_session(console: bool, size: tuple[int, int] | None) -> None:
+def _new_session() -> None:
     with _Step("create a session"):
         os.setsid()
-    if console:
-        with _Step("make the console the controlling terminal"):
-            fcntl.ioctl(0, L.TIOCSCTTY, 0)
-            if size:
-                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+
+
+def _given(fd: int) -> tuple[int, ...]:
+    return (fd,) if fd >= 0 else ()
+
+
+def _make_console(sc: Syscalls, sock: int, size: tuple[int, int] | None, bind: bool) -> None:
+    """A pty from the container's own devpts (after pivot_root, or setns into its mount
+    namespace): its slave becomes fds 0-2, the controlling terminal and, for an init,
+    /dev/console; its master goes to the caller over sock (SCM_RIGHTS, the slave's
+    name as the payload), as runc's --console-socket does."""
+    with _Step("make the console in the container's /dev/pts"):
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        fcntl.ioctl(master, L.TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, L.TIOCGPTN, b"\0" * 4))[0]
+        name = f"/dev/pts/{number}"
+        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        if size:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    if bind:
+        rootfs.bind_console(sc, "/", name)
+    with _Step("make the console the controlling terminal"):
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        os.close(slave)
+        fcntl.ioctl(0, L.TIOCSCTTY, 0)
+    with _Step("send the console to the caller"):
+        conn = _socket.socket(fileno=sock)
+        try:
+            conn.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                             struct.pack("i", master))])
+        finally:
+            conn.close()
+            os.close(master)
 
 
 def _set_oom_score_adj(value: int | None) -> None:

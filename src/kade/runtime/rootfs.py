@@ -5,7 +5,7 @@ the hostname and sysctl steps (runtime-spec config.md "Mounts", config-linux.md)
 
     prepare(sc, cfg)  make "/" private first, so nothing mounted here reaches the host;
                       mount the rootfs `Mount` values, then the spec's mounts in order;
-                      fill /dev; bind the console; pivot_root into the rootfs
+                      fill /dev; pivot_root into the rootfs
     finish(sc, cfg)   readonlyPaths, maskedPaths, then root.readonly
 
 Before pivot_root paths are host paths under cfg.root, and every destination goes
@@ -120,7 +120,6 @@ class RootfsConfig(NamedTuple):
     mounts: tuple[MountEntry, ...] = ()
     setup_dev: bool = True                     # false when /dev is bound from the host
     devices: tuple[Device, ...] = ()
-    console: str | None = None                 # the console pty slave, bound at /dev/console
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     cgroup_ns: bool = False
@@ -195,7 +194,7 @@ def parse_device(d: dict) -> Device:
 
 
 def rootfs_config(spec: dict, bundle: str, rootfs_mounts: tuple[Mount, ...] | list[Mount] = (),
-                  *, console: str | None = None, cgroup_ns: bool = False) -> RootfsConfig:
+                  *, cgroup_ns: bool = False) -> RootfsConfig:
     root = _root_path(spec, bundle)
     linux = spec.get("linux") or {}
     mounts = tuple(parse_mount(m, bundle) for m in spec.get("mounts") or ())
@@ -207,7 +206,7 @@ def rootfs_config(spec: dict, bundle: str, rootfs_mounts: tuple[Mount, ...] | li
         root=root, readonly=bool((spec.get("root") or {}).get("readonly")),
         propagation=_root_propagation(linux.get("rootfsPropagation") or ""),
         rootfs_mounts=tuple(entry_from_mount(m) for m in rootfs_mounts), mounts=mounts,
-        setup_dev=setup_dev, devices=tuple(devices.values()), console=console,
+        setup_dev=setup_dev, devices=tuple(devices.values()),
         masked_paths=tuple(linux.get("maskedPaths") or ()),
         readonly_paths=tuple(linux.get("readonlyPaths") or ()),
         cgroup_ns=cgroup_ns, cgroups=host_cgroup_layout() if needs_cgroups else ())
@@ -316,8 +315,6 @@ def prepare(sc: Syscalls, cfg: RootfsConfig) -> None:
         _populate_dev(sc, cfg)
     for d in () if cfg.setup_dev else cfg.devices:
         _create_device(sc, cfg.root, d)
-    if cfg.console:
-        _bind_console(sc, cfg.root, cfg.console)
     pivot_root(sc, cfg.root)
 
 
@@ -440,9 +437,8 @@ def _create_device(sc: Syscalls, root: str, d: Device) -> None:
         raise step_failed(f'create device "{d.path}"', e) from None
 
 
-def _bind_console(sc: Syscalls, root: str, console: str) -> None:
-    """By path: a bind's source must be in our own mount namespace, which the console
-    fd's mount (in the caller's) is not; the path finds our copy of it."""
+def bind_console(sc: Syscalls, root: str, console: str) -> None:
+    """Bind the console pty slave (a path in our own mount namespace) at /dev/console."""
     try:
         dest = leaf_join(root, "/dev/console")
         sc.touch(dest, 0o600)

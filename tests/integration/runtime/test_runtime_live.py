@@ -14,6 +14,7 @@ import pytest
 from kade import errors
 from kade.oci import defaults
 from kade.oci.mount import Mount
+from kade.runtime import console_pair, receive_console
 
 from runtime_harness import cgroup_dirs, make_rootfs, read_all
 
@@ -245,18 +246,19 @@ def test_extra_fds_start_at_3(harness):
 
 def test_console_is_a_tty(harness):
     cid, bundle = harness.bundle(["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; "
-                                              "stat -c %t,%T /dev/console"])
+                                              "tty; stat -c %t,%T /dev/console"])
     spec = harness.spec(bundle)
     spec["process"]["terminal"] = True
     _write_spec(bundle, spec)
-    master, slave = os.openpty()
-    pid = harness.create(cid, bundle, console=slave)
-    os.close(slave)
+    ours, theirs = console_pair()
+    pid = harness.create(cid, bundle, console_socket=theirs)
+    os.close(theirs)
+    master, name = receive_console(ours)
+    assert name == "/dev/pts/0"      # made in the container's own devpts, as runc does
     harness.rt.start(cid)
     assert harness.wait(pid) == 0
-    out = _read_pty(master)
-    assert "is-a-tty" in out
-    assert "88," in out              # /dev/console is the pty slave (major 136 = 0x88)
+    out = _read_pty(master).split()
+    assert out == ["is-a-tty", "/dev/pts/0", "88,0"]  # /dev/console is that slave (136:0)
     harness.rt.delete(cid)
 
 
@@ -432,15 +434,16 @@ def test_exec_with_a_console_and_sysctl_and_domainname(harness):
     _write_spec(bundle, spec)
     harness.create(cid, bundle)
     harness.rt.start(cid)
-    master, slave = os.openpty()
+    ours, theirs = console_pair()
     process = {**spec["process"], "terminal": True, "consoleSize": {"height": 30, "width": 99},
-               "args": ["sh", "-c", "test -t 0 && echo tty; stty size; "
+               "args": ["sh", "-c", "test -t 0 && tty; stty size; "
                                     "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname"]}
-    pid = harness.rt.exec(cid, process, console=slave)
-    os.close(slave)
+    pid = harness.rt.exec(cid, process, console_socket=theirs)
+    os.close(theirs)
+    master, _ = receive_console(ours)
     assert _wait(pid) == 0
     out = _read_pty(master).split()
-    assert out == ["tty", "30", "99", "1", "example.org"]
+    assert out == ["/dev/pts/0", "30", "99", "1", "example.org"]
     harness.rt.delete(cid, force=True)
 
 

@@ -233,8 +233,10 @@ def test_devices_are_bound_when_mknod_is_not_allowed():
 
 def test_the_console_is_bound_by_path():
     sc = RecordingSyscalls()
-    rootfs.prepare(sc, RootfsConfig(root=ROOT, setup_dev=False, console="/dev/pts/7"))
-    assert ("mount", "/dev/pts/7", f"{ROOT}/dev/console", None, L.MS_BIND, None) in sc.calls
+    rootfs.bind_console(sc, ROOT, "/dev/pts/7")
+    assert sc.calls[-2:] == [("touch", f"{ROOT}/dev/console"),
+                             ("mount", "/dev/pts/7", f"{ROOT}/dev/console", None, L.MS_BIND,
+                              None)]
 
 
 V1 = (Hierarchy("memory", "cgroup", "memory", frozenset({"memory"})),

@@ -13,9 +13,17 @@ V1 = "devices"
 V2 = "devices"  # never among v2's cgroup.controllers, so v2 routing never happens
 
 
+# appended to every spec's rules, as runc appends its AllowedDevices: new ptys from the
+# container's own devpts (/dev/ptmx, /dev/pts/*), for its console and for tmux, ssh,
+# script... (runc's mknod wildcards are left out: Kade's containers create no nodes)
+PTY_RULES = ({"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rwm"})
+
+
 def v1_writes(res: dict) -> list[Write]:
+    rules = [*(res.get("devices") or []), *PTY_RULES]
     return [Write("devices.allow" if rule.get("allow") else "devices.deny", rule_text(rule))
-            for rule in res.get("devices") or []]
+            for rule in rules]
 
 
 def v2_writes(res: dict) -> list[Write]:
