@@ -15,9 +15,9 @@ V2 = "devices"  # never among v2's cgroup.controllers, so v2 routing never happe
 
 # appended to every spec's rules, as runc appends its AllowedDevices: new ptys from the
 # container's own devpts (/dev/ptmx, /dev/pts/*), for its console and for tmux, ssh,
-# script... (runc's mknod wildcards are left out: Kade's containers create no nodes)
-PTY_RULES = ({"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-             {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rwm"})
+# script... (read and write only: unlike runc's, these let no one mknod a pty node)
+PTY_RULES = ({"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rw"},
+             {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rw"})
 
 
 def v1_writes(res: dict) -> list[Write]:
