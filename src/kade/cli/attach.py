@@ -36,18 +36,6 @@ class terminal:
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
 
 
-def window_size() -> tuple[int, int] | None:
-    """(rows, columns) of the terminal on stdin, for the container's console to start
-    with (resizing after the start would race the first program that asks)."""
-    if not os.isatty(0):
-        return None
-    import fcntl
-    import struct
-    import termios
-    rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
-    return (rows, cols) if rows and cols else None
-
-
 def _copy_winsize(pty_path: str | None) -> None:
     if not pty_path or not os.isatty(0):
         return

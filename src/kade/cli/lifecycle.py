@@ -29,13 +29,14 @@ def _start(ctx, verb, args):
     from kade.engine import lifecycle
     if ns.attach or ns.interactive:
         from kade.cli import attach as attach_mod
+        from kade.util.terminal import window_size
         cid = engine.containers.resolve(ns.containers[0])
         record, _ = engine.containers.get(cid)
         tty = bool(record["Config"].get("Tty"))
         with attach_mod.terminal(tty and ns.interactive and os.isatty(0)):
             started = lifecycle.start(engine, cid, {
                 "stdin": ns.interactive, "tty": tty,
-                "size": attach_mod.window_size() if tty else None})
+                "size": window_size() if tty else None})
             if started.report_fd < 0:
                 return 0
             with attach_mod.forward_signals(started, tty, True):

@@ -188,7 +188,8 @@ def _run(engine, opts, ns) -> int:
     from kade.engine import lifecycle
     attach = None if ns.detach else {"stdin": opts.interactive, "tty": opts.tty}
     if attach and opts.tty:
-        attach["size"] = attach_mod.window_size()
+        from kade.util.terminal import window_size
+        attach["size"] = window_size()
     raw = bool(attach) and opts.tty and opts.interactive and os.isatty(0)
     if opts.pull != "always":  # the warm supervisor creates and starts in one call
         with attach_mod.terminal(raw):

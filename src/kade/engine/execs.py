@@ -75,7 +75,8 @@ def run(engine, cid: str, req: ExecRequest) -> int:
 def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
     import select
     from kade.runtime import console_pair, receive_console
-    size = _winsize()
+    from kade.util.terminal import window_size
+    size = window_size()
     if size:
         proc = dict(proc, consoleSize={"height": size[0], "width": size[1]})
     ours, theirs = console_pair()  # the pty is made in the container: its /dev/pts/N
@@ -110,14 +111,3 @@ def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-def _winsize() -> tuple[int, int] | None:
-    """(rows, columns) of this process's terminal, if stdin is one."""
-    if not os.isatty(0):
-        return None
-    import fcntl
-    import struct
-    import termios
-    rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
-    return (rows, cols) if rows and cols else None
