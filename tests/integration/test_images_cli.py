@@ -14,6 +14,10 @@ def test_images_lists_bootstrapped_busybox(kade):
     assert kade("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
     bad = kade("images", "--format", "{{.Nope}}", check=False)
     assert bad.returncode == 1 and "can't evaluate field Nope" in bad.stderr
+    bad = kade("history", "--format", "{{.Nope}}", "busybox", check=False)
+    assert bad.returncode == 1 and "historyContext" in bad.stderr
+    bad = kade("image", "prune", "-f", "--filter", "bogus=1", check=False)
+    assert (bad.returncode, bad.stderr) == (1, 'Error: invalid filter "bogus"\n')
 
 
 def test_tag_inspect_history_rmi(kade):

@@ -247,3 +247,31 @@ def test_concurrent_commands_keep_the_state_consistent(kade):
     assert all(p.wait(timeout=120) == 0 for p in rms)
     assert kade("ps", "-aq", "--filter", "name=cc").stdout == ""
     assert kade("system", "check").stdout.strip() == "store is consistent"
+
+
+def test_prune_filters_narrow_what_goes(kade):
+    """until= and label= / label!= as docker reads them; a bad filter removes nothing."""
+    kade("create", "--name", "pk", "--label", "keep=yes", "busybox", "true")
+    kade("create", "--name", "pg", "busybox", "true")
+    for bad, message in ((["until=abc"], 'failed to parse value as time or duration: "abc"'),
+                         (["bogus=1"], 'invalid filter "bogus"')):
+        p = kade("container", "prune", "-f", "--filter", *bad, check=False)
+        assert (p.returncode, p.stderr) == (1, f"Error: {message}\n")
+    names = ["ps", "-a", "--format", "{{.Names}}", "--filter", "name=p"]
+    assert sorted(kade(*names).stdout.split()) == ["pg", "pk"]
+    kade("container", "prune", "-f", "--filter", "until=1h")  # both are newer than that
+    assert sorted(kade(*names).stdout.split()) == ["pg", "pk"]
+    kade("container", "prune", "-f", "--filter", "label!=keep")
+    assert kade(*names).stdout.split() == ["pk"]
+    kade("container", "prune", "-f", "--filter", "label=keep=yes")
+    assert kade(*names).stdout.split() == []
+    kade("volume", "create", "--label", "team=a", "va")
+    kade("volume", "create", "vb")
+    kade("volume", "prune", "-a", "-f", "--filter", "label=team=b")
+    assert kade("volume", "ls", "-q").stdout.split() == ["va", "vb"]
+    kade("volume", "prune", "-a", "-f", "--filter", "label=team=a")
+    assert kade("volume", "ls", "-q").stdout.split() == ["vb"]
+    kade("volume", "rm", "vb")
+    p = kade("system", "prune", "-f", "--volumes", "--filter", "until=1h", check=False)
+    assert (p.returncode, p.stderr) == (
+        1, "Error: the until filter is not supported with --volumes\n")

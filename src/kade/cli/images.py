@@ -20,6 +20,11 @@ class ImageRow(dict):
     go_struct = "*formatter.ImageContext"  # an unknown field is an error, as there
 
 
+class HistoryRow(dict):
+    """A history entry as --format sees it; docker's field names."""
+    go_struct = "*formatter.historyContext"  # an unknown field is an error, as there
+
+
 def main(ctx, verb: str, args: list[str]) -> int:
     return {"images": _images, "rmi": _rmi, "tag": _tag, "history": _history,
             "import": _import, "save": _save, "load": _load, "image inspect": _inspect,
@@ -152,7 +157,7 @@ def _history(ctx, verb, args):
         return 0
     fmt = ns.format or "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     from kade.util.table import format_rows
-    print(format_rows(fmt, rows, {"ID": "IMAGE", "CreatedSince": "CREATED",
+    print(format_rows(fmt, [HistoryRow(r) for r in rows], {"ID": "IMAGE", "CreatedSince": "CREATED",
                                   "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                                   "Size": "SIZE", "Comment": "COMMENT"}), end="")
     return 0
@@ -249,14 +254,15 @@ def _prune(ctx, verb, args):
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--filter", action="append", default=[])
     ns = p.parse_args(args)
+    from kade.engine import prune
+    flt = prune.Filter(ns.filter)  # a bad filter fails before the question
     warning = ("WARNING! This will remove all images without at least one container "
                "associated to them." if ns.all else
                "WARNING! This will remove all dangling images.")
     if not confirm(warning, ns.force):
         return 0
-    from kade.engine import prune
     from kade.util.units import human_size
-    out, space = prune.images(ctx.engine, ns.all)
+    out, space = prune.images(ctx.engine, ns.all, flt)
     if out:
         print("Deleted Images:")
         for kind, item in out:

@@ -125,10 +125,11 @@ def _prune(ctx, verb, args):
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--filter", action="append", default=[])
     ns = p.parse_args(args)
+    from kade.engine import prune
+    flt = prune.Filter(ns.filter)  # a bad filter fails before the question
     if not confirm("WARNING! This will remove all stopped containers.", ns.force):
         return 0
-    from kade.engine import prune
-    removed, space = prune.containers(ctx.engine)
+    removed, space = prune.containers(ctx.engine, flt)
     from kade.util.units import human_size
     if removed:
         print("Deleted Containers:\n" + "\n".join(removed) + "\n")

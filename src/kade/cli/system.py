@@ -69,7 +69,10 @@ def _prune(ctx, args) -> int:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--volumes", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
     ns = p.parse_args(args)
+    from kade.engine import prune
+    flt = prune.system_filter(ns.filter, ns.volumes)  # bad filters fail before the question
     lines = ["WARNING! This will remove:", "  - all stopped containers"]
     if ns.volumes:
         lines.append("  - all anonymous volumes not used by at least one container")
@@ -78,9 +81,8 @@ def _prune(ctx, args) -> int:
     lines.append("  - unreferenced content and unfinished writes")
     if not confirm("\n".join(lines), ns.force):
         return 0
-    from kade.engine import prune
     from kade.util.units import human_size
-    out = prune.system(ctx.engine, ns.all, ns.volumes)
+    out = prune.system(ctx.engine, ns.all, ns.volumes, flt)
     if out["containers"]:
         print("Deleted Containers:\n" + "\n".join(out["containers"]) + "\n")
     if out["volumes"]:

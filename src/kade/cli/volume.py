@@ -88,11 +88,16 @@ def _prune(volumes, args):
     p = ArgParser("volume prune", "kade volume prune [OPTIONS]")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
     ns = p.parse_args(args)
+    match = None
+    if ns.filter:  # docker's label=, label!= (the engine's prune filter, without until)
+        from kade.engine.prune import Filter
+        match = Filter(ns.filter, allowed=("label", "label!")).matches
     if not confirm("WARNING! This will remove anonymous local volumes not used by at least "
                    "one container.", ns.force):
         return 0
-    removed, space = volumes.prune(ns.all)
+    removed, space = volumes.prune(ns.all, match=match)
     from kade.util.units import human_size
     if removed:
         print("Deleted Volumes:\n" + "\n".join(removed) + "\n")

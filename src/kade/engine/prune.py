@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
-from kade.errors import KadeError
+from kade.errors import InvalidArgument, KadeError
 
 
-def containers(engine) -> tuple[list[str], int]:
+class Filter:
+    """docker's prune filters: until=TIME (created before it), label=K[=V] (every one
+    must match) and label!=K[=V] (none may). No filters: everything matches."""
+
+    def __init__(self, raw: list[str] | tuple[str, ...] = (), allowed=("until", "label",
+                                                                      "label!")):
+        self.until: float | None = None
+        self.labels: list[str] = []
+        self.not_labels: list[str] = []
+        if not raw:
+            return
+        from kade.util.filters import check_keys, parse_filters
+        from kade.util.units import parse_timestamp
+        filters = parse_filters(raw)
+        check_keys(filters, allowed)
+        if "until" in filters:
+            if len(filters["until"]) > 1:
+                raise InvalidArgument("more than one until filter specified")
+            self.until = parse_timestamp(filters["until"][0])
+        self.labels = filters.get("label", [])
+        self.not_labels = filters.get("label!", [])
+
+    def matches(self, created: float, labels: dict | None) -> bool:
+        if self.until is not None and created >= self.until:
+            return False
+        if not (self.labels or self.not_labels):
+            return True
+        from kade.util.filters import match_label
+        labels = labels or {}
+        return all(match_label(labels, e) for e in self.labels) and \
+            not any(match_label(labels, e) for e in self.not_labels)
+
+
+NO_FILTER = Filter()
+
+
+def system_filter(raw: list[str], volumes: bool) -> Filter:
+    """system prune's filters; volumes have no creation time to compare, as in docker."""
+    flt = Filter(raw)
+    if volumes and flt.until is not None:
+        raise InvalidArgument("the until filter is not supported with --volumes")
+    return flt
+
+
+def containers(engine, flt: Filter = NO_FILTER) -> tuple[list[str], int]:
     removed, space = [], 0
     for record, state in engine.containers.list(all_=True):
         if state["Running"] or state["Status"] in ("paused", "restarting"):
             continue
+        if flt is not NO_FILTER:
+            from kade.util.ids import parse_rfc3339
+            if not flt.matches(parse_rfc3339(record["Created"]),
+                               record["Config"].get("Labels")):
+                continue
         cid = record["Id"]
         try:
             space += engine.snapshots.usage(cid)
@@ -20,15 +69,19 @@ def containers(engine) -> tuple[list[str], int]:
     return removed, space
 
 
-def images(engine, all_: bool = False) -> tuple[list[tuple[str, str]], int]:
+def images(engine, all_: bool = False, flt: Filter = NO_FILTER
+           ) -> tuple[list[tuple[str, str]], int]:
     """Dangling images (no tag), or with all_ every image no container uses."""
     out: list[tuple[str, str]] = []
     space = 0
     used = {r["Image"] for r, _ in engine.containers.list(all_=True)}
-    for image_id, _, rec in engine.db.images():
+    for image_id, created, rec in engine.db.images():
         tags = engine.db.tags_of(image_id)
         if image_id in used or (tags and not all_) or (rec.get("intermediate") and not tags):
             continue  # build steps' images are build cache: `builder prune` frees them
+        if flt is not NO_FILTER and not flt.matches(
+                created, (engine.images.config(image_id).get("config") or {}).get("Labels")):
+            continue
         for t in tags:
             engine.db.delete_tag(t)
             out.append(("untagged", _familiar(t)))
@@ -102,11 +155,12 @@ def _familiar(name: str) -> str:
     return reference.parse(name).familiar()
 
 
-def system(engine, all_: bool = False, volumes: bool = False) -> dict:
-    cs, c_space = containers(engine)
-    ims, i_space = images(engine, all_)
-    _, b_space = build_cache(engine, all_)
-    vols, v_space = engine.volumes.prune() if volumes else ([], 0)
+def system(engine, all_: bool = False, volumes: bool = False, flt: Filter = NO_FILTER
+           ) -> dict:
+    cs, c_space = containers(engine, flt)
+    ims, i_space = images(engine, all_, flt)
+    _, b_space = build_cache(engine, all_, flt.until)
+    vols, v_space = engine.volumes.prune(match=flt.matches) if volumes else ([], 0)
     garbage = collect_garbage(engine)
     return {"containers": cs, "images": ims, "volumes": vols,
             "space": c_space + i_space + v_space + b_space + garbage}

@@ -230,10 +230,14 @@ class VolumeService:
         shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
         self.db.delete_volume(name)
 
-    def prune(self, all_: bool = False) -> tuple[list[str], int]:
+    def prune(self, all_: bool = False, match=None) -> tuple[list[str], int]:
+        """Unused anonymous volumes (all_: every unused one); match(created, labels)
+        narrows them (docker's label filters)."""
         removed, space = [], 0
         for rec in self.list():
             anonymous = "com.docker.volume.anonymous" in (rec.get("Labels") or {})
+            if match is not None and not match(0.0, rec.get("Labels")):
+                continue
             if (all_ or anonymous) and not self.users(rec["Name"]):
                 space += du(self.path(rec["Name"]))
                 self.remove(rec["Name"])
