@@ -63,10 +63,10 @@ def _image_rows(engine, ns, filters) -> list[dict]:
 def _image_matches(engine, row: dict, filters: dict, name: str | None) -> bool:
     if not filters:
         return True
-    from kade.util.filters import bool_filter, match_label, match_reference
+    from kade.util.filters import match_label, match_reference
     for key, values in filters.items():
-        if key == "dangling" and bool_filter(filters, key, False) != (name is None):
-            return False
+        if key == "dangling" and (values[-1] in ("true", "1")) != (name is None):
+            return False  # a value bool_filter accepted when the filters were parsed
         if key == "reference" and not (name and any(match_reference(name, v) for v in values)):
             return False
         if key == "label":

@@ -168,6 +168,18 @@ def _runtime(opts: CreateOptions) -> str:
     return external.check(opts.runtime, opts.tty)
 
 
+def extra_host(item: str) -> tuple[str, str]:
+    """An --add-host "NAME:IP" as (name, address), or docker's error for it."""
+    name, sep, addr = item.partition(":")
+    if not sep or not name or not addr:
+        raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
+                              f'bad format for add-host: "{item}"')
+    if not _is_ip(addr.strip("[]")):
+        raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
+                              f'invalid IP address in add-host: "{addr}"')
+    return name, addr
+
+
 def check_env(items: list[str]) -> None:
     """docker's ValidateEnv: a name is needed, and no NUL can reach execve."""
     for item in items:
@@ -196,13 +208,7 @@ def _check_start_options(opts: CreateOptions) -> None:
             raise InvalidArgument(f'invalid argument "{item}" for "--dns" flag: '
                                   f"{item} is not an ip address")
     for item in opts.add_hosts:
-        name, sep, addr = item.partition(":")
-        if not sep or not name or not addr:
-            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
-                                  f'bad format for add-host: "{item}"')
-        if not _is_ip(addr.strip("[]")):
-            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
-                                  f'invalid IP address in add-host: "{addr}"')
+        extra_host(item)
     for opt in opts.security_opt:
         key, _, value = opt.partition("=" if "=" in opt else ":")
         if key not in ("seccomp", "no-new-privileges", "apparmor", "label"):

@@ -158,10 +158,9 @@ def hosts_file(hostname: str, extra: list[str]) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
              "ff02::2\tip6-allrouters"]
+    from kade.engine.records import extra_host
     for item in extra:
-        name, sep, addr = item.partition(":")
-        if not sep or not name or not addr:
-            raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag')
+        name, addr = extra_host(item)  # checked at create already; records may be older
         lines.append(f"{addr}\t{name}")
     return "\n".join(lines) + "\n"
 
