@@ -1,6 +1,52 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures: a private Kade root per module and the real `kade` CLI (for
+integration, security and fault tests), and the supervisors' stop at the end."""
+
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
+
+KADE = [sys.executable, "-c", "from kade.cli.main import entry; entry()"]
+
+
+def _needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root (namespaces, mounts, cgroups)")
+    if not os.path.exists("/bin/busybox"):
+        pytest.skip("Debian's busybox-static is not installed (apt-get install busybox-static)")
+
+
+class Kade:
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, *args, input=None, check=True, timeout=60):
+        proc = subprocess.run(KADE + ["--root", self.root, *args], input=input,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kade {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}{proc.stderr}")
+        return proc
+
+    def cleanup(self):
+        ids = self("ps", "-aq", "--no-trunc", check=False).stdout.split()
+        if ids:
+            self("rm", "-f", *ids, check=False)
+        self("system", "monitor", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def kade(tmp_path_factory):
+    _needs_root()
+    root = str(tmp_path_factory.mktemp("kade-root"))
+    k = Kade(root)
+    k("image", "bootstrap", "busybox")
+    yield k
+    k.cleanup()
+    if not os.environ.get("KADE_KEEP_TEST_ROOT"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
