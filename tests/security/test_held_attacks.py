@@ -91,8 +91,8 @@ CASES = [
     ("sys-read-only", "statfs:/sys", {"RO"}),
     ("sys-fs-cgroup-read-only", "statfs:/sys/fs/cgroup", {"RO"}),
     ("read-kcore", "read:/proc/kcore", _masked_or_absent("/proc/kcore")),
-    ("read-keys", "read:/proc/keys", {"READ 0"}),
-    ("read-timer-list", "read:/proc/timer_list", {"READ 0"}),
+    ("read-keys", "read:/proc/keys", _masked_or_absent("/proc/keys")),
+    ("read-timer-list", "read:/proc/timer_list", _masked_or_absent("/proc/timer_list")),
     ("read-sched-debug", "read:/proc/sched_debug", _masked_or_absent("/proc/sched_debug")),
     # kernel-wide state
     ("init-module", "init_module", EPERM),
@@ -159,7 +159,10 @@ def test_attack_fails(held, case, expected):
 
 def test_masked_files_are_readable_on_the_host():
     # what read-keys and read-timer-list show empty in the container is not empty here
-    for path in ("/proc/keys", "/proc/timer_list"):
+    present = [p for p in ("/proc/keys", "/proc/timer_list") if os.path.exists(p)]
+    if not present:
+        pytest.skip("this kernel has neither /proc/keys nor /proc/timer_list")
+    for path in present:
         _only_host_can_read(path)
 
 
