@@ -438,25 +438,47 @@ def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
     "export": the layers alone; "write": a running container's own root (its
     mount namespace, through /proc), otherwise the layers read-write plus volumes."""
     from kade.engine.containers import pid_alive
-    MS_RDONLY = 0x1  # kade.runtime.linux's, without importing ctypes for it
     record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
     if mode == "write" and running:
         return ContainerRoot(f"/proc/{state['Pid']}/root")
+    binds = () if mode == "export" else _binds(record, read_only=mode == "read")
+    if mode != "write":
+        return layers_view(engine, cid, binds)
     snaps = engine.snapshots
     upper, lowers = _layer_dirs(snaps, cid)
-    binds = () if mode == "export" else _binds(record, read_only=mode == "read")
     if snaps.driver != "overlay" or not lowers:
         return ContainerRoot(upper, None, binds)
+    m = snaps.mounts(cid)[0]
+    return ContainerRoot(_mount_point(engine, cid), (m.source, m.type, 0, ",".join(m.options)),
+                         binds)
+
+
+def layers_view(engine, cid: str, binds: tuple = ()) -> ContainerRoot:
+    """The container's layers, read-only: the upper directory as the top lower
+    layer, so the view shares no workdir with the mount a running container has."""
+    MS_RDONLY = 0x1  # kade.runtime.linux's, without importing ctypes for it
+    upper, lowers = _layer_dirs(engine.snapshots, cid)
+    if engine.snapshots.driver != "overlay" or not lowers:
+        return ContainerRoot(upper, None, binds)
+    return ContainerRoot(_mount_point(engine, cid), (
+        "overlay", "overlay", MS_RDONLY, "lowerdir=" + ":".join([upper, *lowers])), binds)
+
+
+def _mount_point(engine, cid: str) -> str:
     target = os.path.join(engine.containers.bundle(cid), "rootfs")
     os.makedirs(target, exist_ok=True)
-    if mode == "write":
-        m = snaps.mounts(cid)[0]
-        return ContainerRoot(target, (m.source, m.type, 0, ",".join(m.options)), binds)
-    # The upper directory as the top lower layer: a read-only view that shares
-    # no workdir with the mount a running container has.
-    return ContainerRoot(target, ("overlay", "overlay", MS_RDONLY,
-                                  "lowerdir=" + ":".join([upper, *lowers])), binds)
+    return target
+
+
+def run_in_layers(engine, cid: str, fn: Callable[[str], None]) -> None:
+    """fn(top) in a helper process that sees the container's layers at top (volume
+    copy-up); raises what fn raised there."""
+    def work(top: str, fd: int, report) -> None:
+        os.close(fd)
+        fn(top)
+        report({"done": True})
+    _spawn(layers_view(engine, cid), work, to_child=False).finish()
 
 
 def _binds(record: dict, read_only: bool) -> tuple[tuple[str, str, bool], ...]:
