@@ -16,21 +16,19 @@ Invariants:
   private mount namespace of a forked helper (`_spawn`), so no mount is ever
   left on the host, even if Kade is killed.
 - Every path a user names inside a container is resolved with the container's
-  root as "/" (`_resolve`, archive.write_tree, archive.extract_into): no symlink
-  and no ".." in it can reach a file of the host.
+  root as "/" (kade.util.inroot, archive.write_tree, archive.extract_into): no
+  symlink and no ".." in it can reach a file of the host.
 """
 
 from __future__ import annotations
 
 import copy
-import errno
 import io
 import json
 import os
 import stat
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from kade.util.record import record as dataclass  # @dataclass costs ~9 ms to import
@@ -676,57 +674,11 @@ class PathStat:
         return cls(d["name"], d["size"], d["mode"], d["mtime"], d.get("linkTarget", ""))
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_LINKS = 40
-
-
 def _resolve(root_fd: int, path: str, follow: bool) -> tuple[int, str, list[str]]:
-    """Resolve path with root_fd as "/", by hand, one component at a time.
-
-    Returns a new descriptor of the directory holding the last component, that
-    name ("" when path ends in "/", "." or ".."), and the real path's components.
-    Symlinks resolve inside the root (absolute targets restart at it, ".." stops
-    at it); a last one only when follow. A missing last component is no error
-    here; a missing directory on the way raises FileNotFoundError.
-    """
-    todo = path.split("/")[::-1]
-    fds = [os.dup(root_fd)]
-    names: list[str] = []
-    links = 0
-    try:
-        while todo:
-            c = todo.pop()
-            if c in ("", ".", ".."):
-                if c == ".." and names:
-                    os.close(fds.pop())
-                    names.pop()
-                continue
-            last = not todo  # "a/" leaves [""]: a directory is wanted, opened below
-            try:
-                st = os.lstat(c, dir_fd=fds[-1])
-            except FileNotFoundError:
-                if last:
-                    return os.dup(fds[-1]), c, names + [c]
-                raise
-            if stat.S_ISLNK(st.st_mode) and (follow or not last):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-                target = os.readlink(c, dir_fd=fds[-1])
-                if target.startswith("/"):
-                    while len(fds) > 1:
-                        os.close(fds.pop())
-                    names.clear()
-                todo.extend(target.split("/")[::-1])
-                continue
-            if last:
-                return os.dup(fds[-1]), c, names + [c]
-            fds.append(os.open(c, _DIR_FLAGS, dir_fd=fds[-1]))  # ENOTDIR for a file
-            names.append(c)
-        return os.dup(fds[-1]), "", names
-    finally:
-        for fd in fds:
-            os.close(fd)
+    """path with root_fd as "/" (kade.util.inroot.resolve): the directory holding
+    its last component, that name and the real path's components."""
+    from kade.util import inroot
+    return inroot.resolve(root_fd, path, follow=follow)
 
 
 def _stat_in(root: str, path: str, follow: bool, ref: str) -> PathStat:
@@ -920,31 +872,15 @@ def _is_dir_in(top: str, path: str) -> bool:
 
 
 def _mkdirs(top: str, path: str, owner: tuple[int, int]) -> None:
-    """mkdir -p with path resolved inside top; new directories get owner."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    have = 0
-    for i in range(len(parts), 0, -1):
-        try:
-            if _stat_in(top, "/" + "/".join(parts[:i]), True, "image").is_dir:
-                have = i
-                break
-            raise InvalidArgument(f'cannot copy to "{path}": "/{"/".join(parts[:i])}" '
-                                  "is not a directory")
-        except NotFound:
-            continue
-    if have == len(parts):
-        return
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for i in range(have + 1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[have:i]))
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            info.uid, info.gid = owner
-            info.mtime = int(time.time())
-            tar.addfile(info)
-    buf.seek(0)
-    from kade.archive import extract_into
-    extract_into(buf, top, "/" + "/".join(parts[:have]), owners=True)
+    """mkdir -p with path resolved inside top; new directories get owner, 0755."""
+    from kade.util import inroot
+    try:
+        os.close(inroot.mkdir_all(top, path, 0o755, owner=owner))
+    except NotADirectoryError:
+        raise InvalidArgument(f'cannot copy to "{path}": not a directory') from None
+    except OSError as e:
+        raise InvalidArgument(f'cannot copy to "{path}": {os.strerror(e.errno or 0).lower()}'
+                              ) from None
 
 
 def _check_overwrite(root: str, dest_dir: str, arrives: tuple[str, bool], label: str) -> None:
