@@ -324,13 +324,18 @@ def _tmp_dir(engine) -> str:
 def _init_files(engine, cid: str) -> set[str]:
     """Runtime-made mount point files the container's layer would carry."""
     upper, _ = _layer_dirs(engine.snapshots, cid)
+    from kade.util import inroot
     found = set()
-    for path in _INIT_FILES:
+    for path in _INIT_FILES:   # the container may have made /etc a symlink: stay inside
         try:
-            if stat.S_ISREG(os.lstat(upper + path).st_mode):
-                found.add(path.lstrip("/"))
-        except (FileNotFoundError, NotADirectoryError):
+            fd = inroot.open_in_root(upper, path, os.O_PATH, follow=False)
+        except OSError:
             continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                found.add(path.lstrip("/"))
+        finally:
+            os.close(fd)
     return found
 
 
