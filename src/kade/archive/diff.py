@@ -84,7 +84,18 @@ class _Upper:
     def _in_lowers(self, arc: str) -> bool:
         if self.lowers is None:
             return True
-        return any(os.path.lexists(os.path.join(lower, arc)) for lower in self.lowers)
+        return any(_exists_in(lower, arc) for lower in self.lowers)
+
+
+def _exists_in(root: str, rel: str) -> bool:
+    """Whether rel exists in the tree at root; a symlink on its way resolves inside
+    root (kade.util.inroot), never to a file of the host."""
+    from kade.util import inroot
+    try:
+        os.close(inroot.open_in_root(root, rel, os.O_PATH, follow=False))
+    except OSError:
+        return False
+    return True
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

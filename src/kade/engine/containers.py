@@ -169,7 +169,7 @@ class Containers:
         spec.write_new(record["HostsPath"],
                        spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
         spec.write_new(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
-        engine.volumes.prepare(_vol_mounts(record), lambda _: engine.snapshots.mounts(cid))
+        engine.volumes.prepare(_vol_mounts(record), lambda fn: _in_layers(engine, cid, fn))
 
     # --- renaming and removing -------------------------------------------------
     def rename(self, ref: str, new_name: str) -> None:
@@ -267,6 +267,13 @@ class Containers:
 def _vol_mounts(record: dict) -> list:
     from kade.volumes import PlannedMount
     return [PlannedMount.from_json(m) for m in record.get("Private", {}).get("VolumeMounts", [])]
+
+
+def _in_layers(engine, cid: str, fn) -> None:
+    """fn(top) with the container's layers at top (volume copy-up); the file helpers
+    load only when a volume needs them, not on every create."""
+    from kade.engine import files
+    files.run_in_layers(engine, cid, fn)
 
 
 def _now() -> float:

@@ -16,21 +16,19 @@ Invariants:
   private mount namespace of a forked helper (`_spawn`), so no mount is ever
   left on the host, even if Kade is killed.
 - Every path a user names inside a container is resolved with the container's
-  root as "/" (`_resolve`, archive.write_tree, archive.extract_into): no symlink
-  and no ".." in it can reach a file of the host.
+  root as "/" (kade.util.inroot, archive.write_tree, archive.extract_into): no
+  symlink and no ".." in it can reach a file of the host.
 """
 
 from __future__ import annotations
 
 import copy
-import errno
 import io
 import json
 import os
 import stat
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from kade.util.record import record as dataclass  # @dataclass costs ~9 ms to import
@@ -326,13 +324,18 @@ def _tmp_dir(engine) -> str:
 def _init_files(engine, cid: str) -> set[str]:
     """Runtime-made mount point files the container's layer would carry."""
     upper, _ = _layer_dirs(engine.snapshots, cid)
+    from kade.util import inroot
     found = set()
-    for path in _INIT_FILES:
+    for path in _INIT_FILES:   # the container may have made /etc a symlink: stay inside
         try:
-            if stat.S_ISREG(os.lstat(upper + path).st_mode):
-                found.add(path.lstrip("/"))
-        except (FileNotFoundError, NotADirectoryError):
+            fd = inroot.open_in_root(upper, path, os.O_PATH, follow=False)
+        except OSError:
             continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                found.add(path.lstrip("/"))
+        finally:
+            os.close(fd)
     return found
 
 
@@ -438,25 +441,47 @@ def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
     "export": the layers alone; "write": a running container's own root (its
     mount namespace, through /proc), otherwise the layers read-write plus volumes."""
     from kade.engine.containers import pid_alive
-    MS_RDONLY = 0x1  # kade.runtime.linux's, without importing ctypes for it
     record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
     if mode == "write" and running:
         return ContainerRoot(f"/proc/{state['Pid']}/root")
+    binds = () if mode == "export" else _binds(record, read_only=mode == "read")
+    if mode != "write":
+        return layers_view(engine, cid, binds)
     snaps = engine.snapshots
     upper, lowers = _layer_dirs(snaps, cid)
-    binds = () if mode == "export" else _binds(record, read_only=mode == "read")
     if snaps.driver != "overlay" or not lowers:
         return ContainerRoot(upper, None, binds)
+    m = snaps.mounts(cid)[0]
+    return ContainerRoot(_mount_point(engine, cid), (m.source, m.type, 0, ",".join(m.options)),
+                         binds)
+
+
+def layers_view(engine, cid: str, binds: tuple = ()) -> ContainerRoot:
+    """The container's layers, read-only: the upper directory as the top lower
+    layer, so the view shares no workdir with the mount a running container has."""
+    MS_RDONLY = 0x1  # kade.runtime.linux's, without importing ctypes for it
+    upper, lowers = _layer_dirs(engine.snapshots, cid)
+    if engine.snapshots.driver != "overlay" or not lowers:
+        return ContainerRoot(upper, None, binds)
+    return ContainerRoot(_mount_point(engine, cid), (
+        "overlay", "overlay", MS_RDONLY, "lowerdir=" + ":".join([upper, *lowers])), binds)
+
+
+def _mount_point(engine, cid: str) -> str:
     target = os.path.join(engine.containers.bundle(cid), "rootfs")
     os.makedirs(target, exist_ok=True)
-    if mode == "write":
-        m = snaps.mounts(cid)[0]
-        return ContainerRoot(target, (m.source, m.type, 0, ",".join(m.options)), binds)
-    # The upper directory as the top lower layer: a read-only view that shares
-    # no workdir with the mount a running container has.
-    return ContainerRoot(target, ("overlay", "overlay", MS_RDONLY,
-                                  "lowerdir=" + ":".join([upper, *lowers])), binds)
+    return target
+
+
+def run_in_layers(engine, cid: str, fn: Callable[[str], None]) -> None:
+    """fn(top) in a helper process that sees the container's layers at top (volume
+    copy-up); raises what fn raised there."""
+    def work(top: str, fd: int, report) -> None:
+        os.close(fd)
+        fn(top)
+        report({"done": True})
+    _spawn(layers_view(engine, cid), work, to_child=False).finish()
 
 
 def _binds(record: dict, read_only: bool) -> tuple[tuple[str, str, bool], ...]:
@@ -654,57 +679,11 @@ class PathStat:
         return cls(d["name"], d["size"], d["mode"], d["mtime"], d.get("linkTarget", ""))
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_LINKS = 40
-
-
 def _resolve(root_fd: int, path: str, follow: bool) -> tuple[int, str, list[str]]:
-    """Resolve path with root_fd as "/", by hand, one component at a time.
-
-    Returns a new descriptor of the directory holding the last component, that
-    name ("" when path ends in "/", "." or ".."), and the real path's components.
-    Symlinks resolve inside the root (absolute targets restart at it, ".." stops
-    at it); a last one only when follow. A missing last component is no error
-    here; a missing directory on the way raises FileNotFoundError.
-    """
-    todo = path.split("/")[::-1]
-    fds = [os.dup(root_fd)]
-    names: list[str] = []
-    links = 0
-    try:
-        while todo:
-            c = todo.pop()
-            if c in ("", ".", ".."):
-                if c == ".." and names:
-                    os.close(fds.pop())
-                    names.pop()
-                continue
-            last = not todo  # "a/" leaves [""]: a directory is wanted, opened below
-            try:
-                st = os.lstat(c, dir_fd=fds[-1])
-            except FileNotFoundError:
-                if last:
-                    return os.dup(fds[-1]), c, names + [c]
-                raise
-            if stat.S_ISLNK(st.st_mode) and (follow or not last):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-                target = os.readlink(c, dir_fd=fds[-1])
-                if target.startswith("/"):
-                    while len(fds) > 1:
-                        os.close(fds.pop())
-                    names.clear()
-                todo.extend(target.split("/")[::-1])
-                continue
-            if last:
-                return os.dup(fds[-1]), c, names + [c]
-            fds.append(os.open(c, _DIR_FLAGS, dir_fd=fds[-1]))  # ENOTDIR for a file
-            names.append(c)
-        return os.dup(fds[-1]), "", names
-    finally:
-        for fd in fds:
-            os.close(fd)
+    """path with root_fd as "/" (kade.util.inroot.resolve): the directory holding
+    its last component, that name and the real path's components."""
+    from kade.util import inroot
+    return inroot.resolve(root_fd, path, follow=follow)
 
 
 def _stat_in(root: str, path: str, follow: bool, ref: str) -> PathStat:
@@ -898,31 +877,15 @@ def _is_dir_in(top: str, path: str) -> bool:
 
 
 def _mkdirs(top: str, path: str, owner: tuple[int, int]) -> None:
-    """mkdir -p with path resolved inside top; new directories get owner."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    have = 0
-    for i in range(len(parts), 0, -1):
-        try:
-            if _stat_in(top, "/" + "/".join(parts[:i]), True, "image").is_dir:
-                have = i
-                break
-            raise InvalidArgument(f'cannot copy to "{path}": "/{"/".join(parts[:i])}" '
-                                  "is not a directory")
-        except NotFound:
-            continue
-    if have == len(parts):
-        return
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for i in range(have + 1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[have:i]))
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            info.uid, info.gid = owner
-            info.mtime = int(time.time())
-            tar.addfile(info)
-    buf.seek(0)
-    from kade.archive import extract_into
-    extract_into(buf, top, "/" + "/".join(parts[:have]), owners=True)
+    """mkdir -p with path resolved inside top; new directories get owner, 0755."""
+    from kade.util import inroot
+    try:
+        os.close(inroot.mkdir_all(top, path, 0o755, owner=owner))
+    except NotADirectoryError:
+        raise InvalidArgument(f'cannot copy to "{path}": not a directory') from None
+    except OSError as e:
+        raise InvalidArgument(f'cannot copy to "{path}": {os.strerror(e.errno or 0).lower()}'
+                              ) from None
 
 
 def _check_overwrite(root: str, dest_dir: str, arrives: tuple[str, bool], label: str) -> None:

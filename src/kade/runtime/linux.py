@@ -17,6 +17,7 @@ import signal
 import stat
 
 from kade import errors
+from kade.util import inroot
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -165,6 +166,32 @@ class Syscalls:
         _check(_libc.prctl(option, arg2, 0, 0, 0))
 
     # -- file operations -----------------------------------------------------
+
+    def mkdir_in_root(self, root: str, path: str) -> int:
+        """mkdir -p of path resolved inside root (kade.util.inroot): its descriptor."""
+        return inroot.mkdir_all(root, path)
+
+    def touch_in_root(self, root: str, path: str) -> int:
+        """A file at path resolved inside root, made empty (and its directories) when
+        missing: an O_PATH descriptor of it."""
+        try:
+            return inroot.open_in_root(root, path, os.O_PATH)
+        except FileNotFoundError:
+            os.close(inroot.mkdir_all(root, os.path.dirname(path.rstrip("/")) or "/"))
+        # read-only and non-blocking: no copy-up of an image's file, no wait on a fifo
+        os.close(inroot.open_in_root(root, path, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK))
+        return inroot.open_in_root(root, path, os.O_PATH)
+
+    def open_in_root(self, root: str, path: str, follow: bool = True) -> int:
+        """An O_PATH descriptor of path resolved inside root."""
+        return inroot.open_in_root(root, path, os.O_PATH, follow=follow)
+
+    def fd_path(self, fd: int) -> str:
+        """The path mount(2) and friends take for what fd names (runc's target fd)."""
+        return inroot.fd_path(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         os.makedirs(path, mode, exist_ok=True)

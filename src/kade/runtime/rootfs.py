@@ -8,9 +8,10 @@ the hostname and sysctl steps (runtime-spec config.md "Mounts", config-linux.md)
                       fill /dev; pivot_root into the rootfs
     finish(sc, cfg)   readonlyPaths, maskedPaths, then root.readonly
 
-Before pivot_root paths are host paths under cfg.root, and every destination goes
-through `secure_join`, so a symlink in an image cannot aim a mount at the host. After
-pivot_root they are container paths: "/" is the rootfs, so symlinks cannot leave it.
+Before pivot_root every destination is resolved inside cfg.root by kade.util.inroot
+and mounted on through its descriptor (`_target`), so no symlink of an image or a
+shared volume can aim a mount, a device or a /dev link at the host. After pivot_root
+paths are container paths: "/" is the rootfs, so symlinks cannot leave it.
 
 The parsing half (`rootfs_config`, `parse_mount`) runs in the caller before fork and
 turns the spec into frozen values, so the child only makes system calls.
@@ -22,6 +23,8 @@ import errno
 import functools
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kade import errors
 from kade.oci.mount import Mount
@@ -263,42 +266,34 @@ def _is_controller(option: str) -> bool:
         and not option.startswith("release_agent=")
 
 
-# -- path resolution -----------------------------------------------------------
+# -- mount targets ---------------------------------------------------------------
 
-def secure_join(root: str, unsafe: str) -> str:
-    """root/unsafe with symlinks and ".." resolved as if root were "/".
-
-    Missing components are taken literally (they will be created below root).
-    """
-    root = root.rstrip("/") or "/"
-    pending = [p for p in unsafe.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        try:
-            target = os.readlink(os.path.join(root, *done, part))
-        except OSError:       # not a symlink, or missing: take it as it is
-            done.append(part)
-            continue
-        links += 1
-        if links > 255:
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), unsafe)
-        if target.startswith("/"):
-            done = []
-        pending[:0] = [p for p in target.split("/") if p not in ("", ".")]
-    return os.path.join(root, *done)
+@contextmanager
+def _target(sc: Syscalls, root: str, path: str, kind: str | None = None) -> Iterator[str]:
+    """The path to give mount(2) for path resolved inside root: /proc/self/fd/N of
+    a descriptor (kade.util.inroot), as runc mounts, so no symlink met or swapped
+    in, even in a volume another container shares, aims a mount at the host.
+    kind "dir" or "file" makes what is missing; None opens what is there now (after
+    a mount: the new mount's root, for a remount or a propagation change)."""
+    if kind == "dir":
+        fd = sc.mkdir_in_root(root, path)
+    elif kind == "file":
+        fd = sc.touch_in_root(root, path)
+    else:
+        fd = sc.open_in_root(root, path)
+    try:
+        yield sc.fd_path(fd)
+    finally:
+        sc.close(fd)
 
 
-def leaf_join(root: str, unsafe: str) -> str:
-    """secure_join for a path about to be created: its directory is resolved, its last
-    component is not (a symlink already there is replaced or refused, never followed)."""
-    parent, name = os.path.split(unsafe.rstrip("/"))
-    return os.path.join(secure_join(root, parent), name)
+@contextmanager
+def _parent(sc: Syscalls, root: str, path: str) -> Iterator[tuple[str, str]]:
+    """(directory, name) for a node the runtime creates (a device, a /dev symlink):
+    the directory resolved inside root, the name never followed."""
+    head, name = os.path.split(path.rstrip("/"))
+    with _target(sc, root, head or "/", "dir") as where:
+        yield where, name
 
 
 # -- the first half: before and up to pivot_root -----------------------------------
@@ -331,59 +326,58 @@ def _mount_rootfs(sc: Syscalls, cfg: RootfsConfig) -> None:
 
 def mount_entry(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> None:
     try:
-        dest = secure_join(cfg.root, m.destination)
         if m.type == "cgroup":
-            _mount_cgroup(sc, cfg, m, dest)
+            _mount_cgroup(sc, cfg, m)
         elif m.is_bind:
-            _mount_bind(sc, m, dest)
+            _mount_bind(sc, cfg.root, m)
         else:
-            sc.makedirs(dest)
-            sc.mount(m.source or m.type, dest, m.type, m.flags, m.data or None)
-        for propagation in m.propagation:
-            sc.mount(None, dest, None, propagation)
-        if m.attr_set or m.attr_clr:
-            sc.mount_setattr(dest, m.attr_set, m.attr_clr)
+            with _target(sc, cfg.root, m.destination, "dir") as dest:
+                sc.mount(m.source or m.type, dest, m.type, m.flags, m.data or None)
+        if m.propagation or m.attr_set or m.attr_clr:
+            with _target(sc, cfg.root, m.destination) as dest:   # the new mount
+                for propagation in m.propagation:
+                    sc.mount(None, dest, None, propagation)
+                if m.attr_set or m.attr_clr:
+                    sc.mount_setattr(dest, m.attr_set, m.attr_clr)
     except OSError as e:
         raise step_failed(f'mount "{m.source or m.type}" to rootfs at "{m.destination}"',
                           e) from None
 
 
-def _mount_bind(sc: Syscalls, m: MountEntry, dest: str) -> None:
+def _mount_bind(sc: Syscalls, root: str, m: MountEntry) -> None:
     is_dir = sc.is_dir(m.source)
     if is_dir is None:
         raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), m.source)
-    if is_dir:
-        sc.makedirs(dest)
-    else:
-        sc.makedirs(os.path.dirname(dest))
-        sc.touch(dest)
-    sc.mount(m.source, dest, None, m.flags & (L.MS_BIND | L.MS_REC))
+    with _target(sc, root, m.destination, "dir" if is_dir else "file") as dest:
+        sc.mount(m.source, dest, None, m.flags & (L.MS_BIND | L.MS_REC))
     if m.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
         # a bind mount ignores every flag but MS_REC until it is remounted
-        sc.mount(m.source, dest, None, m.flags | L.MS_REMOUNT)
+        with _target(sc, root, m.destination) as dest:
+            sc.mount(m.source, dest, None, m.flags | L.MS_REMOUNT)
 
 
-def _mount_cgroup(sc: Syscalls, cfg: RootfsConfig, m: MountEntry, dest: str) -> None:
+def _mount_cgroup(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> None:
     """/sys/fs/cgroup as the host has it, rooted at the container's own cgroup.
 
     With a cgroup namespace a fresh mount of each hierarchy shows the container's
     cgroup as its root; without one, the container's directories are bound.
     """
-    sc.makedirs(dest)
     own = None if cfg.cgroup_ns else _own_cgroups()
-    if len(cfg.cgroups) == 1 and not cfg.cgroups[0].name:        # a pure cgroup2 host
-        _mount_hierarchy(sc, cfg.cgroups[0], dest, m.flags, own)
-        return
     base = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
-    sc.mount("tmpfs", dest, "tmpfs", base, "mode=755")
-    for h in cfg.cgroups:
-        sub = os.path.join(dest, h.name)
-        sc.makedirs(sub)
-        _mount_hierarchy(sc, h, sub, m.flags | base, own)
-        for alias in h.name.split(",") if "," in h.name else ():
-            sc.symlink(h.name, os.path.join(dest, alias))
-    if m.flags & L.MS_RDONLY:
-        sc.mount("tmpfs", dest, "tmpfs", base | L.MS_REMOUNT | L.MS_RDONLY, "mode=755")
+    with _target(sc, cfg.root, m.destination, "dir") as dest:
+        if len(cfg.cgroups) == 1 and not cfg.cgroups[0].name:        # a pure cgroup2 host
+            _mount_hierarchy(sc, cfg.cgroups[0], dest, m.flags, own)
+            return
+        sc.mount("tmpfs", dest, "tmpfs", base, "mode=755")
+    with _target(sc, cfg.root, m.destination) as dest:   # our new tmpfs: nobody else's
+        for h in cfg.cgroups:
+            sub = os.path.join(dest, h.name)
+            sc.makedirs(sub)
+            _mount_hierarchy(sc, h, sub, m.flags | base, own)
+            for alias in h.name.split(",") if "," in h.name else ():
+                sc.symlink(h.name, os.path.join(dest, alias))
+        if m.flags & L.MS_RDONLY:
+            sc.mount("tmpfs", dest, "tmpfs", base | L.MS_REMOUNT | L.MS_RDONLY, "mode=755")
 
 
 def _mount_hierarchy(sc: Syscalls, h: Hierarchy, dest: str, flags: int,
@@ -411,7 +405,8 @@ def _populate_dev(sc: Syscalls, cfg: RootfsConfig) -> None:
         _create_device(sc, cfg.root, d)
     for target, link in DEV_SYMLINKS:
         try:
-            sc.symlink(target, leaf_join(cfg.root, link))
+            with _parent(sc, cfg.root, link) as (where, name):
+                sc.symlink(target, f"{where}/{name}")
         except FileExistsError:
             pass
         except OSError as e:
@@ -421,28 +416,37 @@ def _populate_dev(sc: Syscalls, cfg: RootfsConfig) -> None:
 def _create_device(sc: Syscalls, root: str, d: Device) -> None:
     """mknod the device; where that is not allowed, bind the host's node instead."""
     try:
-        dest = leaf_join(root, d.path)
-        sc.makedirs(os.path.dirname(dest))
-        try:
-            sc.mknod(dest, _NODE_TYPES[d.kind] | d.mode, os.makedev(d.major, d.minor))
-        except FileExistsError:
-            return
-        except PermissionError:
-            sc.touch(dest)
-            sc.mount(d.path, dest, None, L.MS_BIND)
-            return
-        if d.uid or d.gid:
-            sc.chown(dest, d.uid, d.gid)
+        with _parent(sc, root, d.path) as (where, name):
+            dest = f"{where}/{name}"    # mknod, chown and touch never follow name
+            try:
+                sc.mknod(dest, _NODE_TYPES[d.kind] | d.mode, os.makedev(d.major, d.minor))
+            except FileExistsError:
+                return
+            except PermissionError:
+                sc.touch(dest)
+                _bind_node(sc, root, d.path, d.path)
+                return
+            if d.uid or d.gid:
+                sc.chown(dest, d.uid, d.gid)
     except OSError as e:
         raise step_failed(f'create device "{d.path}"', e) from None
+
+
+def _bind_node(sc: Syscalls, root: str, source: str, path: str) -> None:
+    """Bind source on the node at path, never through a symlink there."""
+    fd = sc.open_in_root(root, path, follow=False)
+    try:
+        sc.mount(source, sc.fd_path(fd), None, L.MS_BIND)
+    finally:
+        sc.close(fd)
 
 
 def bind_console(sc: Syscalls, root: str, console: str) -> None:
     """Bind the console pty slave (a path in our own mount namespace) at /dev/console."""
     try:
-        dest = leaf_join(root, "/dev/console")
-        sc.touch(dest, 0o600)
-        sc.mount(console, dest, None, L.MS_BIND)
+        with _parent(sc, root, "/dev/console") as (where, name):
+            sc.touch(f"{where}/{name}", 0o600)
+        _bind_node(sc, root, console, "/dev/console")
     except OSError as e:
         raise step_failed('bind the console at "/dev/console"', e) from None
 

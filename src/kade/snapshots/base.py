@@ -203,19 +203,110 @@ def open_snapshotter(root: str, driver: str, db: DB) -> Snapshotter:
 
 
 def read_file(snapshotter: Snapshotter, key: str, path: str, limit: int = 1 << 20) -> bytes | None:
-    """A small file as seen through the snapshot's layers (top first), or None."""
-    import stat as st
-    rel = path.lstrip("/")
-    for info in snapshotter.chain(key):
-        full = os.path.join(snapshotter.root, str(info.num), "fs", rel)
-        try:
-            s = os.lstat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if st.S_ISCHR(s.st_mode) and s.st_rdev == 0:
-            return None  # an overlay whiteout hides lower layers
-        if not st.S_ISREG(s.st_mode):
+    """A small file (/etc/passwd for `-u`) as the snapshot's merged layers show it, or
+    None. Symlinks on its way resolve inside the snapshot's root, as docker does,
+    never to a file of the host; every open goes through kade.util.inroot."""
+    from kade.util import inroot
+    chain = snapshotter.chain(key)
+    if snapshotter.driver != "overlay":
+        chain = chain[:1]  # a copy snapshot holds all of its parents already
+    layers = [os.path.join(snapshotter.root, str(info.num), "fs") for info in chain]
+    found = _merged_find(layers, path)
+    if found is None:
+        return None
+    try:
+        fd = inroot.open_in_root(found[0], found[1], os.O_RDONLY | os.O_NONBLOCK,
+                                 follow=False)
+    except OSError:
+        return None
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        with open(full, "rb") as f:
-            return f.read(limit)
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _merged_find(layers: list[str], path: str) -> tuple[str, str] | None:
+    """(layer directory, real path in it) of path in the merged view of layers (top
+    first), its symlinks resolved with the merged root as "/"."""
+    from kade.util import inroot
+    todo, names, links = path.split("/")[::-1], [], 0
+    while todo:
+        c = todo.pop()
+        if c in ("", ".", ".."):
+            if c == ".." and names:
+                names.pop()
+            continue
+        hit = _merged_lookup(layers, names, c)
+        if hit is None:
+            return None
+        layer, is_link = hit
+        if not is_link:
+            names.append(c)
+            continue
+        links += 1
+        if links > 40:
+            return None
+        try:
+            fd = inroot.open_in_root(layer, "/".join(names + [c]), os.O_PATH, follow=False)
+        except OSError:
+            return None
+        try:
+            target = os.readlink("", dir_fd=fd)
+        finally:
+            os.close(fd)
+        if target.startswith("/"):
+            names = []
+        todo.extend(target.split("/")[::-1])
+    return (layers[0], "") if not names else _top_holder(layers, names)
+
+
+def _top_holder(layers: list[str], names: list[str]) -> tuple[str, str] | None:
+    hit = _merged_lookup(layers, names[:-1], names[-1])
+    return None if hit is None else (hit[0], "/".join(names))
+
+
+def _merged_lookup(layers: list[str], names: list[str], name: str) -> tuple[str, bool] | None:
+    """(top layer holding name in directory names, whether it is a symlink), as
+    overlayfs merges them: whiteouts hide, opaque directories and non-directories
+    stop the layers below; None when missing."""
+    import stat
+    dirs = list(layers)
+    for i, n in enumerate(names + [name]):
+        below: list[str] = []
+        first = None
+        for d in dirs:
+            p = os.path.join(d, n)
+            try:
+                st = os.lstat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                break  # a whiteout
+            if first is None:
+                first = (d, st)
+            if not (stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(first[1].st_mode)):
+                break
+            below.append(p)
+            if _opaque(p):
+                break
+        if first is None:
+            return None
+        if i == len(names):
+            top = first[0]
+            for _ in names:
+                top = os.path.dirname(top)
+            return top, stat.S_ISLNK(first[1].st_mode)
+        if not stat.S_ISDIR(first[1].st_mode):
+            return None
+        dirs = below
     return None
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False

@@ -278,14 +278,20 @@ class VolumeService:
         return PlannedMount("volume", rec["Mountpoint"], s["target"], s["readonly"], name,
                             anonymous, copy)
 
-    def prepare(self, planned: list[PlannedMount], image_mounts) -> None:
-        """Docker's copy-up: image files at a fresh volume's path go into the volume."""
+    def prepare(self, planned: list[PlannedMount], in_image) -> None:
+        """Docker's copy-up: image files at a fresh volume's path go into the volume.
+
+        in_image(fn) runs fn(top) with the container's files at directory top, in a
+        helper's private mount namespace (a crash leaves nothing mounted)."""
         todo = [m for m in planned if m.type == "volume" and m.copy_up]
         if not todo:
             return
-        mounts = image_mounts(None)
+
+        def copy_all(top: str) -> None:
+            for m in todo:
+                copy_up(top, m.destination, m.source)
+        in_image(copy_all)
         for m in todo:
-            _copy_up(mounts, m.destination, m.source)
             m.copy_up = False
 
     def remove_anonymous(self, planned: list[PlannedMount]) -> None:
@@ -297,27 +303,26 @@ class VolumeService:
                     pass
 
 
-def _copy_up(mounts: list, destination: str, volume_dir: str) -> None:
-    """Copy the image's files at `destination` into the volume, in a private mount ns
-    so no mount ever shows on the host (a crash leaves nothing mounted)."""
+def copy_up(top: str, destination: str, volume_dir: str) -> None:
+    """Copy the directory at destination of the root top into the volume.
+
+    destination comes from the image (VOLUME) or the user (-v): it is resolved
+    with top as "/", so a symlink on its way never reaches a host directory, and
+    cp reads the directory through its descriptor, not by name again."""
     import subprocess
-    mount = mounts[0]
-    rel = destination.lstrip("/")
-    if mount.type == "bind":
-        src = os.path.join(mount.source, rel)
-        if os.path.isdir(src) and not os.path.islink(src):
-            subprocess.run(["cp", "-a", f"{src}/.", f"{volume_dir}/"], check=True)
-        return
-    script = ('mkdir -p "$4" && mount -t "$1" -o "$2" "$3" "$4" && '
-              'if [ -d "$4/$5" ] && [ ! -L "$4/$5" ]; then cp -a "$4/$5/." "$6/"; fi')
-    tmp = volume_dir + ".copyup"
+    from kade.util import inroot
     try:
-        subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                        "sh", mount.type, ",".join(mount.options), mount.source, tmp, rel,
-                        volume_dir], check=True, capture_output=True)
+        fd = inroot.open_in_root(top, destination, os.O_PATH | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there to copy; the runtime makes the mount point
+    except OSError as e:
+        raise InvalidArgument(f'copying image content into volume at "{destination}" '
+                              f"failed: {os.strerror(e.errno or 0).lower()}") from None
+    try:
+        subprocess.run(["cp", "-a", f"{inroot.fd_path(fd)}/.", f"{volume_dir}/"],
+                       pass_fds=(fd,), check=True, capture_output=True)
     except subprocess.CalledProcessError as e:
         raise InvalidArgument(f'copying image content into volume at "{destination}" failed: '
                               f"{e.stderr.decode(errors='replace').strip()}") from None
     finally:
-        if os.path.isdir(tmp):
-            os.rmdir(tmp)
+        os.close(fd)

@@ -57,6 +57,30 @@ class RecordingSyscalls:
     def prctl(self, option, arg2=0):
         self._call("prctl", option, arg2)
 
+    # the *_in_root calls return the joined path in place of a descriptor
+    @staticmethod
+    def _join(root, path):
+        path = "/" + path.strip("/")
+        return root if path == "/" else root.rstrip("/") + path
+
+    def mkdir_in_root(self, root, path):
+        self._call("makedirs", self._join(root, path))
+        return self._join(root, path)
+
+    def touch_in_root(self, root, path):
+        self._call("makedirs", os.path.dirname(self._join(root, path)))
+        self._call("touch", self._join(root, path))
+        return self._join(root, path)
+
+    def open_in_root(self, root, path, follow=True):
+        return self._join(root, path)
+
+    def fd_path(self, fd):
+        return fd
+
+    def close(self, fd):
+        pass
+
     def makedirs(self, path, mode=0o755):
         self._call("makedirs", path)
 
