@@ -71,7 +71,7 @@ class Supervisor:
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into monitor.log
         listener = self._listen()
         _log("serving")
-        _warm_up()
+        _warm_up(self.engine.runtime.seccomp_cache)
         while self._keep_running():
             try:
                 fd, _ = listener._accept()  # socket.socket.accept, without the socket module
@@ -267,14 +267,13 @@ def _one_malloc_arena() -> None:
         pass  # not glibc
 
 
-def _warm_up() -> None:
+def _warm_up(seccomp_cache: str) -> None:
     """What every container start needs, imported and cached once."""
     from kade.engine import lifecycle, logs, spec  # noqa: F401
     from kade.oci import defaults
-    from kade.runtime import Runtime  # noqa: F401
     from kade.runtime import seccomp
     try:
-        seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS))
+        seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS), seccomp_cache)
     except Exception:  # noqa: BLE001 - only a cache warm-up; a real start reports
         pass
 
