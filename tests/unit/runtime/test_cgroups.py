@@ -141,8 +141,10 @@ def test_create_on_hybrid_puts_limits_in_v1(hybrid, tmp_path):
     assert fs.written("kade/c1/cpu.cfs_period_us") == ["100000"]
     assert fs.written("kade/c1/pids.max") == ["20"]
     assert fs.written("kade/c1/devices.deny") == ["a *:* rwm"]
-    # the spec's rules, then the new ptys runc always allows (/dev/ptmx, /dev/pts/*)
-    assert fs.written("kade/c1/devices.allow") == ["c 1:3 rwm", "c 5:2 rw", "c 136:* rw"]
+    # the spec's rules, then what runc always allows: making any node (not opening
+    # it), and new ptys (/dev/ptmx, /dev/pts/*)
+    assert fs.written("kade/c1/devices.allow") == ["c 1:3 rwm", "c *:* m", "b *:* m",
+                                                  "c 5:2 rw", "c 136:* rw"]
     # cpuset dirs inherit before the container's own cpus land
     assert fs.written("cpuset/kade/cpuset.cpus") == ["0-3"]
     assert fs.written("cpuset/kade/c1/cpuset.cpus") == ["0-3", "0-1"]
