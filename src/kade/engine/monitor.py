@@ -283,6 +283,13 @@ def _debug_traceback() -> None:
     traceback.print_exc()  # into monitor.log
 
 
+def _oom_killed(engine, cid: str) -> bool:
+    try:
+        return engine.runtime.oom_killed(cid)
+    except KadeError:
+        return False
+
+
 def _send(fd: int, msg: dict) -> None:
     try:
         os.write(fd, encode(msg))
@@ -390,6 +397,7 @@ class Monitor:
         stdio.close()
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
+        oom_killed = not external and _oom_killed(engine, cid)  # before its cgroup goes
         try:
             if external:
                 from kade.engine import external as ext
@@ -398,7 +406,7 @@ class Monitor:
                 engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
-        lifecycle.mark_exited(engine, cid, code)  # the record may be renamed by now
+        lifecycle.mark_exited(engine, cid, code, oom_killed)  # the record may be renamed by now
         return code
 
     def _failed_start(self, e: KadeError) -> None:

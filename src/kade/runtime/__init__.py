@@ -150,6 +150,15 @@ class Runtime:
         finally:
             os.close(pidfd)
 
+    def oom_killed(self, id: str) -> bool:
+        """Whether the kernel's OOM killer killed a process of the container: ask
+        once its init has exited and before delete() removes the cgroup."""
+        _, rec = self._load(id)
+        try:
+            return open_cgroup(rec.cgroups_path).oom_killed()
+        except OSError:
+            return False  # the cgroup is gone: nothing left to tell
+
     def delete(self, id: str, force: bool = False) -> None:
         """Remove a stopped (or never started) container; force kills a running one."""
         sd = StateDir(self.state_root, id)

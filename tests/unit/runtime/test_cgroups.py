@@ -299,6 +299,30 @@ def test_stats_v2(v2):
                           "memory_inactive_file": None}
 
 
+@pytest.mark.parametrize("text,killed", [
+    ("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", False),
+    ("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", True),
+    ("oom_kill_disable 1\nunder_oom 1\n", True),  # before kernel 4.13: no counter
+    ("oom_kill_disable 0\nunder_oom 0\n", False),
+])
+def test_oom_killed_v1(hybrid, text, killed):
+    cg = open_cgroup("/kade/o", hybrid)
+    cg.create({})
+    Path(hybrid.v1["memory"], "kade/o/memory.oom_control").write_text(text)
+    assert cg.oom_killed() is killed
+
+
+@pytest.mark.parametrize("text,killed", [
+    ("low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\noom_group_kill 0\n", False),
+    ("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n", True),
+])
+def test_oom_killed_v2(v2, text, killed):
+    cg = open_cgroup("/kade/o", v2)
+    cg.create({"memory": {"limit": 1 << 20}})
+    Path(v2.unified, "kade/o/memory.events").write_text(text)
+    assert cg.oom_killed() is killed
+
+
 # -- destroying
 
 def test_destroy_removes_dirs_but_keeps_the_parent(hybrid, tmp_path):
