@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 
 
 class StepFailed(KadeError):
-    """A RUN whose process failed: the message is docker's, the code the process's."""
+    """A RUN whose process failed: the message is BuildKit's, the code the process's;
+    `command` is the step's argv joined by spaces, as docker's legacy builder names it
+    in its final "The command '...' returned a non-zero code: N"."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, command: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.command = command
 
 
 @dataclass

@@ -71,7 +71,10 @@ def main(ctx, verb: str, args: list[str]) -> int:
         image_id = engine_build.build(ctx.engine, req, out)
     except BaseException as e:
         out.close()
+        from kade.build.backend import StepFailed
         from kade.errors import KadeError
+        if isinstance(e, StepFailed):
+            return _step_failed(e)
         if isinstance(e, KadeError):
             raise Failed(f"ERROR: failed to solve: {e}") from None
         raise
@@ -82,6 +85,13 @@ def main(ctx, verb: str, args: list[str]) -> int:
     if ns.quiet:
         print(image_id)
     return 0
+
+
+def _step_failed(e) -> int:
+    """A failed RUN ends the build as under docker 20.10's builder: its message, and
+    the step's own exit code as the build's (1 if it had none)."""
+    sys.stderr.write(f"The command '{e.command}' returned a non-zero code: {e.code}\n")
+    return e.code or 1
 
 
 def _build_args(items: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ Layout it owns under the Kade root:
     <root>/containers/<id>/          bundle: config.json, rootfs/ (mount point),
                                      hosts, hostname, resolv.conf, <id>-json.log, lock
     <root>/runtime/<id>/             the runtime's state (see kade.runtime)
+    <root>/runtime/.seccomp/         compiled seccomp filters (see kade.runtime.seccomp)
     <root>/volumes/<name>/_data      named volumes (see kade.volumes)
     <root>/runtime-external/         state of --runtime runtimes (see engine/external.py)
     <root>/monitor.sock|lock|log     the root's supervisor (see engine/monitor.py)

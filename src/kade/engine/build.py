@@ -185,8 +185,9 @@ class EngineBackend:
                 raise FailedPrecondition("build cancelled")
             if code != 0:
                 from kade.build.backend import StepFailed
-                raise StepFailed(f'process "{" ".join(req.argv)}" did not complete '
-                                 f"successfully: exit code: {code}", code)
+                command = " ".join(req.argv)
+                raise StepFailed(f'process "{command}" did not complete '
+                                 f"successfully: exit code: {code}", code, command)
             self._drop_mount_stubs(cid, [m["target"] for m in mounts])
             return self._commit_container(cid, parent, config)
         finally:

@@ -103,17 +103,21 @@ def mark_running(engine, cid: str, pid: int, record: dict | None = None) -> None
     from kade.util.ids import now_rfc3339
     engine.db.update_state(cid, {
         "Status": "running", "Running": True, "Paused": False, "Restarting": False,
-        "Pid": pid, "PidStart": pid_start(pid), "ExitCode": 0, "Error": "",
+        "Pid": pid, "PidStart": pid_start(pid), "ExitCode": 0, "Error": "", "OOMKilled": False,
         "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
         "MonitorPid": os.getpid(), "MonitorStart": pid_start(os.getpid())})
     engine.emit("container", "start", cid, record=record)
 
 
-def mark_exited(engine, cid: str, code: int) -> None:
+def mark_exited(engine, cid: str, code: int, oom_killed: bool = False) -> None:
+    """oom_killed: the kernel's OOM killer killed a process of it (State.OOMKilled;
+    docker also sends an "oom" event, before "die")."""
     from kade.util.ids import now_rfc3339
     engine.db.update_state(cid, {"Status": "exited", "Running": False, "Paused": False,
                                  "Restarting": False, "Pid": 0, "ExitCode": code,
-                                 "FinishedAt": now_rfc3339()})
+                                 "OOMKilled": oom_killed, "FinishedAt": now_rfc3339()})
+    if oom_killed:
+        engine.emit("container", "oom", cid)
     engine.emit("container", "die", cid, {"exitCode": str(code)})
 
 

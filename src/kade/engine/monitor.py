@@ -71,7 +71,7 @@ class Supervisor:
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into monitor.log
         listener = self._listen()
         _log("serving")
-        _warm_up()
+        _warm_up(self.engine.runtime.seccomp_cache)
         while self._keep_running():
             try:
                 fd, _ = listener._accept()  # socket.socket.accept, without the socket module
@@ -267,14 +267,13 @@ def _one_malloc_arena() -> None:
         pass  # not glibc
 
 
-def _warm_up() -> None:
+def _warm_up(seccomp_cache: str) -> None:
     """What every container start needs, imported and cached once."""
     from kade.engine import lifecycle, logs, spec  # noqa: F401
     from kade.oci import defaults
-    from kade.runtime import Runtime  # noqa: F401
     from kade.runtime import seccomp
     try:
-        seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS))
+        seccomp.prepare(defaults.default_seccomp(defaults.DEFAULT_CAPS), seccomp_cache)
     except Exception:  # noqa: BLE001 - only a cache warm-up; a real start reports
         pass
 
@@ -282,6 +281,13 @@ def _warm_up() -> None:
 def _debug_traceback() -> None:
     import traceback
     traceback.print_exc()  # into monitor.log
+
+
+def _oom_killed(engine, cid: str) -> bool:
+    try:
+        return engine.runtime.oom_killed(cid)
+    except KadeError:
+        return False
 
 
 def _send(fd: int, msg: dict) -> None:
@@ -391,6 +397,7 @@ class Monitor:
         stdio.close()
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
+        oom_killed = not external and _oom_killed(engine, cid)  # before its cgroup goes
         try:
             if external:
                 from kade.engine import external as ext
@@ -399,7 +406,7 @@ class Monitor:
                 engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
-        lifecycle.mark_exited(engine, cid, code)  # the record may be renamed by now
+        lifecycle.mark_exited(engine, cid, code, oom_killed)  # the record may be renamed by now
         return code
 
     def _failed_start(self, e: KadeError) -> None:

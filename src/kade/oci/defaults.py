@@ -13,6 +13,22 @@ container looks the same to its process under Kade as under docker.
   `default_seccomp(caps, arch)` / `seccomp_from_profile(...)`, which resolve the
   profile's includes/excludes into an OCI linux.seccomp object.
 - cpu: `cpu_quota(cpus)` turns docker's --cpus into a CFS quota and period.
+
+The seccomp profile is moby's current one (moby/profiles seccomp v0.2.3, vendored by
+moby b985e2313a), compared syscall by syscall, for every capability set, arch and
+kernel, with docker 20.10.24's (`profiles/seccomp/default.json` at v20.10.24, the
+dockerd Debian 12 ships). Where the two differ on a syscall 20.10 names, the stricter
+rule is kept (tests/unit/oci/test_seccomp_profile.py pins the result):
+- from current moby (stricter): socket() for AF_ALG (38) and AF_VSOCK (40), and
+  io_uring_setup/enter/register, are denied (EPERM); 20.10 allowed them.
+- from 20.10 (current is looser): process_vm_readv/process_vm_writev need
+  CAP_SYS_PTRACE (current: any kernel >= 4.8); name_to_handle_at needs
+  CAP_SYS_ADMIN (current: always); bpf and perf_event_open need CAP_SYS_ADMIN
+  (current: also CAP_BPF, CAP_PERFMON).
+- syscalls 20.10 does not name (newer kernels: cachestat, fchmodat2, futex_wait,
+  mseal, pkey_*, statmount, clock_settime64 with CAP_SYS_TIME, lsm_* with
+  CAP_SYS_ADMIN...) follow current moby: denying them with EPERM would break libcs
+  that fall back only on ENOSYS. clone3 stays ENOSYS without CAP_SYS_ADMIN, as both.
 """
 
 from __future__ import annotations

@@ -57,9 +57,16 @@ def load_spec(bundle: str) -> dict:
         raise errors.InvalidArgument(f'"{path}" is not valid JSON: {e}') from None
 
 
+# under the state root, named so that it can never be a container id (ids begin with
+# a letter or digit): compiled seccomp filters, one file per profile (runtime.seccomp)
+SECCOMP_CACHE = ".seccomp"
+
+
 class Runtime:
-    def __init__(self, state_root: str) -> None:
+    def __init__(self, state_root: str, seccomp_cache: str | None = None) -> None:
+        """seccomp_cache: where compiled filters are kept (<state_root>/.seccomp)."""
         self.state_root = state_root
+        self.seccomp_cache = seccomp_cache or os.path.join(state_root, SECCOMP_CACHE)
         self._sc = Syscalls()
 
     # -- lifecycle -------------------------------------------------------------
@@ -79,7 +86,8 @@ class Runtime:
         bundle = os.path.abspath(bundle)
         spec = load_spec(bundle) if spec is None else spec
         linux = spec.get("linux") or {}
-        cfg = _proc.init_config(spec, bundle, rootfs_mounts, console=console_socket is not None)
+        cfg = _proc.init_config(spec, bundle, rootfs_mounts, console=console_socket is not None,
+                                seccomp_cache=self.seccomp_cache)
         sd = StateDir(self.state_root, id)
         cgroups_path = linux.get("cgroupsPath") or f"/kade/{id}"
         cgroup = open_cgroup(cgroups_path)
@@ -141,6 +149,15 @@ class Runtime:
             signal.pidfd_send_signal(pidfd, sig)
         finally:
             os.close(pidfd)
+
+    def oom_killed(self, id: str) -> bool:
+        """Whether the kernel's OOM killer killed a process of the container: ask
+        once its init has exited and before delete() removes the cgroup."""
+        _, rec = self._load(id)
+        try:
+            return open_cgroup(rec.cgroups_path).oom_killed()
+        except OSError:
+            return False  # the cgroup is gone: nothing left to tell
 
     def delete(self, id: str, force: bool = False) -> None:
         """Remove a stopped (or never started) container; force kills a running one."""

@@ -111,8 +111,9 @@ class InitConfig(NamedTuple):
 # -- from spec to config (in the caller) ----------------------------------------
 
 def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
-                console: bool = False) -> InitConfig:
-    """console: whether a console socket will take the pty the init makes."""
+                console: bool = False, seccomp_cache: str | None = None) -> InitConfig:
+    """console: whether a console socket will take the pty the init makes;
+    seccomp_cache: the directory of compiled filters (None: compile every time)."""
     namespaces = parse_namespaces(spec)
     if any((spec.get("hooks") or {}).values()):
         raise errors.NotImplementedYet("spec hooks are not supported yet")
@@ -121,7 +122,7 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
     linux = spec.get("linux") or {}
     profile = linux.get("seccomp")
     process = process_config(spec["process"],
-                             seccomp=_seccomp.prepare(profile) if profile else None)
+                             seccomp=_seccomp.prepare(profile, seccomp_cache) if profile else None)
     if process.terminal and not console:
         raise errors.InvalidArgument("process.terminal is set but no console was given")
     hostname, domainname = spec.get("hostname") or None, spec.get("domainname") or None

@@ -5,12 +5,14 @@ single prctl. So `compile` runs libseccomp once per distinct profile and the
 BPF is cached by the profile's hash; a later container with the same profile
 only reads the cache file and calls `install_bpf`:
 
-    bpf = seccomp.cached_compile(spec["linux"]["seccomp"])   # parent, or first child
-    seccomp.install_bpf(bpf)                                  # child, just before exec
+    bpf = seccomp.cached_compile(spec["linux"]["seccomp"], cache_dir)   # parent
+    seccomp.install_bpf(bpf)                                            # child, before exec
 
-`install` does both. The cache is one file per profile:
+`install` does both. The cache is one file per profile, in a directory the caller
+owns (the Runtime's `<state root>/.seccomp`, so each Kade root has its own and
+no store writes where another reads); without a directory nothing is cached:
 
-    /run/kade/seccomp/            (default; the caller may pass another dir)
+    <cache_dir>/
         <sha256 of profile + machine + FORMAT>.bpf   raw struct sock_filter array
 
 Loading a filter needs no_new_privs or CAP_SYS_ADMIN, so a runtime loads it
@@ -31,7 +33,6 @@ import os
 from kade.errors import InvalidArgument
 from kade.oci.digest import sha256_hex
 
-DEFAULT_CACHE_DIR = "/run/kade/seccomp"
 # Bump when compile() changes what it emits for the same profile.
 FORMAT = "1"
 
@@ -106,8 +107,10 @@ _PREPARED: dict[tuple[int, str | None], tuple[dict, tuple[bytes, int]]] = {}
 
 
 def cached_compile(spec_seccomp: dict, cache_dir: str | None = None) -> bytes:
-    """compile(), reading and filling the cache in `cache_dir`."""
-    path = os.path.join(cache_dir or DEFAULT_CACHE_DIR, cache_key(spec_seccomp) + ".bpf")
+    """compile(), reading and filling the cache in `cache_dir` (None: no cache)."""
+    if cache_dir is None:
+        return compile(spec_seccomp)
+    path = os.path.join(cache_dir, cache_key(spec_seccomp) + ".bpf")
     bpf = _read_cache(path)
     if bpf is None:
         bpf = compile(spec_seccomp)
@@ -260,15 +263,19 @@ def _read_cache(path: str) -> bytes | None:
 
 
 def _write_cache(path: str, bpf: bytes) -> None:
-    # Rename makes the file appear whole; concurrent writers race harmlessly
-    # because they write identical bytes.
-    import tempfile  # only on a cache miss: tempfile and its imports cost ~0.6 MB
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    # temp, fsync, rename: a reader (or a restart after a crash) sees the whole
+    # program or none. The temp name is this thread's own, so concurrent writers
+    # of one profile never share a temp file; the last rename wins with the same bytes.
+    import _thread
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}-{_thread.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(bpf)
+        try:
+            os.write(fd, bpf)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         os.unlink(tmp)

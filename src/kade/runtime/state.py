@@ -1,6 +1,8 @@
 """Container state on disk, between runtime calls that may come from different processes.
 
     <state_root>/                 e.g. <kade root>/runtime
+      .seccomp/<hash>.bpf         compiled seccomp filters, shared by the containers of
+                                  this root (kade.runtime.seccomp; never a container id)
       <id>/                       claimed by mkdir: it existing is what "creating" means
         state.json                written once create() has a set-up init (temp + rename;
                                   not fsynced: the container dies with the machine anyway)

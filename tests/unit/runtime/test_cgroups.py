@@ -141,8 +141,10 @@ def test_create_on_hybrid_puts_limits_in_v1(hybrid, tmp_path):
     assert fs.written("kade/c1/cpu.cfs_period_us") == ["100000"]
     assert fs.written("kade/c1/pids.max") == ["20"]
     assert fs.written("kade/c1/devices.deny") == ["a *:* rwm"]
-    # the spec's rules, then the new ptys runc always allows (/dev/ptmx, /dev/pts/*)
-    assert fs.written("kade/c1/devices.allow") == ["c 1:3 rwm", "c 5:2 rw", "c 136:* rw"]
+    # the spec's rules, then what runc always allows: making any node (not opening
+    # it), and new ptys (/dev/ptmx, /dev/pts/*)
+    assert fs.written("kade/c1/devices.allow") == ["c 1:3 rwm", "c *:* m", "b *:* m",
+                                                  "c 5:2 rw", "c 136:* rw"]
     # cpuset dirs inherit before the container's own cpus land
     assert fs.written("cpuset/kade/cpuset.cpus") == ["0-3"]
     assert fs.written("cpuset/kade/c1/cpuset.cpus") == ["0-3", "0-1"]
@@ -295,6 +297,30 @@ def test_stats_v2(v2):
     assert cg.stats() == {"memory_usage": 8192, "memory_limit": 1 << 20, "cpu_usage_ns": 50000,
                           "pids_current": 0, "blkio_read_bytes": 10, "blkio_write_bytes": 20,
                           "memory_inactive_file": None}
+
+
+@pytest.mark.parametrize("text,killed", [
+    ("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", False),
+    ("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", True),
+    ("oom_kill_disable 1\nunder_oom 1\n", True),  # before kernel 4.13: no counter
+    ("oom_kill_disable 0\nunder_oom 0\n", False),
+])
+def test_oom_killed_v1(hybrid, text, killed):
+    cg = open_cgroup("/kade/o", hybrid)
+    cg.create({})
+    Path(hybrid.v1["memory"], "kade/o/memory.oom_control").write_text(text)
+    assert cg.oom_killed() is killed
+
+
+@pytest.mark.parametrize("text,killed", [
+    ("low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\noom_group_kill 0\n", False),
+    ("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n", True),
+])
+def test_oom_killed_v2(v2, text, killed):
+    cg = open_cgroup("/kade/o", v2)
+    cg.create({"memory": {"limit": 1 << 20}})
+    Path(v2.unified, "kade/o/memory.events").write_text(text)
+    assert cg.oom_killed() is killed
 
 
 # -- destroying

@@ -19,7 +19,7 @@ def test_exports_are_pinned():
     public = {n for n, _ in inspect.getmembers(Runtime, inspect.isfunction)
               if not n.startswith("_")}
     assert public == {"create", "start", "state", "kill", "delete", "pause", "resume",
-                      "exec", "list"}
+                      "exec", "list", "oom_killed"}
 
 
 def test_unknown_and_invalid_containers(tmp_path):

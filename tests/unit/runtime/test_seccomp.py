@@ -77,3 +77,26 @@ def test_torn_cache_file_is_ignored(tmp_path):
 def test_install_bpf_rejects_what_is_not_bpf():
     with pytest.raises(InvalidArgument):
         seccomp.install_bpf(b"\x00" * 7)
+
+
+def test_cache_is_written_whole_and_leaves_no_temp(tmp_path):
+    cache = tmp_path / "cache"
+    bpf = seccomp.cached_compile(SMALL, str(cache))
+    assert [p.name for p in cache.iterdir()] == [seccomp.cache_key(SMALL) + ".bpf"]
+    assert (cache / (seccomp.cache_key(SMALL) + ".bpf")).read_bytes() == bpf
+
+
+def test_without_a_cache_dir_nothing_is_cached():
+    profile = {**SMALL, "defaultErrnoRet": 77}  # a key no other test makes
+    assert seccomp.cached_compile(profile, None) == seccomp.compile(profile)
+    # the directory every store once shared
+    assert not os.path.exists(f"/run/kade/seccomp/{seccomp.cache_key(profile)}.bpf")
+
+
+def test_runtime_keeps_its_cache_under_its_own_root(tmp_path):
+    from kade.runtime import Runtime
+    rt = Runtime(str(tmp_path / "runtime"))
+    assert rt.seccomp_cache == str(tmp_path / "runtime" / ".seccomp")
+    seccomp.cached_compile(SMALL, rt.seccomp_cache)
+    assert rt.list() == []  # the cache is never taken for a container
+    assert Runtime(str(tmp_path), seccomp_cache="/x").seccomp_cache == "/x"

@@ -4,6 +4,7 @@
     cg.create(spec["linux"]["resources"])   # dirs and limits, or nothing on error
     cg.add(pid)
     cg.freeze(); cg.thaw(); cg.stats(); cg.update(resources)
+    cg.oom_killed()                         # after the init died, before destroy
     cg.kill_all(signal.SIGKILL)
     cg.destroy()                            # waits for it to empty, removes the dirs
 
@@ -198,6 +199,11 @@ class Cgroup:
         if route := self._route(blkio.V1, blkio.V2):
             out.update(blkio.stats(self._reader(route[0]), route[1]))
         return out
+
+    def oom_killed(self) -> bool:
+        """Whether the OOM killer killed one of its processes (read before destroy)."""
+        route = self._route(memory.V1, memory.V2)
+        return bool(route) and memory.oom_killed(self._reader(route[0]), route[1])
 
     def _cpu_usage(self) -> int | None:
         # cpu.stat is a core v2 file too, so a hybrid host can answer from there.

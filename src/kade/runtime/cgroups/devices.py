@@ -13,15 +13,20 @@ V1 = "devices"
 V2 = "devices"  # never among v2's cgroup.controllers, so v2 routing never happens
 
 
-# appended to every spec's rules, as runc appends its AllowedDevices: new ptys from the
-# container's own devpts (/dev/ptmx, /dev/pts/*), for its console and for tmux, ssh,
-# script... (read and write only: unlike runc's, these let no one mknod a pty node)
+# Appended to every spec's rules, as runc appends its AllowedDevices, so a docker
+# container behaves as under runc:
+# - any device node may be made ("c *:* m", "b *:* m": with CAP_MKNOD, as images'
+#   package scripts do), yet opening one stays denied unless a rule allows it;
+MKNOD_RULES = ({"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
+               {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"})
+# - new ptys from the container's own devpts (/dev/ptmx, /dev/pts/*), for its console
+#   and for tmux, ssh, script... (read and write; mknod of them is MKNOD_RULES')
 PTY_RULES = ({"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rw"},
              {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rw"})
 
 
 def v1_writes(res: dict) -> list[Write]:
-    rules = [*(res.get("devices") or []), *PTY_RULES]
+    rules = [*(res.get("devices") or []), *MKNOD_RULES, *PTY_RULES]
     return [Write("devices.allow" if rule.get("allow") else "devices.deny", rule_text(rule))
             for rule in rules]
 

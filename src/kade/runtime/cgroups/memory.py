@@ -84,6 +84,18 @@ def stats(read: Callable[[str], str | None], version: int) -> dict:
             "memory_inactive_file": inactive}
 
 
+def oom_killed(read: Callable[[str], str | None], version: int) -> bool:
+    """Whether the OOM killer killed a process of this cgroup since it was made:
+    v1 memory.oom_control's oom_kill counter (kernel 4.13+; before it, under_oom,
+    which holds while a process waits for memory under a disabled OOM killer), v2
+    memory.events' oom_kill."""
+    text = read("memory.oom_control" if version == 1 else "memory.events") or ""
+    fields = dict(line.partition(" ")[::2] for line in text.splitlines())
+    if "oom_kill" in fields:
+        return (_int(fields["oom_kill"]) or 0) > 0
+    return version == 1 and (_int(fields.get("under_oom")) or 0) > 0
+
+
 def _v2_value(n: int) -> str:
     return "max" if n == -1 else str(n)
 
