@@ -20,7 +20,7 @@ import tarfile
 import time
 
 import pytest
-from attack_probe import mount_of, probe  # noqa: F401 - probe: a fixture
+from attack_probe import mount_of
 
 ROUNDS = 16
 TOKEN = os.urandom(6).hex()

@@ -15,7 +15,7 @@ import os
 import subprocess
 
 import pytest
-from attack_probe import attacks, mount_of, parse, probe  # noqa: F401 - probe: a fixture
+from attack_probe import attacks, mount_of, parse
 
 EPERM, EROFS = {"EPERM"}, {"EROFS"}
 

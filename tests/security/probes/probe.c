@@ -33,8 +33,10 @@
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/timex.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -445,6 +447,31 @@ static void a_name_to_handle(char **args)
                    &fh, &mount_id, 0));
 }
 
+/* ---- where docker's seccomp profiles differ ---------------------------------- */
+
+/* socket:FAMILY (a number: 40 AF_VSOCK, 38 AF_ALG, 1 AF_UNIX) */
+static void a_socket(char **args)
+{
+    int family = atoi(arg(args, 1, "1"));
+    result(socket(family, family == 38 ? SOCK_SEQPACKET : SOCK_STREAM, 0));
+}
+
+static void a_io_uring_setup(char **args)
+{
+    char params[120] = {0}; /* struct io_uring_params, zeroed */
+    (void)args;
+    result(syscall(__NR_io_uring_setup, 1, params));
+}
+
+/* read our own memory through the cross-process call */
+static void a_process_vm_readv(char **args)
+{
+    char src[8] = "abcdefg", dst[8];
+    struct iovec local = {dst, sizeof dst}, remote = {src, sizeof src};
+    (void)args;
+    result(process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+}
+
 /* ---- devices, processes, chroot -------------------------------------------- */
 
 /* make a block node for MAJOR:MINOR (default the host's disk, 8:0) and read it */
@@ -623,7 +650,8 @@ static const struct {
     {"open_by_handle", a_open_by_handle, 0}, {"name_to_handle", a_name_to_handle, 0},
     {"blockdev", a_blockdev, 0}, {"ptrace", a_ptrace, 0}, {"kill", a_kill, 0},
     {"chroot_escape", a_chroot_escape, 0}, {"forkbomb", a_forkbomb, 1}, {"hog", a_hog, 1},
-    {"swap", a_swap, 1},
+    {"swap", a_swap, 1}, {"socket", a_socket, 0}, {"io_uring_setup", a_io_uring_setup, 0},
+    {"process_vm_readv", a_process_vm_readv, 0},
 };
 
 int main(int argc, char **argv)
