@@ -49,13 +49,18 @@ def _serve(ctx, args: list[str]) -> int:
     p.add_argument("--max-blob-size", default="0",
                    help="Refuse blobs larger than this (e.g. 10g; default no limit)")
     p.add_argument("--access-log", action="store_true", help="Log every request to stderr")
+    p.add_argument("--head-timeout", default="20s",
+                   help="Close connections that take longer to send a request head "
+                        '(default "20s")')
     ns: Any = p.parse_args(args)
     from kade.registry.serve import Config, serve
+    from kade.util.units import parse_duration
     root = ns.root or _default_root(ctx)
     config = Config(root=root, addr=ns.addr, htpasswd=ns.htpasswd, tls_cert=ns.tls_cert,
                     tls_key=ns.tls_key, token_realm=ns.token_realm, token_key=ns.token_key,
                     token_service=ns.token_service, token_issuer=ns.token_issuer,
-                    max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log)
+                    max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log,
+                    head_timeout=parse_duration(ns.head_timeout))
     return serve(config)
 
 
