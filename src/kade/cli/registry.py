@@ -55,13 +55,13 @@ def _serve(ctx, args: list[str]) -> int:
                         '(default "20s")')
     ns: Any = p.parse_args(args)
     from kade.registry.serve import Config, serve
-    from kade.util.units import parse_duration
+    head_timeout = _duration("--head-timeout", ns.head_timeout, positive=True)
     root = ns.root or _default_root(ctx)
     config = Config(root=root, addr=ns.addr, htpasswd=ns.htpasswd, tls_cert=ns.tls_cert,
                     tls_key=ns.tls_key, token_realm=ns.token_realm, token_key=ns.token_key,
                     token_service=ns.token_service, token_issuer=ns.token_issuer,
                     max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log,
-                    head_timeout=parse_duration(ns.head_timeout))
+                    head_timeout=head_timeout)
     return serve(config)
 
 
@@ -76,7 +76,7 @@ def _gc(ctx, args: list[str]) -> int:
     from kade.registry.driver.filesystem import FilesystemDriver
     from kade.registry.gc import collect
     from kade.util.units import human_size
-    max_age = _age(ns.uploads_older_than)
+    max_age = _duration("--uploads-older-than", ns.uploads_older_than)
     root = ns.root or _default_root(ctx)
     log = None if ns.quiet else (lambda line: print(line))
     result = collect(FilesystemDriver(root), dry_run=ns.dry_run, upload_max_age=max_age,
@@ -88,12 +88,17 @@ def _gc(ctx, args: list[str]) -> int:
     return 0
 
 
-def _age(text: str) -> float:
+def _duration(flag: str, text: str, positive: bool = False) -> float:
+    """A Go duration flag; docker's message for a bad one names the flag."""
     from kade.errors import InvalidArgument
     from kade.util.units import parse_duration
-    seconds = parse_duration(text)
-    if seconds < 0:
-        raise InvalidArgument(f'invalid --uploads-older-than "{text}": must not be negative')
+    try:
+        seconds = parse_duration(text)
+    except InvalidArgument as e:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {e}') from None
+    if seconds < 0 or (positive and seconds == 0):
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: must be '
+                              f'{"more than 0" if positive else "0 or more"}')
     return seconds
 
 
