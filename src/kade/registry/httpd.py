@@ -680,8 +680,10 @@ class _WaitingRoom:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE) and self._evict():
-                    continue  # out of descriptors: the oldest waiting one makes room
+                if e.errno in (errno.EMFILE, errno.ENFILE):
+                    if self._evict():
+                        continue  # out of descriptors: the oldest waiting one makes room
+                    time.sleep(0.01)  # all held by requests: do not spin on the listener
                 return
             if len(self._conns) >= self.limit:
                 self._evict()
