@@ -8,14 +8,15 @@ from typing import Any
 from kade.cli.errmap import ArgParser, UsageError
 
 SERVE_USAGE = "kade registry serve [OPTIONS]"
-GC_USAGE = "kade registry gc --root DIR [--dry-run]"
+GC_USAGE = "kade registry gc --root DIR [--dry-run] [--uploads-older-than DURATION]"
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
     if not args or args[0] in ("--help", "-h"):
         sys.stdout.write("Usage:  kade registry COMMAND\n\nCommands:\n"
                          "  serve   Run a registry (OCI distribution spec) on this machine\n"
-                         "  gc      Remove blobs that no manifest references\n")
+                         "  gc      Remove blobs that no manifest references, and stale "
+                         "uploads\n")
         return 0 if args else 1
     sub, rest = args[0], args[1:]
     if sub == "serve":
@@ -49,13 +50,18 @@ def _serve(ctx, args: list[str]) -> int:
     p.add_argument("--max-blob-size", default="0",
                    help="Refuse blobs larger than this (e.g. 10g; default no limit)")
     p.add_argument("--access-log", action="store_true", help="Log every request to stderr")
+    p.add_argument("--head-timeout", default="20s",
+                   help="Close connections that take longer to send a request head "
+                        '(default "20s")')
     ns: Any = p.parse_args(args)
     from kade.registry.serve import Config, serve
+    head_timeout = _duration("--head-timeout", ns.head_timeout, positive=True)
     root = ns.root or _default_root(ctx)
     config = Config(root=root, addr=ns.addr, htpasswd=ns.htpasswd, tls_cert=ns.tls_cert,
                     tls_key=ns.tls_key, token_realm=ns.token_realm, token_key=ns.token_key,
                     token_service=ns.token_service, token_issuer=ns.token_issuer,
-                    max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log)
+                    max_blob_size=_size(ns.max_blob_size), access_log=ns.access_log,
+                    head_timeout=head_timeout)
     return serve(config)
 
 
@@ -64,17 +70,36 @@ def _gc(ctx, args: list[str]) -> int:
     p.add_argument("--root", help="Storage directory of the registry")
     p.add_argument("--dry-run", action="store_true", help="Only list what would be removed")
     p.add_argument("-q", "--quiet", action="store_true", help="Print only the summary")
+    p.add_argument("--uploads-older-than", default="168h", metavar="DURATION",
+                   help="Remove uploads not written to for this long (default \"168h\")")
     ns: Any = p.parse_args(args)
     from kade.registry.driver.filesystem import FilesystemDriver
     from kade.registry.gc import collect
     from kade.util.units import human_size
+    max_age = _duration("--uploads-older-than", ns.uploads_older_than)
     root = ns.root or _default_root(ctx)
     log = None if ns.quiet else (lambda line: print(line))
-    result = collect(FilesystemDriver(root), dry_run=ns.dry_run, log=log)
+    result = collect(FilesystemDriver(root), dry_run=ns.dry_run, upload_max_age=max_age,
+                     log=log)
     verb = "would free" if ns.dry_run else "freed"
     print(f"{len(result.removed)} blobs unreferenced, {verb} {human_size(result.freed)}; "
-          f"{result.marked} referenced; {result.uploads_removed} stale uploads")
+          f"{result.marked} referenced; {len(result.uploads)} stale uploads, {verb} "
+          f"{human_size(result.uploads_freed)}")
     return 0
+
+
+def _duration(flag: str, text: str, positive: bool = False) -> float:
+    """A Go duration flag; docker's message for a bad one names the flag."""
+    from kade.errors import InvalidArgument
+    from kade.util.units import parse_duration
+    try:
+        seconds = parse_duration(text)
+    except InvalidArgument as e:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {e}') from None
+    if seconds < 0 or (positive and seconds == 0):
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: must be '
+                              f'{"more than 0" if positive else "0 or more"}')
+    return seconds
 
 
 def _default_root(ctx) -> str:

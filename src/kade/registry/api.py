@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from kade.oci import mediatypes as mt
-from kade.registry import catalog, errcode, names, paths, ranges, uploads
+from kade.registry import catalog, errcode, names, paths, ranges, safejson, uploads
 from kade.registry.auth import Access, Open
 from kade.registry.errcode import RegistryError
 from kade.registry.httpd import Response
@@ -46,6 +47,11 @@ EMPTY_DIGESTS = {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991
 _READ = ("pull",)
 _WRITE = ("pull", "push")
 _DELETE = ("delete",)
+
+
+def _log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _json(status: int, doc, headers: dict[str, str] | None = None,
@@ -77,17 +83,25 @@ class RegistryAPI:
     """The request handler: route, authorize, act, answer."""
 
     def __init__(self, store: "Store", authorizer: "Authorizer | None" = None,
-                 token_issuer: "TokenIssuer | None" = None, token_path: str | None = None):
+                 token_issuer: "TokenIssuer | None" = None, token_path: str | None = None,
+                 log=None):
         self.store = store
         self.authorizer = authorizer or Open()
         self.token_issuer = token_issuer
         self.token_path = token_path
+        self.log = log or _log
 
     def __call__(self, req: "Request") -> Response:
         try:
             return self._dispatch(req)
         except RegistryError as e:
             return error_response(e)
+        except OSError as e:
+            err = errcode.storage_error(e)
+            if err is None:
+                raise
+            self.log(f"error: {req.method} {req.path}: storage: {err.message}")
+            return error_response(err)
 
     def _dispatch(self, req: "Request") -> Response:
         path, method = req.path, req.method
@@ -263,7 +277,7 @@ class RegistryAPI:
     def _negotiate(self, name: str, ref: str, m, accepted: set[str]):
         """An index the client cannot read: its linux/amd64 manifest, as distribution does."""
         if m.media_type in mt.INDEXES and accepted & mt.MANIFESTS:
-            children = json.loads(m.data).get("manifests") or []
+            children = safejson.loads(m.data).get("manifests") or []
             for child in children:
                 platform = child.get("platform") or {}
                 if platform.get("os") == "linux" and platform.get("architecture") == "amd64" \

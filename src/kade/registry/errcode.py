@@ -12,7 +12,9 @@ is the spec's envelope:
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from typing import NamedTuple
 
 from kade.errors import KadeError
@@ -72,6 +74,18 @@ class RegistryError(KadeError):
         if self.detail is not None:
             entry["detail"] = self.detail
         return entry
+
+
+# failures of the storage under the registry, not of the request or of the code:
+# answered as distribution does (500 UNKNOWN) with what went wrong, logged in one line
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def storage_error(e: OSError) -> RegistryError | None:
+    """The answer to a storage failure such as a full disk; None for other errors."""
+    if e.errno not in STORAGE_ERRNOS:
+        return None
+    return RegistryError(UNKNOWN, message=os.strerror(e.errno).lower())
 
 
 def body(*errs: RegistryError) -> bytes:

@@ -3,8 +3,10 @@
 Mark: every manifest revision of every repository is live, and so is
 everything it reaches: its config and layers, an index's child manifests (and
 theirs), and a referrer's subject. Sweep: every blob under `blobs/` that was
-not marked is removed, with the `_layers` links that named it. Uploads whose
-`startedat` is older than `upload_max_age` are removed too.
+not marked is removed, with the `_layers` links that named it. Upload
+sessions (`_uploads/<id>`, partial blobs of pushes that never finished) are
+removed too once nothing was written to them for `upload_max_age` seconds
+(distribution's purgeuploads, whose default age is a week).
 
 Run it while the registry is not accepting pushes (as with distribution's
 garbage-collect): a blob uploaded but not yet named by a manifest is garbage.
@@ -12,12 +14,12 @@ garbage-collect): a blob uploaded but not yet named by a manifest is garbage.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-from kade.registry import catalog, paths
+from kade.registry import catalog, paths, safejson
 from kade.registry.driver import PathNotFound
+from kade.util.units import human_duration, human_size
 
 if TYPE_CHECKING:
     from kade.registry.driver import StorageDriver
@@ -29,7 +31,8 @@ class Result(NamedTuple):
     marked: int
     removed: list[str]
     freed: int
-    uploads_removed: int
+    uploads: list[str]  # "<repository>/<upload id>" of the stale uploads removed
+    uploads_freed: int = 0
 
 
 def collect(driver: "StorageDriver", dry_run: bool = False,
@@ -51,8 +54,8 @@ def collect(driver: "StorageDriver", dry_run: bool = False,
             for name in names:
                 _delete(driver, paths.layer_dir(name, digest))
             _delete(driver, paths.blob_dir(digest))
-    uploads = _purge_uploads(driver, upload_max_age, dry_run)
-    return Result(len(marked), removed, freed, uploads)
+    uploads, uploads_freed = _purge_uploads(driver, upload_max_age, dry_run, log)
+    return Result(len(marked), removed, freed, uploads, uploads_freed)
 
 
 def mark(driver: "StorageDriver") -> set[str]:
@@ -71,7 +74,7 @@ def _mark_manifest(driver: "StorageDriver", digest: str, marked: set[str]) -> No
             continue
         marked.add(current)
         try:
-            doc = json.loads(driver.get_content(paths.blob_data(current)))
+            doc = safejson.loads(driver.get_content(paths.blob_data(current)))
         except (PathNotFound, ValueError, UnicodeDecodeError):
             continue
         if not isinstance(doc, dict):
@@ -103,19 +106,37 @@ def _digests_under(driver: "StorageDriver", base: str) -> list[str]:
             for hexpart in _list(driver, f"{base}/{algo}")]
 
 
-def _purge_uploads(driver: "StorageDriver", max_age: float, dry_run: bool) -> int:
-    count, now = 0, time.time()
+def _purge_uploads(driver: "StorageDriver", max_age: float, dry_run: bool,
+                   log=None) -> tuple[list[str], int]:
+    removed, freed, now = [], 0, time.time()
     for name in catalog.repositories(driver, markers=("_uploads",)):
         for upload_id in _list(driver, paths.uploads(name)):
-            try:
-                started = driver.stat(paths.upload_started(name, upload_id)).mtime
-            except PathNotFound:
-                started = 0.0
-            if now - started > max_age:
-                count += 1
-                if not dry_run:
-                    _delete(driver, paths.upload_dir(name, upload_id))
-    return count
+            size, last = _upload_activity(driver, name, upload_id)
+            if now - last <= max_age:
+                continue
+            removed.append(f"{name}/{upload_id}")
+            freed += size
+            if log:
+                idle = human_duration(now - last).lower() if last else "never written"
+                log(f"{'would remove' if dry_run else 'removing'} upload {name}/{upload_id} "
+                    f"({human_size(size)}, idle {idle})")
+            if not dry_run:
+                _delete(driver, paths.upload_dir(name, upload_id))
+    return removed, freed
+
+
+def _upload_activity(driver: "StorageDriver", name: str, upload_id: str) -> tuple[int, float]:
+    """An upload's size so far and when it was last written (0 if never)."""
+    size, last = 0, 0.0
+    for path in (paths.upload_started(name, upload_id), paths.upload_data(name, upload_id)):
+        try:
+            info = driver.stat(path)
+        except PathNotFound:
+            continue
+        last = max(last, info.mtime)
+        if path.endswith("/data"):
+            size = info.size
+    return size, last
 
 
 def _list(driver: "StorageDriver", path: str) -> list[str]:

@@ -1,19 +1,30 @@
 """A small HTTP/1.1 server made for a registry: keep-alive, streamed bodies,
 sendfile(2), TLS.
 
-One thread per connection, blocking sockets. Registry traffic is a few
-long-lived connections moving big bodies, or many tiny HEADs; both are fastest
-with plain blocking calls: recv_into() a reused 1 MiB buffer that the handler
-hashes and writes (hashlib and os.write drop the GIL, so connections overlap),
-and os.sendfile() from the blob's file to the socket for GETs.
+Two kinds of thread. One *waiting room* thread accepts connections and, with
+epoll, reads request heads without blocking: a connection costs no thread
+until its head is complete. Then a *worker* (from a pool of at most
+`max_requests`) serves it with plain blocking calls, which are fastest for
+registry traffic: recv_into() a reused 1 MiB buffer that the handler hashes
+and writes (hashlib and os.write drop the GIL, so connections overlap), and
+os.sendfile() from the blob's file to the socket for GETs. After the response
+the connection goes back to the waiting room (keep-alive), or is closed.
+
+Slow clients cannot lock others out (slowloris): a request head must be
+complete `head_timeout` seconds after the connection was accepted or its
+first byte arrived, however it trickles in; an idle keep-alive connection is
+closed after `idle_timeout`; when the waiting room is full its oldest
+connection is dropped. Only requests with a complete head count toward
+`max_requests`, past which a request is answered 429.
 
 What the server does for the handler:
 - request bodies framed by Content-Length or chunked Transfer-Encoding (both at
   once is refused), and `Expect: 100-continue` answered when the handler first
   reads the body (a handler that answers without reading makes the server
   close the connection rather than read a body nobody wants);
-- keep-alive by HTTP/1.1 rules (HTTP/1.0 only on request), with idle and
-  stalled connections timed out by SO_RCVTIMEO/SO_SNDTIMEO;
+- keep-alive by HTTP/1.1 rules (HTTP/1.0 only on request); a body or a
+  response that makes no progress for `stall_timeout` ends the connection
+  (SO_RCVTIMEO/SO_SNDTIMEO);
 - a body the handler left unread is drained when small, else the connection
   is closed after the response.
 
@@ -22,7 +33,10 @@ Handler contract: `handler(request) -> Response`; an exception becomes a 500.
 
 from __future__ import annotations
 
+import errno
 import os
+import queue
+import select
 import socket
 import struct
 import sys
@@ -42,6 +56,14 @@ BODY_BUFFER = 1 << 20
 GATHER = 512 << 10
 DRAIN_LIMIT = 8 << 20
 IDLE_TIMEOUT = 120.0
+# a request head must be whole this long after its connection or first byte
+HEAD_TIMEOUT = 20.0
+# a request body or a response that moves no byte for this long ends the connection
+STALL_TIMEOUT = 120.0
+MAX_REQUESTS = 1024
+MAX_WAITING = 16384
+# an idle worker thread waits this long for work before it ends
+WORKER_IDLE = 30.0
 # after refusing a body we did not read: how long, and how much, to keep reading
 # it before closing, so the client sees our answer rather than a reset (RFC 9112 §9.6)
 LINGER_SECONDS = 2.0
@@ -98,6 +120,33 @@ class _Stream:
         self.buf += data
         return True
 
+    def fill_nowait(self) -> bool | None:
+        """Reads what has arrived without blocking: True some bytes, None nothing
+        yet, False the peer closed (or the connection failed)."""
+        got = None
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return got
+            except OSError as e:
+                if _want_io(e):  # a partial TLS record, or a renegotiation
+                    return got
+                return False
+            if not data:
+                return False
+            self.buf += data
+            got = True
+            if len(self.buf) > MAX_HEAD or not getattr(self.sock, "pending", None) \
+                    or not self.sock.pending():
+                return got
+
+    def head_ready(self) -> bool:
+        """Whether read_head() can answer without reading: a whole head, or one
+        it will refuse."""
+        buf = self.buf
+        return b"\r\n\r\n" in buf or len(buf) > MAX_HEAD or buf[:1] == b"\x16"
+
     def read_head(self) -> bytes | None:
         """Bytes up to the blank line ending a request head; None on a clean close."""
         start = 0
@@ -146,6 +195,11 @@ class _Stream:
         if n == 0:
             raise ClientGone("connection closed inside a request body")
         return n
+
+
+def _want_io(e: OSError) -> bool:
+    """SSLWantReadError/SSLWantWriteError, without importing ssl for plain HTTP."""
+    return type(e).__name__ in ("SSLWantReadError", "SSLWantWriteError")
 
 
 class Body:
@@ -307,6 +361,12 @@ class _Connection:
         self._buffer: memoryview | None = None
         self.tls = server.tls is not None
         self.linger = False
+        self.fd = sock.fileno()
+        # in the waiting room: when it is dropped, whether the TLS handshake is
+        # still going, whether its fd is in the epoll set
+        self.deadline = 0.0
+        self.handshaking = False
+        self.registered = False
 
     def body_buffer(self) -> memoryview:
         if self._buffer is None:
@@ -320,6 +380,7 @@ class _Connection:
             raise ClientGone(str(e)) from None
 
     def serve(self) -> None:
+        """Serves requests until the connection ends, blocking (serve_connection)."""
         try:
             while self._one():
                 pass
@@ -328,13 +389,47 @@ class _Connection:
         except BadRequest as e:
             self._send_error(e.status, str(e))
             self.linger = True
-        finally:
-            if self.linger:
-                self._linger()
+        self.close()
+
+    def run(self, room: "_WaitingRoom") -> None:
+        """Serves the requests whose heads are buffered (a worker's turn), then
+        hands the connection back to the waiting room, or closes it."""
+        keep = False
+        try:
+            self.sock.setblocking(True)  # SO_RCVTIMEO/SO_SNDTIMEO bound each call
+            keep = self._one()
+            while keep and self.stream.head_ready():
+                keep = self._one()
+        except ClientGone:
+            keep = False
+        except BadRequest as e:
+            self._send_error(e.status, str(e))
+            self.linger, keep = True, False
+        except OSError:
+            keep = False
+        if keep:
+            self.sock.setblocking(False)
+            room.wait(self, bool(self.stream.buf))
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self.linger:
+            self._linger()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def time_out(self) -> None:
+        """The head did not come in time: 408 (best effort), then close."""
+        if self.stream.buf.strip():
             try:
-                self.sock.close()
+                self.sock.send(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+                               b"Connection: close\r\n\r\n")
             except OSError:
                 pass
+        self.close()
 
     def _linger(self) -> None:
         """Half-closes, then reads and drops what the client still sends, for a while."""
@@ -474,21 +569,258 @@ class _Connection:
             pass
 
 
+class _Workers:
+    """At most `limit` threads serving requests; idle ones wait for the next."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._idle = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def submit(self, conn: "_Connection", room: "_WaitingRoom") -> bool:
+        """False when `limit` requests are already being served."""
+        with self._lock:
+            if self._busy >= self.limit:
+                return False
+            self._busy += 1
+            if self._idle:
+                self._idle -= 1
+                self._queue.put(conn)
+                return True
+        threading.Thread(target=self._loop, args=(conn, room), daemon=True).start()
+        return True
+
+    def _loop(self, conn: "_Connection | None", room: "_WaitingRoom") -> None:
+        while conn is not None:
+            try:
+                conn.run(room)
+            except Exception as e:  # a bug: lose the connection, not the worker
+                sys.stderr.write(f"error: connection {conn.peer}: {e!r}\n")
+                conn.close()
+            with self._lock:
+                self._busy -= 1
+                self._idle += 1
+            conn = self._next()
+
+    def _next(self) -> "_Connection | None":
+        try:
+            return self._queue.get(timeout=WORKER_IDLE)
+        except queue.Empty:
+            pass
+        with self._lock:  # submit() puts under this lock: nothing is missed
+            try:
+                return self._queue.get_nowait()
+            except queue.Empty:
+                self._idle -= 1
+                return None
+
+
+class _WaitingRoom:
+    """The thread that accepts connections and reads request heads, with epoll.
+
+    A connection is here while no request of it is being served: new, idle
+    between keep-alive requests, or with a head partly received. Each has a
+    deadline (`head_timeout` after its accept or its first byte, `idle_timeout`
+    when idle) checked every `sweep` seconds. A whole head sends it to a worker.
+    Only this thread reads, times out or evicts these connections; workers only
+    hand connections back (`wait`).
+    """
+
+    def __init__(self, server: "Server", listener: socket.socket):
+        self.server = server
+        self.listener = listener
+        self.epoll = select.epoll()
+        self._lock = threading.Lock()
+        self._conns: dict[int, _Connection] = {}  # fd -> connection, oldest first
+        self.sweep = max(0.05, min(1.0, server.head_timeout / 4))
+        self.limit = _waiting_limit(server.max_waiting, server.max_requests)
+
+    def run(self) -> None:
+        listen_fd = self.listener.fileno()
+        self.epoll.register(listen_fd, select.EPOLLIN)
+        next_sweep = time.monotonic() + self.sweep
+        try:
+            while not self.server._closed:
+                for fd, _ in self.epoll.poll(max(0.0, next_sweep - time.monotonic())):
+                    if fd == listen_fd:
+                        self._accept()
+                    else:
+                        self._ready(fd)
+                if time.monotonic() >= next_sweep:
+                    self._expire()
+                    next_sweep = time.monotonic() + self.sweep
+        finally:
+            self._close_all()
+
+    def wait(self, conn: _Connection, started: bool) -> None:
+        """Takes a connection in (any thread) until its next head is whole."""
+        conn.deadline = time.monotonic() + (self.server.head_timeout if started
+                                            else self.server.idle_timeout)
+        with self._lock:
+            self._conns[conn.fd] = conn
+        self._arm(conn, select.EPOLLIN)
+
+    def _arm(self, conn: _Connection, events: int) -> None:
+        events |= select.EPOLLONESHOT
+        try:
+            if conn.registered:
+                self.epoll.modify(conn.fd, events)
+            else:
+                self.epoll.register(conn.fd, events)
+                conn.registered = True
+        except (OSError, ValueError):  # closed by the server shutting down
+            self._drop(conn)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE):
+                    if self._evict():
+                        continue  # out of descriptors: the oldest waiting one makes room
+                    time.sleep(0.01)  # all held by requests: do not spin on the listener
+                return
+            if len(self._conns) >= self.limit:
+                self._evict()
+            self._admit(sock, peer)
+
+    def _admit(self, sock: socket.socket, peer) -> None:
+        server = self.server
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _set_timeouts(sock, server.stall_timeout)
+            if server.tls is not None:
+                sock = server.tls.wrap_socket(sock, server_side=True,
+                                              do_handshake_on_connect=False)
+        except OSError:
+            sock.close()
+            return
+        conn = _Connection(server, sock, f"{peer[0]}:{peer[1]}")
+        conn.handshaking = server.tls is not None
+        self.wait(conn, True)
+
+    def _ready(self, fd: int) -> None:
+        with self._lock:
+            conn = self._conns.get(fd)
+        if conn is None:
+            return
+        if conn.handshaking:
+            self._handshake(conn)
+            return
+        got = conn.stream.fill_nowait()
+        if got is False:
+            self._drop(conn)
+        elif conn.stream.head_ready():
+            with self._lock:
+                del self._conns[fd]
+            if not self.server._workers.submit(conn, self):
+                self.server._refuse(conn)
+        else:
+            if got and conn.deadline - time.monotonic() > self.server.head_timeout:
+                # an idle keep-alive connection began a head: it has head_timeout
+                conn.deadline = time.monotonic() + self.server.head_timeout
+            self._arm(conn, select.EPOLLIN)
+
+    def _handshake(self, conn: _Connection) -> None:
+        try:
+            conn.sock.do_handshake()  # type: ignore[attr-defined]
+        except OSError as e:
+            if type(e).__name__ == "SSLWantWriteError":
+                self._arm(conn, select.EPOLLOUT)
+            elif _want_io(e):
+                self._arm(conn, select.EPOLLIN)
+            else:
+                self._drop(conn)
+            return
+        conn.handshaking = False
+        self._ready(conn.fd)  # the request may have come with the handshake
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [c for c in self._conns.values() if c.deadline <= now]
+            for conn in late:
+                del self._conns[conn.fd]
+        for conn in late:
+            conn.time_out()
+
+    def _evict(self) -> bool:
+        with self._lock:
+            if not self._conns:
+                return False
+            conn = self._conns.pop(next(iter(self._conns)))
+        conn.close()
+        return True
+
+    def _drop(self, conn: _Connection) -> None:
+        with self._lock:
+            if self._conns.get(conn.fd) is conn:
+                del self._conns[conn.fd]
+        conn.close()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.close()
+        self.epoll.close()
+
+
+def _waiting_limit(wanted: int, max_requests: int) -> int:
+    """At most `wanted`, and fewer than the descriptors left after the workers'."""
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(16, min(wanted, soft - 2 * max_requests - 64))
+
+
+def raise_nofile_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard one, as Go programs do at start: every
+    waiting connection is a descriptor."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _set_timeouts(sock, seconds: float) -> None:
+    timeout = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+
+
 class Server:
-    """Serves each connection with `handler` in a thread of its own.
+    """Serves requests with `handler`: see the module's docstring.
 
     `bind` then `serve_forever` for a listening socket; `serve_connection` serves
-    one already connected socket (a test's socketpair) in the calling thread.
+    one already connected socket (a test's socketpair) in the calling thread,
+    blocking, where only `idle_timeout` bounds each read.
     """
 
     def __init__(self, handler: Callable[[Request], Response],
                  tls: "ssl.SSLContext | None" = None, access_log: bool = False,
-                 idle_timeout: float = IDLE_TIMEOUT, max_connections: int = 1024):
+                 idle_timeout: float = IDLE_TIMEOUT, head_timeout: float = HEAD_TIMEOUT,
+                 stall_timeout: float = STALL_TIMEOUT, max_requests: int = MAX_REQUESTS,
+                 max_waiting: int = MAX_WAITING):
         self.handler = handler
         self.tls = tls
         self.access_log = access_log
         self.idle_timeout = idle_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.head_timeout = head_timeout
+        self.stall_timeout = stall_timeout
+        self.max_requests = max_requests
+        self.max_waiting = max_waiting
+        self._workers = _Workers(max_requests)
         self.sock: socket.socket | None = None
         self.address: tuple[str, int] = ("", 0)
         self._closed = False
@@ -498,22 +830,13 @@ class Server:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(addr)
-        self.sock.listen(512)
+        self.sock.listen(1024)
         self.address = self.sock.getsockname()[:2]
 
     def serve_forever(self) -> None:
         assert self.sock is not None, "bind() first"
-        while not self._closed:
-            try:
-                sock, peer = self.sock.accept()
-            except OSError:
-                if self._closed:
-                    return
-                continue
-            if not self._slots.acquire(blocking=False):
-                self._refuse(sock)
-                continue
-            threading.Thread(target=self._serve_slot, args=(sock, peer), daemon=True).start()
+        self.sock.setblocking(False)
+        _WaitingRoom(self, self.sock).run()
 
     def close(self) -> None:
         self._closed = True
@@ -524,30 +847,21 @@ class Server:
                 pass
             self.sock.close()
 
-    def _refuse(self, sock) -> None:
-        """Too many connections: the spec's 429 TOOMANYREQUESTS, then close."""
+    def _refuse(self, conn: _Connection) -> None:
+        """Too many requests at once: the spec's 429 TOOMANYREQUESTS, then close."""
         body = (b'{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}')
         try:
-            sock.setblocking(False)
-            sock.send(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
-                      b"Content-Type: application/json\r\nConnection: close\r\n"
-                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            conn.sock.send(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+                           b"Content-Type: application/json\r\nConnection: close\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         except OSError:
             pass
-        sock.close()
-
-    def _serve_slot(self, sock, peer) -> None:
-        try:
-            self.serve_connection(sock, f"{peer[0]}:{peer[1]}")
-        finally:
-            self._slots.release()
+        conn.close()
 
     def serve_connection(self, sock, peer: str = "-") -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        timeout = struct.pack("ll", int(self.idle_timeout), int(self.idle_timeout % 1 * 1e6))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        _set_timeouts(sock, self.idle_timeout)
         if self.tls is not None:
             try:
                 sock = self.tls.wrap_socket(sock, server_side=True)

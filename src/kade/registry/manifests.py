@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from kade.oci import mediatypes as mt
-from kade.registry import errcode, names, paths
+from kade.registry import errcode, names, paths, safejson
 from kade.registry.driver import PathNotFound
 from kade.registry.errcode import RegistryError
 
@@ -66,7 +66,7 @@ def parse(data: bytes, content_type: str | None = None) -> Parsed:
     """Checks a pushed manifest; its media type is its `mediaType`, else the
     request's Content-Type, else what its fields say it is."""
     try:
-        doc = json.loads(data)
+        doc = safejson.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise invalid(f"not JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -127,7 +127,7 @@ def _descriptor(d, where: str) -> dict:
 def media_type_of(data: bytes) -> str:
     """The media type to serve stored manifest bytes with."""
     try:
-        doc = json.loads(data)
+        doc = safejson.loads(data)
     except ValueError:
         return mt.OCI_MANIFEST
     declared = doc.get("mediaType") if isinstance(doc, dict) else None
@@ -267,7 +267,7 @@ class Manifests:
 
     def _forget_referrer(self, name: str, digest: str) -> None:
         try:
-            doc = json.loads(self.blobs.read_small(digest))
+            doc = safejson.loads(self.blobs.read_small(digest))
         except (RegistryError, ValueError):
             return
         subject = doc.get("subject") if isinstance(doc, dict) else None
@@ -300,7 +300,7 @@ class Manifests:
             if not self._exists(paths.revision_link(name, digest)):
                 continue
             try:
-                desc = json.loads(self.driver.get_content(f"{base}/{entry}"))
+                desc = safejson.loads(self.driver.get_content(f"{base}/{entry}"))
             except (PathNotFound, ValueError):
                 continue
             if artifact_type is None or desc.get("artifactType") == artifact_type:

@@ -13,7 +13,7 @@ from kade.registry import auth, jwt
 from kade.registry.api import RegistryAPI
 from kade.registry.driver.filesystem import FilesystemDriver
 from kade.registry.htpasswd import Htpasswd
-from kade.registry.httpd import Server
+from kade.registry.httpd import HEAD_TIMEOUT, Server, raise_nofile_limit
 from kade.registry.store import open_store
 
 
@@ -30,6 +30,7 @@ class Config(NamedTuple):
     token_issuer: str = "kade-registry"
     max_blob_size: int = 0
     access_log: bool = False
+    head_timeout: float = HEAD_TIMEOUT
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -70,7 +71,11 @@ def build(config: Config) -> tuple[Server, RegistryAPI]:
         _read(config.htpasswd, "htpasswd file")
     tls = _tls_context(config)
     api = RegistryAPI(store)
-    server = Server(api, tls=tls, access_log=config.access_log)
+    if config.head_timeout <= 0:
+        raise InvalidArgument(f"--head-timeout must be more than 0, "
+                              f"not {config.head_timeout:g}s")
+    server = Server(api, tls=tls, access_log=config.access_log,
+                    head_timeout=config.head_timeout)
     server.bind(parse_addr(config.addr))
     if config.token_realm or config.token_key:
         _token_auth(config, api, server, htpasswd)
@@ -99,6 +104,7 @@ def _token_auth(config: Config, api: RegistryAPI, server: Server, htpasswd) -> N
 def serve(config: Config, out=None) -> int:
     out = out or sys.stderr
     server, api = build(config)
+    raise_nofile_limit()
     host, port = server.address
     scheme = "https" if server.tls else "http"
     mode = type(api.authorizer).__name__.lower()

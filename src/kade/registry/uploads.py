@@ -207,9 +207,14 @@ class Upload:
     def __enter__(self) -> "Upload":
         return self
 
-    def __exit__(self, exc_type, *_) -> None:
+    def __exit__(self, exc_type, exc, _tb) -> None:
         try:
-            if not self._done:
+            if not self._done and isinstance(exc, OSError) \
+                    and exc.errno in errcode.STORAGE_ERRNOS:
+                # the storage failed (a full disk): the bytes are not what the client
+                # sent, and they hold space; the client starts over
+                self.cancel()
+            elif not self._done:
                 self._writer.close()
                 if exc_type is None and self._hash is not None:
                     self._uploads._remember(self.name, self.id, self.algorithm, self._hash,

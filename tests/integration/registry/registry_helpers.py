@@ -35,10 +35,13 @@ def sha256(data: bytes) -> str:
 class Server:
     """`kade registry serve` in a subprocess; `.url` once it listens."""
 
-    def __init__(self, root: str, *extra: str, env: dict | None = None):
+    def __init__(self, root: str, *extra: str, env: dict | None = None,
+                 prefix: list[str] | None = None):
+        """`prefix`: a command that runs the server, e.g. in a new mount namespace."""
         self.root = root
         self.proc = subprocess.Popen(
-            KADE + ["registry", "serve", "--addr", "127.0.0.1:0", "--root", root, *extra],
+            (prefix or []) + KADE + ["registry", "serve", "--addr", "127.0.0.1:0",
+                                     "--root", root, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
         line = self.proc.stderr.readline()

@@ -182,6 +182,41 @@ def test_gc_cli(tmp_path):
             assert call(s.url, "HEAD", f"/v2/gc/app/blobs/{d}").status == 200
 
 
+def test_gc_removes_stale_uploads_and_keeps_fresh_ones(tmp_path):
+    root = str(tmp_path / "root")
+    with Server(root) as s:
+        uploads = {}
+        for which in ("stale", "fresh", "hour-old"):
+            loc = call(s.url, "POST", "/v2/gc/up/blobs/uploads/", b"").header("Location")
+            r = call(s.url, "PATCH", loc, which.encode() * 1000)
+            assert r.status == 202
+            uploads[which] = loc
+    base = os.path.join(root, "docker/registry/v2/repositories/gc/up/_uploads")
+    ids = {which: loc.rsplit("/", 1)[1] for which, loc in uploads.items()}
+    for which, age in (("stale", 8 * 24 * 3600), ("hour-old", 2 * 3600)):
+        for name in ("data", "startedat"):
+            path = os.path.join(base, ids[which], name)
+            old = os.stat(path).st_mtime - age
+            os.utime(path, (old, old))
+    gc = KADE + ["registry", "gc", "--root", root]
+    out = subprocess.run(gc + ["--dry-run"], capture_output=True, text=True, check=True).stdout
+    assert f"would remove upload gc/up/{ids['stale']} (5kB, idle 8 days)" in out
+    assert sorted(os.listdir(base)) == sorted(ids.values())
+    out = subprocess.run(gc, capture_output=True, text=True, check=True).stdout
+    assert f"removing upload gc/up/{ids['stale']}" in out and "; 1 stale uploads" in out
+    assert sorted(os.listdir(base)) == sorted([ids["fresh"], ids["hour-old"]])
+    out = subprocess.run(gc + ["--uploads-older-than", "1h"], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"removing upload gc/up/{ids['hour-old']}" in out and ids["fresh"] not in out
+    assert os.listdir(base) == [ids["fresh"]]
+    with Server(root) as s:  # the fresh upload goes on where it was
+        r = call(s.url, "GET", uploads["fresh"])
+        assert r.status == 204 and r.header("Range") == "0-4999"
+    r = subprocess.run(gc + ["--uploads-older-than", "-1h"], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1
+    assert 'invalid argument "-1h" for "--uploads-older-than" flag' in r.stderr
+
+
 def test_cli_usage_errors(tmp_path):
     r = subprocess.run(KADE + ["registry", "serve", "--bogus"], capture_output=True, text=True)
     assert r.returncode == 125 and "unknown flag: --bogus" in r.stderr

@@ -213,3 +213,10 @@ def test_issuer_with_htpasswd(htpasswd):
                             Access("registry", "catalog", ("*",))]) == "alice"
     form = issuer.issue(None, ["repository:a:pull"], "alice", "wonderland")
     authz.authorize("Bearer " + form["token"], [Access("repository", "a", ("pull",))])
+
+
+def test_deeply_nested_token_is_malformed_not_a_crash():
+    key = jwt.load_key(SECRET)
+    deep = jwt.b64url(b"[" * 30_000 + b"]" * 30_000)
+    with pytest.raises(jwt.TokenInvalid, match="malformed"):
+        jwt.decode(f"{deep}.{deep}.", key)

@@ -6,6 +6,7 @@ import http.client
 import socket
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -206,22 +207,93 @@ def test_absolute_form_and_percent_decoding(pair):
     assert handler.seen[0].path == "/v2/a:b" and handler.seen[0].arg("q") == "1"
 
 
-def test_too_many_connections_get_429():
-    server = Server(Echo(), max_connections=1)
+class Gate(Echo):
+    """Echo, but `/slow` waits until the test opens the gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, req):
+        if req.path == "/slow":
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().__call__(req)
+
+
+@pytest.fixture
+def listening():
+    """A server on 127.0.0.1 with one worker and short head deadlines."""
+    handler = Gate()
+    server = Server(handler, max_requests=1, head_timeout=0.5, idle_timeout=5)
     server.bind(("127.0.0.1", 0))
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
-    try:
-        first = socket.create_connection(server.address, timeout=10)
-        first.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_response(first)[0].startswith(b"HTTP/1.1 200")
-        second = socket.create_connection(server.address, timeout=10)
-        head, body = read_response(second)
-        assert head.startswith(b"HTTP/1.1 429") and b"TOOMANYREQUESTS" in body
-        first.close()
-        second.close()
-    finally:
-        server.close()
+    yield server, handler
+    handler.gate.set()
+    server.close()
+    t.join(timeout=10)
+
+
+def test_too_many_requests_at_once_get_429(listening):
+    server, handler = listening
+    first = socket.create_connection(server.address, timeout=10)
+    first.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert handler.entered.wait(10)
+    second = socket.create_connection(server.address, timeout=10)
+    second.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = read_response(second)
+    assert head.startswith(b"HTTP/1.1 429") and b"TOOMANYREQUESTS" in body
+    handler.gate.set()
+    assert read_response(first)[0].startswith(b"HTTP/1.1 200")
+    first.close()
+    second.close()
+
+
+def test_connections_without_a_whole_head_do_not_count(listening):
+    server, _ = listening
+    idle = [socket.create_connection(server.address, timeout=10) for _ in range(5)]
+    for s in idle[1:]:
+        s.sendall(b"GET /a HTTP/1.1\r\nHo")
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    for _ in range(3):  # one worker, reused across keep-alive requests
+        conn.request("GET", "/x")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        resp.read()
+    conn.close()
+    for s in idle:
+        s.close()
+
+
+def test_a_head_trickling_in_is_cut_at_its_deadline(listening):
+    server, _ = listening
+    sock = socket.create_connection(server.address, timeout=10)
+    answer = None
+    for byte in b"GET /a HTTP/1.1\r\nX-Slow: " + b"a" * 1000:  # 20 s at 50 bytes/s
+        try:
+            sock.sendall(bytes([byte]))
+            answer = sock.recv(100, socket.MSG_DONTWAIT)
+            break  # the 408, or b"" for a close
+        except BlockingIOError:
+            time.sleep(0.02)
+        except OSError:  # reset: the server closed with our bytes unread
+            answer = b""
+            break
+    sock.close()
+    assert answer is not None, "a head trickled in for 20 s and was never cut"
+    assert answer.startswith(b"HTTP/1.1 408") or answer == b""
+
+
+def test_pipelined_requests_are_answered_in_order(listening):
+    server, _ = listening
+    sock = socket.create_connection(server.address, timeout=10)
+    sock.sendall(b"GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+                 b"abcGET /3 HTTP/1.1\r\n\r\n")
+    bodies = [read_response(sock)[1] for _ in range(3)]
+    assert bodies == [b"", b"abc", b""]
+    sock.close()
 
 
 def test_idle_connections_are_closed():

@@ -184,3 +184,12 @@ def test_referrers(store):
     store.manifests.delete("a", d_sig)
     assert [d["digest"] for d in store.manifests.referrers("a", subject)] == [d_sbom]
     assert store.manifests.referrers("other", subject) == []
+
+
+@pytest.mark.parametrize("opening,closing", [(b"[", b"]"), (b'{"a":', b"}")])
+def test_deeply_nested_manifest_is_invalid(store, opening, closing):
+    deep = b'{"schemaVersion": 2, "x": ' + opening * 100_000 + b"1" + closing * 100_000 + b"}"
+    with pytest.raises(RegistryError) as e:
+        store.manifests.put("a", "v1", deep, OCI_MANIFEST)
+    assert e.value.code == errcode.MANIFEST_INVALID and e.value.status == 400
+    assert "nested too deeply" in e.value.message

@@ -1,12 +1,14 @@
 """The upload state machine: start, append in order, finish verified, cancel."""
 
+import errno
 import hashlib
+import os
 import threading
 
 import pytest
 
 from kade.registry import errcode, paths
-from kade.registry.driver import PathNotFound
+from kade.registry.driver import PathNotFound, walk
 from kade.registry.driver.filesystem import FilesystemDriver
 from kade.registry.driver.inmemory import InMemoryDriver
 from kade.registry.errcode import RegistryError
@@ -205,3 +207,44 @@ def test_concurrent_uploads_of_one_blob_on_the_filesystem(tmp_path):
             assert size == len(data) and f.read() == data
     leftovers = [p for p in (tmp_path / "docker/registry/v2").rglob("*") if ".tmp-" in p.name]
     assert leftovers == []
+
+
+class FullDisk(InMemoryDriver):
+    """The in-memory driver with a disk of `room` bytes: writes past it fail ENOSPC."""
+
+    def __init__(self, room: int):
+        super().__init__()
+        self.room = room
+
+    def writer(self, path, append=False):
+        w = super().writer(path, append)
+        write = w.write
+
+        def limited(data):
+            if w.size + len(data) > self.room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write(data)
+        w.write = limited
+        return w
+
+
+def test_a_full_disk_cancels_the_upload_and_publishes_nothing():
+    store = open_store(FullDisk(room=10))
+    uid = store.uploads.start("a")
+    with pytest.raises(OSError):
+        with store.uploads.open("a", uid) as up:
+            up.write(b"12345")
+            up.write(b"67890abcdef")
+    with pytest.raises(RegistryError) as e:  # its partial bytes are gone with it
+        store.uploads.offset("a", uid)
+    assert e.value.code == errcode.BLOB_UPLOAD_UNKNOWN
+    assert not list(walk(store.driver, "/docker"))
+
+
+def test_a_client_gone_keeps_the_upload_for_a_resume(store):
+    uid = store.uploads.start("a")
+    with pytest.raises(ConnectionResetError):
+        with store.uploads.open("a", uid) as up:
+            up.write(b"part")
+            raise ConnectionResetError("client went away")
+    assert store.uploads.offset("a", uid) == 4

@@ -112,8 +112,11 @@ class FilesystemDriver:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(tmp)  # a full disk must not fill up with half-written files
+            raise
+        os.close(fd)
         self._rename(tmp, full)
 
     def reader(self, path: str, offset: int = 0) -> "BinaryIO":
