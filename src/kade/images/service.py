@@ -15,6 +15,7 @@ from kade.oci import reference
 from kade.oci.descriptor import Descriptor
 from kade.snapshots import Snapshotter
 from kade.util.ids import now_rfc3339
+from kade.util import fastjson
 
 TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class ImageService:
         return rec
 
     def config(self, image_id: str) -> dict:
-        return json.loads(self.content.read(image_id))
+        return fastjson.loads(self.content.read(image_id))
 
     # --- creating ------------------------------------------------------------
     def ingest_layer(self, stream, media_type: str = mt.DOCKER_LAYER) -> LayerInput:
@@ -127,7 +128,7 @@ class ImageService:
                                  tags: list[str] = (), *, repo_digest: str | None = None,
                                  parent: str | None = None) -> str:
         """create() for a config whose exact bytes are the image id (load, pull)."""
-        config = json.loads(config_bytes)
+        config = fastjson.loads(config_bytes)
         if (config.get("rootfs") or {}).get("diff_ids") != [lay.diff_id for lay in layers]:
             raise InvalidArgument("image config's rootfs.diff_ids do not match its layers")
         self.unpack(layers)
