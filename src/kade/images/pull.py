@@ -311,6 +311,7 @@ class Puller:
         return desc
 
     def _commit_in_order(self, plans: list[_Plan], futures: list) -> list[LayerInput]:
+        self.images.snapshots.reap()  # extractions of pulls killed before this one
         out = []
         parent = None
         for plan, future in zip(plans, futures):
@@ -327,7 +328,7 @@ class Puller:
                 tree: str | None) -> None:
         """Commit the layer's snapshot: from a staged tree, or extracted in place."""
         snaps = self.images.snapshots
-        key = f"extract-{os.getpid()}-{os.urandom(4).hex()}"
+        key = snaps.extraction_key()
         snaps.prepare(key, parent)
         try:
             upper = snaps.upper_dir(key)

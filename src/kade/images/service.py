@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import namedtuple
 
@@ -90,9 +89,10 @@ class ImageService:
         from kade.archive import apply_layer, open_decompressed
 
         parent = None
+        self.snapshots.reap()  # what killed extractions left: their owners are dead
         for chain_id, layer in zip(dg.chain_ids([lay.diff_id for lay in layers]), layers):
             if not self.snapshots.exists(chain_id):
-                key = f"extract-{os.getpid()}-{os.urandom(4).hex()}"
+                key = self.snapshots.extraction_key()
                 self.snapshots.prepare(key, parent)
                 try:
                     with self.content.open(layer.descriptor.digest) as raw, \
