@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from kade import errors
+from kade.util.escape import escape
 
 
 def each(refs: list[str], fn) -> int:
@@ -16,7 +17,7 @@ def each(refs: list[str], fn) -> int:
             if out is not None:
                 print(out)
         except errors.KadeError as e:
-            sys.stderr.write(f"Error: {e}\n")
+            sys.stderr.write(f"Error: {escape(str(e))}\n")
             failed = 1
     return failed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kade.cli.errmap import ArgParser
+from kade.cli.errmap import ArgParser, escape
 from kade.errors import KadeError
 
 
@@ -18,7 +18,7 @@ def main(ctx, verb: str, args: list[str]) -> int:
     try:
         return _follow(ctx.engine, ns)
     except KadeError as e:
-        sys.stderr.write(f"Error response from daemon: {e}\n")
+        sys.stderr.write(f"Error response from daemon: {escape(str(e))}\n")
         return 1
 
 

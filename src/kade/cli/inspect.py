@@ -6,7 +6,7 @@ import json
 import sys
 
 from kade import errors
-from kade.cli.errmap import ArgParser
+from kade.cli.errmap import ArgParser, escape
 
 
 def emit(getters, fmt: str | None, names: list[str], kind: str) -> int:
@@ -15,7 +15,7 @@ def emit(getters, fmt: str | None, names: list[str], kind: str) -> int:
         try:
             results.append(get())
         except errors.NotFound:
-            sys.stderr.write(f"Error: no such {kind}: {name}\n")
+            sys.stderr.write(f"Error: no such {kind}: {escape(name)}\n")
             failed = 1
     if fmt:
         from kade.util.gotemplate import render

@@ -101,7 +101,8 @@ def _globals(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
 
 
 def _usage_error(msg: str) -> int:
-    sys.stderr.write(f"{msg}\nSee 'kade --help'.\n")
+    from kade.util.escape import escape
+    sys.stderr.write(f"{escape(msg)}\nSee 'kade --help'.\n")
     return 125
 
 

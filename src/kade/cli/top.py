@@ -37,7 +37,8 @@ def _top(ctx, args: list[str]) -> int:
 
 
 def _usage(verb: str, msg: str) -> int:
-    sys.stderr.write(f"{msg}\nSee 'kade {verb} --help'.\n")
+    from kade.util.escape import escape_lines
+    sys.stderr.write(f"{escape_lines(msg)}\nSee 'kade {verb} --help'.\n")
     return 1
 
 

@@ -7,8 +7,8 @@ RUN runs a container from the step's parent image through the root's supervisor
 and commits what it changed; COPY and ADD extract a tar into a container's
 layers in a helper process (engine/files.py), resolved with the image's root
 as "/"; WORKDIR makes its directory the same way. Every container is removed
-when its step ends, failed or not; `kade rm -f` and `system prune` clean what a
-killed build leaves.
+when its step ends, failed or not; a step's container names its build as its
+owner, and the first `ps`/`rm`/`prune` that finds the build dead removes it.
 
 Scratch files (extracted contexts, COPY tars, exported stages) live in
 <root>/builder/tmp/<build>/ and go when the build ends.
@@ -153,8 +153,10 @@ class EngineBackend:
             from kade.oci import platform
             parent = self.engine.images.create({**platform.host(), "config": {}}, [],
                                                parent="")
+        from kade.engine.containers import me
+        # owned by this build: if it dies, the next reader that lists it removes it
         opts = CreateOptions(parent, kw.pop("command", ["true"]), entrypoint=[""],
-                             pull="never", **kw)
+                             pull="never", owner=me(), **kw)
         cid = self.engine.containers.create(opts)
         with self._lock:
             self._running.add(cid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from kade.oci import digest as dg
+from kade.snapshots.base import EXTRACT, extraction_alive
 
 
 def check(engine, repair: bool = False) -> list[str]:
@@ -52,6 +53,7 @@ def _images(engine, repair: bool) -> list[str]:
 def _snapshots(engine, repair: bool) -> list[str]:
     out = []
     snaps = engine.snapshots
+    container_ids = {cid for cid, _ in engine.db.container_ids()}
     for info in snaps.walk():
         path = os.path.join(snaps.root, str(info.num), "fs")
         if not os.path.isdir(path):
@@ -59,23 +61,30 @@ def _snapshots(engine, repair: bool) -> list[str]:
             if repair:
                 with engine.db.tx() as c:
                     c.execute("DELETE FROM snapshots WHERE key=?", (info.key,))
-        elif info.key.startswith("extract-"):
-            from kade.engine.prune import _owner_alive
-            if not _owner_alive(info.key):
+        elif info.key.startswith(EXTRACT):
+            if not extraction_alive(info.key):
                 out.append(f'snapshot "{info.key}" is an unfinished layer extraction')
-    known = {str(i.num) for i in snaps.walk()}
-    for name in os.listdir(snaps.root):
-        if name not in known:
-            out.append(f'snapshot directory "{name}" is not in the metadata')
+        elif info.kind == "active" and info.key not in container_ids:
+            out.append(f'snapshot "{info.key}" is active but no container owns it')
+    for name in snaps.strays():
+        out.append(f'snapshot directory "{name}" is not in the metadata')
     return out
 
 
 def _containers(engine, repair: bool) -> list[str]:
+    from kade.engine.containers import owner_alive
     out = []
-    for record, _ in engine.db.containers():
+    for record, state in engine.db.containers():
         cid = record["Id"]
         if not engine.snapshots.exists(cid):
             out.append(f'container "{cid[:12]}" has no filesystem')
             if repair:
                 engine.containers._destroy(cid, remove_volumes=False)
+        for what, owner in (("was paused by a commit that died", state.get("PausedBy")),
+                            ("was being removed by a process that died",
+                             state.get("RemovingBy")),
+                            ("belongs to a build that died",
+                             record.get("Private", {}).get("Owner"))):
+            if owner and not owner_alive(owner):
+                out.append(f'container "{cid[:12]}" {what}')
     return out

@@ -42,6 +42,22 @@ def pid_start(pid: int) -> int | None:
     return int(stat[stat.rfind(b")") + 2:].split()[19])
 
 
+def me() -> list:
+    """This process as an owner of unfinished work: [pid, start time]. Whoever finds
+    the owner dead finishes or undoes the work (thaws, removes)."""
+    pid = os.getpid()
+    return [pid, pid_start(pid)]
+
+
+def owner_alive(owner) -> bool:
+    return bool(owner) and pid_alive(owner[0], owner[1])
+
+
+# state keys of unfinished work, owned by a process: not for `inspect`
+PRIVATE_STATE = ("MonitorPid", "MonitorStart", "PidStart", "ManualStop", "PausedBy",
+                 "RemovingBy")
+
+
 class Containers:
     def __init__(self, engine):
         self.engine = engine
@@ -72,6 +88,8 @@ class Containers:
         return self.get(cid)[1]
 
     def _reconcile(self, cid: str, state: dict) -> dict:
+        if state.get("PausedBy") and not owner_alive(state["PausedBy"]):
+            state = self._thaw(cid, state)
         if state["Status"] not in ("running", "paused", "restarting"):
             return state
         monitor_ok = pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
@@ -83,9 +101,39 @@ class Containers:
         self.db.save_state(cid, state)
         return state
 
+    def _thaw(self, cid: str, state: dict) -> dict:
+        """A container a `kade commit` paused, and the commit is dead: thaw it (docker's
+        daemon would have, the commit being its own)."""
+        from kade.engine import lifecycle
+        from kade.errors import KadeError
+        state = self.db.update_state(cid, {"PausedBy": None})
+        if state["Paused"]:
+            try:
+                lifecycle.unpause(self.engine, cid)
+            except (KadeError, OSError):
+                pass  # exited meanwhile, or another reader thawed it first
+            state = self.db.container(cid)[1]
+        return state
+
+    def _orphaned(self, record: dict, state: dict) -> bool:
+        """Whether the container is what a dead process left: a removal it began, or a
+        build step's container. Finished here, for the first reader that finds it."""
+        owner = state.get("RemovingBy") or record.get("Private", {}).get("Owner")
+        if not owner or owner_alive(owner):
+            return False
+        from kade.errors import KadeError
+        try:
+            self.remove(record["Id"], force=True, orphan=True)
+        except (KadeError, OSError):
+            pass  # another reader finishes it
+        return True
+
     def list(self, all_: bool = True) -> list[tuple[dict, dict]]:
         out = []
         for record, state in self.db.containers():
+            if ("RemovingBy" in state or "Owner" in record.get("Private", ())) \
+                    and self._orphaned(record, state):
+                continue
             state = self._reconcile(record["Id"], state)
             if all_ or state["Running"]:
                 out.append((record, state))
@@ -94,7 +142,7 @@ class Containers:
     def inspect(self, cid: str) -> dict:
         record, state = self.get(cid)
         public = {k: v for k, v in state.items() if k[0].isupper() and k not in
-                  ("MonitorPid", "MonitorStart", "PidStart", "ManualStop")}
+                  PRIVATE_STATE}
         out = dict(record)
         out["State"] = public
         out["Driver"] = self.engine.driver
@@ -129,6 +177,8 @@ class Containers:
         volume_mounts = engine.volumes.plan(opts.mounts, image_config.get("Volumes") or {})
         record["Mounts"] = [m.inspect() for m in volume_mounts]
         record["Private"] = {"VolumeMounts": [m.to_json() for m in volume_mounts]}
+        if opts.owner:  # a build step's: removed by whoever finds its build dead
+            record["Private"]["Owner"] = opts.owner
         self._insert(record, name)
         try:
             self._materialise(cid, record, image_id)
@@ -190,15 +240,25 @@ class Containers:
             raise
         self.engine.emit("container", "rename", cid, {"oldName": old, "name": new_name})
 
-    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False, *,
+               orphan: bool = False) -> str:
+        """Docker's rm. Of many removing one container at once, exactly one does:
+        it claims the removal (state RemovingBy) first, and the others find the
+        container gone, as docker's do. A claim whose owner died is taken over."""
         from kade.engine import lifecycle
         cid = self.resolve(ref)
-        record, state = self.get(cid)
-        if state["Running"] or state["Status"] in ("paused", "restarting"):
-            if not force:
-                raise Conflict(f"you cannot remove a {state['Status']} container {cid}. "
-                               "stop the container before attempting removal or force remove")
-            lifecycle.kill(self.engine, cid, 9, wait=True, manual=True)
+        record, state = self.db.container(cid) if orphan else self.get(cid)
+        active = state["Running"] or state["Status"] in ("paused", "restarting")
+        if active and not force:
+            raise Conflict(f"you cannot remove a {state['Status']} container {cid}. "
+                           "stop the container before attempting removal or force remove")
+        if not self.db.claim(cid, "RemovingBy", me(), owner_alive):
+            raise NotFound(f"no such container: {ref}")
+        if active:
+            try:
+                lifecycle.kill(self.engine, cid, 9, wait=True, manual=True)
+            except Conflict:
+                pass  # it exited meanwhile
         self._destroy(cid, remove_volumes=volumes)
         self.engine.emit("container", "destroy", cid, _event_attrs(record))
         return cid

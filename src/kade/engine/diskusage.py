@@ -24,6 +24,9 @@ def build_cache_row(engine, images: list) -> dict:
 
 def disk_usage(engine) -> dict:
     from kade.util.units import human_size
+    # what killed commands left is removed before counting (docker's daemon never
+    # leaves any): so every snapshot on disk is one a row below counts
+    engine.snapshots.reap(strays=True)
     every = engine.db.images()
     images = [x for x in every if not x[2].get("intermediate")]
     containers = engine.containers.list(all_=True)

@@ -242,14 +242,21 @@ def commit(engine, cid: str, opts: CommitOptions) -> str:
 def _paused(engine, cid: str, state: dict, wanted: bool) -> Iterator[None]:
     """Docker's commit -p: freeze a running container while its layer is written."""
     from kade.engine import lifecycle
+    from kade.engine.containers import me
     if not (wanted and state["Running"] and not state["Paused"]):
         yield
         return
-    lifecycle.pause(engine, cid)
+    # marked before the freeze: if this process dies while the container is frozen,
+    # the next reader of its state finds the owner dead and thaws it (_reconcile)
+    engine.db.update_state(cid, {"PausedBy": me()})
     try:
-        yield
+        lifecycle.pause(engine, cid)
+        try:
+            yield
+        finally:
+            lifecycle.unpause(engine, cid)
     finally:
-        lifecycle.unpause(engine, cid)
+        engine.db.update_state(cid, {"PausedBy": None})
 
 
 def commit_config(image: dict, record: dict, opts: CommitOptions, empty_layer: bool,

@@ -40,6 +40,7 @@ DEFAULTS: dict = {
     "healthcheck": None,
     "pull": "missing",
     "runtime": None,
+    "owner": None,  # [pid, start] of a build whose step this is (not a docker option)
 }
 
 

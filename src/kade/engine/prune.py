@@ -169,6 +169,8 @@ def system(engine, all_: bool = False, volumes: bool = False, flt: Filter = NO_F
 def collect_garbage(engine) -> int:
     """Blobs no image references, stray ingests, snapshots no one owns."""
     import os
+
+    from kade.snapshots.base import EXTRACT
     keep = engine.images.referenced_blobs()
     space = 0
     for d in list(engine.content.walk()):
@@ -178,11 +180,10 @@ def collect_garbage(engine) -> int:
     engine.content.prune_ingests()
     container_ids = {cid for cid, _ in engine.db.container_ids()}
     snaps = engine.snapshots
+    space += snaps.reap()
     for info in reversed(snaps.walk()):
-        dead_extract = info.key.startswith("extract-") and not _owner_alive(info.key)
-        orphan_top = info.kind == "active" and not info.key.startswith("extract-") and \
-            info.key not in container_ids
-        if dead_extract or orphan_top:
+        if info.kind == "active" and not info.key.startswith(EXTRACT) and \
+                info.key not in container_ids:
             try:
                 snaps.remove(info.key)
             except Exception:
@@ -211,10 +212,3 @@ def _leftover_bundles(engine) -> None:
                 continue  # not a container's bundle after all (a name runtime refuses)
 
 
-def _owner_alive(key: str) -> bool:
-    import os
-    try:
-        pid = int(key.split("-")[1])
-    except (IndexError, ValueError):
-        return False
-    return pid != os.getpid() and os.path.exists(f"/proc/{pid}")

@@ -26,7 +26,6 @@ messages (kade.remotes.progress), so the CLI prints docker's lines.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from typing import BinaryIO
@@ -43,6 +42,7 @@ from kade.remotes.client import Repository, Session
 from kade.remotes.fetch import fetch_blob, resume_path
 from kade.remotes.progress import Emit, discard, message
 from kade.remotes.sources import BlobSources
+from kade.util import fastjson
 
 JOBS = 6  # layers downloaded and extracted at once (docker: 3 downloads)
 MAX_INDEX_DEPTH = 2
@@ -149,9 +149,12 @@ class Puller:
                                      f"{desc.digest}: {e}") from None
         data = content.read(desc.digest)
         try:
-            config = json.loads(data)
+            config = fastjson.loads(data)
             diff_ids = config["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError):
+        except ValueError as e:
+            raise InvalidArgument(f"image config {desc.digest} of {ref.familiar()} "
+                                  f"is malformed: {e}") from None
+        except (KeyError, TypeError):
             raise InvalidArgument(f"image config {desc.digest} of {ref.familiar()} "
                                   "is malformed") from None
         if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
@@ -175,7 +178,7 @@ class Puller:
     # --- layers ----------------------------------------------------------------
     def _layers(self, repo: Repository, manifest: manifests.Manifest,
                 config_bytes: bytes) -> list[LayerInput]:
-        diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
+        diff_ids = fastjson.loads(config_bytes)["rootfs"]["diff_ids"]
         chain_ids = dg.chain_ids(diff_ids)
         snaps = self.images.snapshots
         plans = []
@@ -308,6 +311,7 @@ class Puller:
         return desc
 
     def _commit_in_order(self, plans: list[_Plan], futures: list) -> list[LayerInput]:
+        self.images.snapshots.reap()  # extractions of pulls killed before this one
         out = []
         parent = None
         for plan, future in zip(plans, futures):
@@ -324,7 +328,7 @@ class Puller:
                 tree: str | None) -> None:
         """Commit the layer's snapshot: from a staged tree, or extracted in place."""
         snaps = self.images.snapshots
-        key = f"extract-{os.getpid()}-{os.urandom(4).hex()}"
+        key = snaps.extraction_key()
         snaps.prepare(key, parent)
         try:
             upper = snaps.upper_dir(key)

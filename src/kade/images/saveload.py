@@ -54,6 +54,7 @@ from kade.oci import reference
 from kade.oci.descriptor import Descriptor
 from kade.oci.platform import host
 from kade.oci.reference import Reference
+from kade.util import fastjson
 
 __all__ = ["load", "save"]
 
@@ -162,7 +163,7 @@ class _ArchiveWriter:
 
     def add_image(self, image_id: str, tags: list[Reference]) -> None:
         config_bytes = self.images.content.read(image_id)
-        config = json.loads(config_bytes)
+        config = fastjson.loads(config_bytes)
         diff_ids = [self._add_layer(lay) for lay in self.images.record(image_id)["layers"]]
         self._add_blob(image_id, config_bytes, _created(config))
         manifest = canonical_json(self._oci_manifest(image_id, len(config_bytes), diff_ids))
@@ -405,7 +406,7 @@ class _Plan:
 
     @property
     def config(self) -> dict:
-        return json.loads(self.config_bytes)
+        return fastjson.loads(self.config_bytes)
 
 
 def _plan(content: ContentStore, archive: _Archive) -> list[_Plan]:
@@ -520,7 +521,7 @@ def _oci_blob(content: ContentStore, archive: _Archive, desc: dict) -> str:
 
 def _json(data: bytes, what: str):
     try:
-        return json.loads(data)
+        return fastjson.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f'invalid archive: "{what}" is not valid JSON: {e}') from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import namedtuple
 
@@ -15,6 +14,7 @@ from kade.oci import reference
 from kade.oci.descriptor import Descriptor
 from kade.snapshots import Snapshotter
 from kade.util.ids import now_rfc3339
+from kade.util import fastjson
 
 TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class ImageService:
         return rec
 
     def config(self, image_id: str) -> dict:
-        return json.loads(self.content.read(image_id))
+        return fastjson.loads(self.content.read(image_id))
 
     # --- creating ------------------------------------------------------------
     def ingest_layer(self, stream, media_type: str = mt.DOCKER_LAYER) -> LayerInput:
@@ -89,9 +89,10 @@ class ImageService:
         from kade.archive import apply_layer, open_decompressed
 
         parent = None
+        self.snapshots.reap()  # what killed extractions left: their owners are dead
         for chain_id, layer in zip(dg.chain_ids([lay.diff_id for lay in layers]), layers):
             if not self.snapshots.exists(chain_id):
-                key = f"extract-{os.getpid()}-{os.urandom(4).hex()}"
+                key = self.snapshots.extraction_key()
                 self.snapshots.prepare(key, parent)
                 try:
                     with self.content.open(layer.descriptor.digest) as raw, \
@@ -127,7 +128,7 @@ class ImageService:
                                  tags: list[str] = (), *, repo_digest: str | None = None,
                                  parent: str | None = None) -> str:
         """create() for a config whose exact bytes are the image id (load, pull)."""
-        config = json.loads(config_bytes)
+        config = fastjson.loads(config_bytes)
         if (config.get("rootfs") or {}).get("diff_ids") != [lay.diff_id for lay in layers]:
             raise InvalidArgument("image config's rootfs.diff_ids do not match its layers")
         self.unpack(layers)

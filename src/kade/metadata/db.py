@@ -197,6 +197,21 @@ class DB:
             c.execute("UPDATE containers SET state=? WHERE id=?", (dumps(state), cid))
             return state
 
+    def claim(self, cid: str, key: str, owner: list, held) -> bool:
+        """Set state[key] = owner in one transaction, unless the container is gone or
+        held(current owner) says another live process has it. True when claimed."""
+        with self.tx() as c:
+            row = c.execute("SELECT state FROM containers WHERE id=?", (cid,)).fetchone()
+            if not row:
+                return False
+            state = loads(row[0])
+            current = state.get(key)
+            if current and current != owner and held(current):
+                return False
+            state[key] = owner
+            c.execute("UPDATE containers SET state=? WHERE id=?", (dumps(state), cid))
+            return True
+
     def save_record(self, cid: str, record: dict) -> None:
         with self.tx() as c:
             c.execute("UPDATE containers SET record=?, name=? WHERE id=?",

@@ -19,7 +19,6 @@ shortly before they expire.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 import urllib.parse
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from kade.errors import Forbidden, Unavailable
 from kade.remotes import errcode
 from kade.remotes.transport import Transport
+from kade.util import fastjson
 
 Challenge = namedtuple("Challenge", "scheme params")  # scheme lower case; params dict
 Credential = namedtuple("Credential", "username secret")  # username "<token>": identity token
@@ -204,7 +204,7 @@ class Authorizer:
         if status != 200:
             raise errcode.from_response(status, reason, data, f"token server {url.split('?')[0]}")
         try:
-            doc = json.loads(data)
+            doc = fastjson.loads(data)
         except ValueError:
             doc = None
         if not isinstance(doc, dict):

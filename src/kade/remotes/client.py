@@ -28,6 +28,7 @@ from kade.remotes import errcode
 from kade.remotes.auth import Authorizer, Credential
 from kade.remotes.hosts import Endpoint, Hosts
 from kade.remotes.transport import HTTPTransport, Response, TLSError, Transport, TransportError
+from kade.util import fastjson
 
 MAX_MANIFEST = 4 << 20  # bytes; distribution and containerd refuse bigger manifests too
 MANIFEST_ACCEPT = ", ".join([
@@ -324,11 +325,10 @@ def _verified_digest(data: bytes, reference: str, header: str | None, what: str)
 
 
 def _json(data: bytes, what: str) -> dict:
-    import json
     try:
-        doc = json.loads(data)
-    except ValueError:
-        raise InvalidArgument(f"{what} is not valid json") from None
+        doc = fastjson.loads(data)
+    except ValueError as e:
+        raise InvalidArgument(f"{what} is not valid json: {e}") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what} is not a json object")
     return doc

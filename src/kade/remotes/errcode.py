@@ -8,10 +8,10 @@ callers can word the docker cases ("pull access denied for ...").
 
 from __future__ import annotations
 
-import json
 
 from kade.errors import (FailedPrecondition, Forbidden, InvalidArgument, KadeError, NotFound,
                          Unavailable)
+from kade.util import fastjson
 
 # codes whose meaning docker words as "pull access denied" when pulling
 ACCESS_CODES = frozenset({"UNAUTHORIZED", "DENIED", "NAME_UNKNOWN"})
@@ -80,7 +80,7 @@ def from_response(status: int, reason: str, body: bytes, what: str) -> Exception
 def parse_errors(body: bytes) -> tuple[tuple[str, ...], str]:
     """(codes, "code: message; ...") of a distribution error body, or ((), "")."""
     try:
-        doc = json.loads(body) if body else None
+        doc = fastjson.loads(body) if body else None
     except ValueError:
         doc = None
     errors = doc.get("errors") if isinstance(doc, dict) else None

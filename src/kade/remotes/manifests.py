@@ -11,13 +11,13 @@ means v8, arm means v7 when none is given). Entries for `unknown/unknown`
 
 from __future__ import annotations
 
-import json
 from collections import namedtuple
 
 from kade.errors import InvalidArgument, NotFound
 from kade.oci import mediatypes as mt
 from kade.oci.descriptor import Descriptor
 from kade.oci.platform import host
+from kade.util import fastjson
 
 CONFIGS = {mt.DOCKER_CONFIG, mt.OCI_CONFIG}
 LAYERS = mt.LAYERS | {
@@ -38,9 +38,9 @@ Index = namedtuple("Index", "media_type manifests")  # [Descriptor]
 def parse(data: bytes, content_type: str, what: str) -> Manifest | Index:
     """A manifest or an index; anything else is refused with one clear line."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument(f"{what} is not valid json") from None
+        doc = fastjson.loads(data)
+    except ValueError as e:  # UnicodeDecodeError is one
+        raise InvalidArgument(f"{what} is not valid json: {e}") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what} is not a json object")
     media_type = doc.get("mediaType") or content_type or _guess(doc)

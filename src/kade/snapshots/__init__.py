@@ -15,10 +15,14 @@ Layout under the Kade root:
 
     snapshots/<driver>/<num>/fs      the snapshot's own files (overlay: its upperdir)
     snapshots/<driver>/<num>/work    overlay's workdir (active snapshots only)
+    snapshots/<driver>/<num>.removing   a snapshot being removed (renamed first)
 
 Invariant: the metadata row is written before the directory exists and removed
-after it is gone, so a crash leaves a row without a directory or nothing at all,
-never an unknown directory holding data.
+after it is gone, so a crash leaves a row without a directory, a `.removing` tree
+(`strays`), or nothing at all, never an unknown directory holding data. A layer
+is extracted into an active snapshot keyed `extract-<pid>-<random>`; one whose
+process is dead is `abandoned`, and `reap` (run by every unpack, `system df` and
+prune) removes it.
 """
 
 from kade.snapshots.base import Info, Snapshotter, open_snapshotter, read_file

@@ -11,6 +11,11 @@ separators=(",", ":")) give for documents Kade writes (no surrounding whitespace
 needed, but it is accepted). Where `_json` is missing (another Python), they fall
 back to the json package. Floats, NaN and Infinity, non-ASCII and surrogate-escaped
 text round-trip as they do with json.
+
+Untrusted documents (manifests, configs, the metadata of a `load` archive) are read
+with loads() too: nesting deeper than the interpreter's recursion allows is refused
+with a ValueError in Go's words (`invalid character '[' exceeded max depth`, what
+docker says past encoding/json's 10000 levels), never a RecursionError.
 """
 
 from __future__ import annotations
@@ -54,9 +59,40 @@ def loads(text: str | bytes):
         value, end = _scan(text, start)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at character {e.value}") from None
+    except RecursionError:
+        raise ValueError(f"invalid character {_too_deep(text)!r} exceeded max depth") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"invalid JSON: extra data at character {end}")
     return value
+
+
+MAX_DEPTH = 10000  # Go's encoding/json
+
+
+def _too_deep(text: str) -> str:
+    """The bracket that opens one level too many (past MAX_DEPTH, else the deepest:
+    the interpreter's recursion limit is lower than Go's)."""
+    depth, deepest, opener = 0, 0, "["
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == "[" or c == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return c
+            if depth > deepest:
+                deepest, opener = depth, c
+        elif c == "]" or c == "}":
+            depth -= 1
+    return opener
 
 
 def _unencodable(o):
