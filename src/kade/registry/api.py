@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from kade.oci import mediatypes as mt
-from kade.registry import catalog, errcode, names, paths, ranges, safejson, uploads
+from kade.registry import catalog, errcode, names, paths, ranges, uploads
 from kade.registry.auth import Access, Open
 from kade.registry.errcode import RegistryError
 from kade.registry.httpd import Response
 from kade.registry.manifests import MAX_MANIFEST_SIZE
+from kade.util import fastjson
 
 if TYPE_CHECKING:
     from kade.registry.auth import Authorizer, TokenIssuer
@@ -277,7 +278,7 @@ class RegistryAPI:
     def _negotiate(self, name: str, ref: str, m, accepted: set[str]):
         """An index the client cannot read: its linux/amd64 manifest, as distribution does."""
         if m.media_type in mt.INDEXES and accepted & mt.MANIFESTS:
-            children = safejson.loads(m.data).get("manifests") or []
+            children = fastjson.loads(m.data).get("manifests") or []
             for child in children:
                 platform = child.get("platform") or {}
                 if platform.get("os") == "linux" and platform.get("architecture") == "amd64" \

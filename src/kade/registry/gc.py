@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-from kade.registry import catalog, paths, safejson
+from kade.registry import catalog, paths
 from kade.registry.driver import PathNotFound
+from kade.util import fastjson
 from kade.util.units import human_duration, human_size
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _mark_manifest(driver: "StorageDriver", digest: str, marked: set[str]) -> No
             continue
         marked.add(current)
         try:
-            doc = safejson.loads(driver.get_content(paths.blob_data(current)))
+            doc = fastjson.loads(driver.get_content(paths.blob_data(current)))
         except (PathNotFound, ValueError, UnicodeDecodeError):
             continue
         if not isinstance(doc, dict):

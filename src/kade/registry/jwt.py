@@ -19,7 +19,7 @@ import json
 import time
 
 from kade.errors import InvalidArgument
-from kade.registry import safejson
+from kade.util import fastjson
 
 
 class TokenInvalid(Exception):
@@ -130,8 +130,8 @@ def decode(token: str, key: Key, *, audience: str | None = None, issuer: str | N
     """The verified claims of `token`, or TokenInvalid saying why not."""
     try:
         head_b64, claims_b64, sig_b64 = token.split(".")
-        header = safejson.loads(unb64url(head_b64))
-        claims = safejson.loads(unb64url(claims_b64))
+        header = fastjson.loads(unb64url(head_b64))
+        claims = fastjson.loads(unb64url(claims_b64))
         signature = unb64url(sig_b64)
     except ValueError:
         raise TokenInvalid("malformed token") from None

@@ -15,9 +15,10 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from kade.oci import mediatypes as mt
-from kade.registry import errcode, names, paths, safejson
+from kade.registry import errcode, names, paths
 from kade.registry.driver import PathNotFound
 from kade.registry.errcode import RegistryError
+from kade.util import fastjson
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,7 +67,7 @@ def parse(data: bytes, content_type: str | None = None) -> Parsed:
     """Checks a pushed manifest; its media type is its `mediaType`, else the
     request's Content-Type, else what its fields say it is."""
     try:
-        doc = safejson.loads(data)
+        doc = fastjson.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise invalid(f"not JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -127,7 +128,7 @@ def _descriptor(d, where: str) -> dict:
 def media_type_of(data: bytes) -> str:
     """The media type to serve stored manifest bytes with."""
     try:
-        doc = safejson.loads(data)
+        doc = fastjson.loads(data)
     except ValueError:
         return mt.OCI_MANIFEST
     declared = doc.get("mediaType") if isinstance(doc, dict) else None
@@ -267,7 +268,7 @@ class Manifests:
 
     def _forget_referrer(self, name: str, digest: str) -> None:
         try:
-            doc = safejson.loads(self.blobs.read_small(digest))
+            doc = fastjson.loads(self.blobs.read_small(digest))
         except (RegistryError, ValueError):
             return
         subject = doc.get("subject") if isinstance(doc, dict) else None
@@ -300,7 +301,7 @@ class Manifests:
             if not self._exists(paths.revision_link(name, digest)):
                 continue
             try:
-                desc = safejson.loads(self.driver.get_content(f"{base}/{entry}"))
+                desc = fastjson.loads(self.driver.get_content(f"{base}/{entry}"))
             except (PathNotFound, ValueError):
                 continue
             if artifact_type is None or desc.get("artifactType") == artifact_type:

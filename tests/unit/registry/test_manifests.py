@@ -192,4 +192,4 @@ def test_deeply_nested_manifest_is_invalid(store, opening, closing):
     with pytest.raises(RegistryError) as e:
         store.manifests.put("a", "v1", deep, OCI_MANIFEST)
     assert e.value.code == errcode.MANIFEST_INVALID and e.value.status == 400
-    assert "nested too deeply" in e.value.message
+    assert "exceeded max depth" in e.value.message
