@@ -536,19 +536,21 @@ def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: in
                ns_fds: tuple[int, ...], tramp: int, console: int) -> NoReturn:
     """The starter of spawn_exec: outside the container's pid namespace until the
     trampoline it execs clones the final process (which makes its own session and,
-    with a console, takes it as its controlling terminal)."""
+    with a console, takes it as its controlling terminal). Once in the container's
+    mount namespace, /proc/self does not name it: that /proc is of the container's
+    pid namespace."""
     _nondumpable(sc)
     go, err, tramp, *rest = _arrange_fds(targets, (go, err, tramp, *ns_fds, *_given(console)))
     joined, console = rest[:len(ns_fds)], (rest[len(ns_fds)] if console >= 0 else -1)
     try:
         _await_go(go)
+        _set_oom_score_adj(cfg.oom_score_adj)    # while /proc/self is still ours
         for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
             os.close(fd)
         if console >= 0:
             _make_console(sc, console, cfg.console_size, init=False)
-        _set_oom_score_adj(cfg.oom_score_adj)
         _change_cwd(cfg.cwd, create=False)
         _become(sc, cfg)
         path = lookup(cfg.args[0], cfg.env.get("PATH"))
