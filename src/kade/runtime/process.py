@@ -4,7 +4,8 @@ Process model (the invariant every function here keeps):
 
     caller (the engine, or `kade runtime`)   waits on the init with os.waitpid
       └─ init, forked by the caller itself, already in the new pid namespace (pid 1),
-         sets itself up and blocks right before execve until start()
+         sets itself up, then execs the trampoline, which blocks right before the
+         user's execve until start()
 
 A new pid namespace only applies to the children of whoever unshares it, so the
 calling thread unshares (or setns-es into) CLONE_NEWPID, forks, and setns-es back to
@@ -13,18 +14,33 @@ the next container. This beats an intermediate process plus PR_SET_CHILD_SUBREAP
 one fork instead of two, the caller is the init's real parent from the start, and no
 process-wide subreaper flag changes how the engine's other orphans are reaped.
 Namespace membership is per thread, so create() on other threads is unaffected.
-exec() joins a running container the same way: the caller's thread setns-es into the
-init's pid namespace for the one fork, and the child joins the other namespaces.
+
+exec() must not show the container a process that is still half the host's (its
+root, cwd, credentials, or the host's Python as /proc/<pid>/exe), so it differs:
+
+    caller   waits on the exec'd process with os.waitpid
+      ├─ starter, forked in the caller's pid namespace (no container process sees
+      │  it): put in the cgroup, joins the container's namespaces, becomes the
+      │  spec's user, execs the trampoline, which clones ─┐ and exits
+      └─ the exec'd process (CLONE_PARENT: the caller's child), born in the
+         container's pid namespace already in its cgroup, mounts, root and cwd,
+         with its credentials, running the sealed trampoline; it makes its session
+         and execs the user's command
+
+Every process here is non-dumpable until the user's execve (runc does the same), and
+neither ever execs the user's command from Python: kade.runtime.trampoline says why.
 
 The handshake (pipes close-on-exec; the fifo lives in the state directory):
 
-    go    caller -> child: one byte once the caller has put the child in its cgroup;
-          EOF instead means the caller gave up
-    err   child -> caller: READY once the init is set up (create() returns); otherwise
-          b"<ErrorClass>\\n<message>"; an exec'd process just closes it by exec-ing
-    exec.fifo   the set-up init blocks opening it for writing; start() (any process)
-          opens it for reading, which lets the init exec; an exec failure is written
-          into it, a successful exec just closes it
+    go    caller -> child: one byte once the caller has put the child (the init, or
+          the exec starter) in its cgroup; EOF instead means the caller gave up
+    err   child -> caller: READY once the init is set up (create() returns);
+          otherwise b"<ErrorClass>\\n<message>"; it closes when the trampoline starts.
+          For exec, the trampoline's records instead (the pid of the process it
+          cloned, or errno of a failed clone or execve), until that process execs
+    exec.fifo   the set-up init's trampoline blocks opening it for writing; start()
+          (any process) opens it for reading, which lets it exec; an exec failure
+          is written into it as a record, a successful exec just closes it
 
 Between fork and exec the child makes only system calls (the spec was parsed into
 frozen values before fork) and never returns into the caller's code: `_child` ends
