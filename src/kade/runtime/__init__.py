@@ -125,7 +125,7 @@ class Runtime:
             raise errors.Conflict(f'cannot start container "{id}": it is {current}')
         pidfd = self._pidfd(rec)
         try:
-            _proc.release(sd.fifo, pidfd)
+            _proc.release(sd.fifo, pidfd, command=lambda: _command(rec.bundle))
         finally:
             os.close(pidfd)
 
@@ -294,6 +294,14 @@ def _abandon(sd: StateDir, cgroup: Cgroup, pid: int) -> None:
     with contextlib.suppress(errors.KadeError, OSError):   # report the first error
         cgroup.destroy()                                   # (a missing one is fine)
     sd.remove()
+
+
+def _command(bundle: str) -> str:
+    """args[0] of a created container's process, for an exec error's message."""
+    try:
+        return str(load_spec(bundle)["process"]["args"][0])
+    except (errors.KadeError, KeyError, IndexError, TypeError):
+        return ""
 
 
 def _now() -> str:

@@ -4,7 +4,8 @@ Process model (the invariant every function here keeps):
 
     caller (the engine, or `kade runtime`)   waits on the init with os.waitpid
       └─ init, forked by the caller itself, already in the new pid namespace (pid 1),
-         sets itself up and blocks right before execve until start()
+         sets itself up, then execs the trampoline, which blocks right before the
+         user's execve until start()
 
 A new pid namespace only applies to the children of whoever unshares it, so the
 calling thread unshares (or setns-es into) CLONE_NEWPID, forks, and setns-es back to
@@ -13,18 +14,33 @@ the next container. This beats an intermediate process plus PR_SET_CHILD_SUBREAP
 one fork instead of two, the caller is the init's real parent from the start, and no
 process-wide subreaper flag changes how the engine's other orphans are reaped.
 Namespace membership is per thread, so create() on other threads is unaffected.
-exec() joins a running container the same way: the caller's thread setns-es into the
-init's pid namespace for the one fork, and the child joins the other namespaces.
+
+exec() must not show the container a process that is still half the host's (its
+root, cwd, credentials, or the host's Python as /proc/<pid>/exe), so it differs:
+
+    caller   waits on the exec'd process with os.waitpid
+      ├─ starter, forked in the caller's pid namespace (no container process sees
+      │  it): put in the cgroup, joins the container's namespaces, becomes the
+      │  spec's user, execs the trampoline, which clones ─┐ and exits
+      └─ the exec'd process (CLONE_PARENT: the caller's child), born in the
+         container's pid namespace already in its cgroup, mounts, root and cwd,
+         with its credentials, running the sealed trampoline; it makes its session
+         and execs the user's command
+
+Every process here is non-dumpable until the user's execve (runc does the same), and
+neither ever execs the user's command from Python: kade.runtime.trampoline says why.
 
 The handshake (pipes close-on-exec; the fifo lives in the state directory):
 
-    go    caller -> child: one byte once the caller has put the child in its cgroup;
-          EOF instead means the caller gave up
-    err   child -> caller: READY once the init is set up (create() returns); otherwise
-          b"<ErrorClass>\\n<message>"; an exec'd process just closes it by exec-ing
-    exec.fifo   the set-up init blocks opening it for writing; start() (any process)
-          opens it for reading, which lets the init exec; an exec failure is written
-          into it, a successful exec just closes it
+    go    caller -> child: one byte once the caller has put the child (the init, or
+          the exec starter) in its cgroup; EOF instead means the caller gave up
+    err   child -> caller: READY once the init is set up (create() returns);
+          otherwise b"<ErrorClass>\\n<message>"; it closes when the trampoline starts.
+          For exec, the trampoline's records instead (the pid of the process it
+          cloned, or errno of a failed clone or execve), until that process execs
+    exec.fifo   the set-up init's trampoline blocks opening it for writing; start()
+          (any process) opens it for reading, which lets it exec; an exec failure
+          is written into it as a record, a successful exec just closes it
 
 Between fork and exec the child makes only system calls (the spec was parsed into
 frozen values before fork) and never returns into the caller's code: `_child` ends
@@ -52,6 +68,7 @@ from kade.runtime import caps as _caps
 from kade.runtime import linux as L
 from kade.runtime import rootfs
 from kade.runtime import seccomp as _seccomp
+from kade.runtime import trampoline as _tramp
 from kade.runtime.linux import Syscalls, describe, step_failed
 
 TYPE_CHECKING = False  # typing costs the supervisor ~0.4 MB (kade.util.namedtuple)
@@ -65,10 +82,11 @@ NAMESPACE_FLAGS = {
     "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP,
     "user": L.CLONE_NEWUSER, "time": L.CLONE_NEWTIME,
 }
-# /proc/<pid>/ns names an exec'd process joins, in order: the mount namespace last,
-# because joining it moves root and cwd into the container
+# /proc/<pid>/ns names an exec'd process's starter joins, in order: the mount namespace
+# after those it needs the host's /proc for, the pid namespace (for its child) last
 EXEC_NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
-                   ("cgroup", L.CLONE_NEWCGROUP), ("mnt", L.CLONE_NEWNS))
+                   ("cgroup", L.CLONE_NEWCGROUP), ("mnt", L.CLONE_NEWNS),
+                   ("pid", L.CLONE_NEWPID))
 NEW = -1                 # fork_into: a new pid namespace
 READY = b"\0"
 _MAX_FD = 0x7FFFFFFF
@@ -231,6 +249,7 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
     there (runc's --console-socket protocol) before it reports ready."""
     sc = sc or Syscalls()
     targets = fd_targets(stdio if console_socket is None else None, extra_fds)
+    tramp = _tramp.fd()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     transient = [go_r, err_w]          # the child's ends, and what only fork needs
@@ -241,45 +260,101 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
         transient.append(pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
         pid = fork_into(sc, pid_ns)
         if pid == 0:
-            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo,
+            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo, tramp,
                    -1 if console_socket is None else console_socket)
     except BaseException:
         _close(go_w, err_r)
         raise
     finally:
         _close(*transient)
-    return _handshake(pid, add_to_cgroup, go_w, err_r, ready=True)
+    report = _handshake(pid, add_to_cgroup, go_w, err_r)
+    if report != READY:
+        kill_and_reap(pid)
+        report = report[len(READY):] if report.startswith(READY) else report
+        if not report:
+            raise errors.FailedPrecondition("the container's init exited during setup")
+        _raise_reported(report)
+    return pid
 
 
 def spawn_exec(namespaces: dict[str, int], cfg: ProcessConfig, *,
                add_to_cgroup: Callable[[int], None], stdio: tuple | None = None,
                console_socket: int | None = None, sc: Syscalls | None = None) -> int:
-    """Fork a process into the namespaces of a running container (open_namespaces) and
+    """Start a process in the namespaces of a running container (open_namespaces) and
     return its pid once it has exec'd; failures are raised after reaping it. A
-    console_socket gets the master of a pty made in the container, as for spawn_init."""
+    console_socket gets the master of a pty made in the container, as for spawn_init.
+
+    A starter is forked in the caller's own pid namespace, where no container process
+    can see it, is put in the container's cgroup, joins the other namespaces (so root
+    and cwd are the container's), becomes the process the spec asks for and execs the
+    trampoline, which clones the final process into the container's pid namespace as
+    the caller's child. That process is visible to the container only from then on:
+    in its cgroup, mount namespace and root, with its credentials, non-dumpable and
+    running the sealed trampoline, never the host's Python.
+    """
     sc = sc or Syscalls()
     targets = fd_targets(stdio if console_socket is None else None)
+    tramp = _tramp.fd()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     ns_fds = tuple(namespaces[name] for name, _ in EXEC_NAMESPACES)
     try:
-        pid = fork_into(sc, namespaces["pid"])
-        if pid == 0:
-            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds,
+        starter = os.fork()
+        if starter == 0:
+            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds, tramp,
                    -1 if console_socket is None else console_socket)
     except BaseException:
         _close(go_w, err_r)
         raise
     finally:
         _close(go_r, err_w)
-    return _handshake(pid, add_to_cgroup, go_w, err_r, ready=False)
+    report = _handshake(starter, add_to_cgroup, go_w, err_r)
+    os.waitpid(starter, 0)           # it has exited: the trampoline's clone closed err
+    if not _tramp.is_records(report):
+        if not report:
+            raise errors.FailedPrecondition("the exec'd process exited during setup")
+        _raise_reported(report)
+    return _started(report, cfg.args[0], namespaces["pid"])
+
+
+def _started(report: bytes, name: str, pid_ns: int) -> int:
+    """The pid the trampoline reported, once it is known to be our child in the
+    container's pid namespace (what a hijacked clone might write instead can only
+    name processes the container could signal anyway); an exec failure is raised."""
+    found: dict[int, int] = {}
+    for tag, value in _tramp.records(report):
+        found.setdefault(tag, value)
+    pid = found.get(_tramp.TAG_PID, 0)
+    if _tramp.TAG_CLONE in found or not pid:
+        raise step_failed("start the process in the container",
+                          OSError(found.get(_tramp.TAG_CLONE, 0), "no process"))
+    if not _is_child_in(pid, pid_ns):
+        raise errors.FailedPrecondition("the exec'd process could not be identified")
+    failed = found.get(_tramp.TAG_EXEC, found.get(_tramp.TAG_TTY))
+    if failed is None:
+        return pid
+    kill_and_reap(pid)
+    if _tramp.TAG_EXEC in found:
+        raise exec_error(name, OSError(failed, os.strerror(failed)))
+    raise step_failed("make the console the controlling terminal",
+                      OSError(failed, os.strerror(failed)))
+
+
+def _is_child_in(pid: int, pid_ns: int) -> bool:
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        found = os.stat(f"/proc/{pid}/ns/pid")   # a zombie still has its pid namespace
+    except OSError:
+        return False
+    ns = os.fstat(pid_ns)
+    return (found.st_dev, found.st_ino) == (ns.st_dev, ns.st_ino)
 
 
 def open_namespaces(pid: int) -> dict[str, int]:
     """fds of a process's namespaces, for spawn_exec; the caller closes them."""
     opened: dict[str, int] = {}
     try:
-        for name in ("pid", *(n for n, _ in EXEC_NAMESPACES)):
+        for name, _ in EXEC_NAMESPACES:
             opened[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
     except BaseException:
         _close(*opened.values())
@@ -287,8 +362,9 @@ def open_namespaces(pid: int) -> dict[str, int]:
     return opened
 
 
-def release(fifo_path: str, pidfd: int) -> None:
-    """start(): let the created init exec, and raise whatever its exec reported.
+def release(fifo_path: str, pidfd: int, command: Callable[[], str] = lambda: "") -> None:
+    """start(): let the created init exec, and raise whatever its exec reported
+    (command names what it ran, for the message; only asked on a failure).
 
     The fifo is renamed first, so of two concurrent starts exactly one proceeds.
     """
@@ -305,6 +381,9 @@ def release(fifo_path: str, pidfd: int) -> None:
         os.close(fd)
     if report is None:
         raise errors.FailedPrecondition("the container's init exited before it was started")
+    for tag, code in _tramp.records(report) if _tramp.is_records(report) else ():
+        if tag == _tramp.TAG_EXEC:
+            raise exec_error(command(), OSError(code, os.strerror(code)))
     if report:
         _raise_reported(report)
 
@@ -374,8 +453,9 @@ def _open_pid_namespace(namespaces: dict[str, str | None]) -> int | None:
         raise step_failed(f'open pid namespace "{path}"', e) from None
 
 
-def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int, *,
-               ready: bool) -> int:
+def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int) -> bytes:
+    """Put the child in its cgroup, let it go on and return all it reported before its
+    end of err closed (by exec-ing, or exiting); on failure it is killed and reaped."""
     try:
         add_to_cgroup(pid)
         try:
@@ -384,18 +464,12 @@ def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int
             pass                       # the child is gone; err says why, or nothing does
         _close(go)
         go = -1
-        report = _read_all(err)
-        if report == (READY if ready else b""):
-            return pid
-        if not report:
-            raise errors.FailedPrecondition("the container's init exited during setup")
-        _raise_reported(report)
+        return _read_all(err)
     except BaseException:
         kill_and_reap(pid)
         raise
     finally:
         _close(go, err)
-    raise AssertionError("unreachable")
 
 
 def _raise_reported(report: bytes) -> NoReturn:
@@ -439,8 +513,9 @@ def _child(main: Callable[..., None], *args: object) -> NoReturn:
 
 
 def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, err: int,
-               fifo: int, console: int) -> NoReturn:
-    go, err, fifo, *rest = _arrange_fds(targets, (go, err, fifo, *_given(console)))
+               fifo: int, tramp: int, console: int) -> NoReturn:
+    _nondumpable(sc)
+    go, err, fifo, tramp, *rest = _arrange_fds(targets, (go, err, fifo, tramp, *_given(console)))
     console = rest[0] if rest else -1
     try:
         # every namespace but the cgroup one while the caller makes our cgroup (a new
@@ -455,46 +530,51 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
         os.umask(0)                                 # device and directory modes as given
         rootfs.prepare(sc, cfg.rootfs)
         if console >= 0:  # in the container's devpts, as runc does: `tty` is /dev/pts/0
-            _make_console(sc, console, cfg.process.console_size, bind=True)
+            _make_console(sc, console, cfg.process.console_size, init=True)
         _set_names(sc, cfg.hostname, cfg.domainname)
         _write_sysctls(sc, cfg.sysctl)
         rootfs.finish(sc, cfg.rootfs)
         _change_cwd(cfg.process.cwd, create=True)   # as root, like docker's WorkingDir
+        if cfg.process.uid:         # the trampoline opens it with the user's credentials
+            with _Step("hand the exec fifo to the container's user"):
+                os.chown(f"/proc/self/fd/{fifo}", cfg.process.uid, -1)
         _become(sc, cfg.process)
         path = lookup(cfg.process.args[0], cfg.process.env.get("PATH"))
         os.write(err, READY)
     except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
         _report(err, exc)
         os._exit(1)
-    os.close(err)
-    try:
-        # blocks until start() opens the fifo for reading; /proc is the container's now
-        report = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        os._exit(1)
-    _exec(cfg.process, path, report)
+    # the trampoline blocks opening the fifo for writing until start() opens it for
+    # reading (/proc is the container's now), then execs; err closes as it starts
+    _exec(cfg.process, path, err, tramp, _tramp.FIFO, fifo, f"/proc/self/fd/{fifo}")
 
 
 def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: int, err: int,
-               ns_fds: tuple[int, ...], console: int) -> NoReturn:
-    go, err, *rest = _arrange_fds(targets, (go, err, *ns_fds, *_given(console)))
+               ns_fds: tuple[int, ...], tramp: int, console: int) -> NoReturn:
+    """The starter of spawn_exec: outside the container's pid namespace until the
+    trampoline it execs clones the final process (which makes its own session and,
+    with a console, takes it as its controlling terminal). Once in the container's
+    mount namespace, /proc/self does not name it: that /proc is of the container's
+    pid namespace."""
+    _nondumpable(sc)
+    go, err, tramp, *rest = _arrange_fds(targets, (go, err, tramp, *ns_fds, *_given(console)))
     joined, console = rest[:len(ns_fds)], (rest[len(ns_fds)] if console >= 0 else -1)
     try:
         _await_go(go)
+        _set_oom_score_adj(cfg.oom_score_adj)    # while /proc/self is still ours
         for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
-        _new_session()
+            os.close(fd)
         if console >= 0:
-            _make_console(sc, console, cfg.console_size, bind=False)
-        _set_oom_score_adj(cfg.oom_score_adj)
+            _make_console(sc, console, cfg.console_size, init=False)
         _change_cwd(cfg.cwd, create=False)
         _become(sc, cfg)
         path = lookup(cfg.args[0], cfg.env.get("PATH"))
     except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
         _report(err, exc)
         os._exit(1)
-    _exec(cfg, path, err)
+    _exec(cfg, path, err, tramp, _tramp.EXEC_TTY if console >= 0 else _tramp.EXEC, err, "")
 
 
 class _Step:
@@ -569,11 +649,12 @@ def _given(fd: int) -> tuple[int, ...]:
     return (fd,) if fd >= 0 else ()
 
 
-def _make_console(sc: Syscalls, sock: int, size: tuple[int, int] | None, bind: bool) -> None:
+def _make_console(sc: Syscalls, sock: int, size: tuple[int, int] | None, init: bool) -> None:
     """A pty from the container's own devpts (after pivot_root, or setns into its mount
-    namespace): its slave becomes fds 0-2, the controlling terminal and, for an init,
-    /dev/console; its master goes to the caller over sock (SCM_RIGHTS, the slave's
-    name as the payload), as runc's --console-socket does."""
+    namespace): its slave becomes fds 0-2 and, for an init, /dev/console and the
+    controlling terminal (an exec'd process's trampoline takes it after its setsid);
+    its master goes to the caller over sock (SCM_RIGHTS, the slave's name as the
+    payload), as runc's --console-socket does."""
     with _Step("make the console in the container's /dev/pts"):
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         fcntl.ioctl(master, L.TIOCSPTLCK, struct.pack("i", 0))
@@ -582,13 +663,14 @@ def _make_console(sc: Syscalls, sock: int, size: tuple[int, int] | None, bind: b
         slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
-    if bind:
+    if init:
         rootfs.bind_console(sc, "/", name)
     with _Step("make the console the controlling terminal"):
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         os.close(slave)
-        fcntl.ioctl(0, L.TIOCSCTTY, 0)
+        if init:
+            fcntl.ioctl(0, L.TIOCSCTTY, 0)
     with _Step("send the console to the caller"):
         conn = _socket.socket(fileno=sock)
         try:
@@ -657,6 +739,14 @@ def _become(sc: Syscalls, p: ProcessConfig) -> None:
     if p.capabilities is not None:
         with _Step("apply capabilities"):
             _caps.apply(p.capabilities)
+    _nondumpable(sc)        # a new uid or fewer caps reset it to fs.suid_dumpable
+
+
+def _nondumpable(sc: Syscalls) -> None:
+    """Until exec, no process of the container may ptrace us or open our /proc files
+    (fds, memory, exe) without CAP_SYS_PTRACE: runc does the same."""
+    with _Step("make the process non-dumpable"):
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
 
 
 def _install_seccomp(prepared: tuple[bytes, int]) -> None:
@@ -702,19 +792,22 @@ def _exec_error_class(code: int | None) -> type[errors.KadeError]:
     return errors.FailedPrecondition
 
 
-def _exec(p: ProcessConfig, path: str, report: int) -> NoReturn:
+def _exec(p: ProcessConfig, path: str, err: int, tramp: int, mode: str, handed: int,
+          fifo: str) -> NoReturn:
+    """Exec the trampoline (kade.runtime.trampoline), handing it fd handed to report
+    into; only a failure to do so comes back here, and goes to err."""
     error: BaseException
     try:
         if p.seccomp and p.no_new_privileges:
             _install_seccomp(p.seccomp)
-        os.execve(path, p.args, p.env)
+        os.set_inheritable(handed, True)
+        os.execve(tramp, _tramp.argv(mode, handed, fifo, path, p.args), p.env)
     except OSError as exc:
-        error = exec_error(p.args[0], exc)
+        error = step_failed("exec kade's trampoline", exc)
     except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
         error = exc
-    _report(report, error)
-    os._exit(127 if isinstance(error, errors.CommandNotFound)
-             else 126 if isinstance(error, errors.CommandNotInvocable) else 1)
+    _report(err, error)
+    os._exit(1)
 
 
 def _report(fd: int, exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import stat
@@ -213,13 +214,15 @@ def _fake_init(fifo: str, action: str) -> int:
                 fd = os.open(f"/proc/self/fd/{held}", os.O_WRONLY)
                 if action == "fail":
                     os.write(fd, b'CommandNotInvocable\nexec: "x": exec format error')
+                elif action == "trampoline-fail":          # its record: ENOEXEC, tag 0
+                    os.write(fd, (errno.ENOEXEC << 8).to_bytes(4, "little"))
         finally:
             os._exit(0)
     os.close(held)
     return pid
 
 
-@pytest.mark.parametrize("action", ["exec", "fail", "die"])
+@pytest.mark.parametrize("action", ["exec", "fail", "trampoline-fail", "die"])
 def test_release_reports_what_the_init_did(tmp_path, action):
     fifo = str(tmp_path / "exec.fifo")
     os.mkfifo(fifo)
@@ -231,6 +234,9 @@ def test_release_reports_what_the_init_did(tmp_path, action):
         elif action == "fail":
             with pytest.raises(errors.CommandNotInvocable, match="exec format error"):
                 process.release(fifo, pidfd)
+        elif action == "trampoline-fail":
+            with pytest.raises(errors.CommandNotInvocable, match='exec: "x": exec format'):
+                process.release(fifo, pidfd, command=lambda: "x")
         else:
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
             with pytest.raises(errors.FailedPrecondition, match="exited before"):
