@@ -24,25 +24,29 @@ USAGE = "kade build [OPTIONS] PATH | -"
 def parser(verb: str) -> ArgParser:
     p = ArgParser(verb, USAGE)
     p.add_argument("-t", "--tag", action="append", default=[],
-                   help='Name and optionally a tag in the "name:tag" format')
-    p.add_argument("-f", "--file", help='Name of the Dockerfile (default: "PATH/Dockerfile")')
+                   help="Name and optionally a tag in the 'name:tag' format")
+    p.add_argument("-f", "--file", help="Name of the Dockerfile (Default is 'PATH/Dockerfile')")
     p.add_argument("--build-arg", action="append", default=[], help="Set build-time variables")
-    p.add_argument("--target", help="Set the target build stage to build")
-    p.add_argument("--no-cache", action="store_true", help="Do not use cache when building")
-    p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version")
-    p.add_argument("--cache-from", action="append", default=[],
+    p.add_argument("--target", help="Set the target build stage to build.")
+    p.add_argument("--no-cache", action="store_true",
+                   help="Do not use cache when building the image")
+    p.add_argument("--pull", action="store_true",
+                   help="Always attempt to pull a newer version of the image")
+    p.add_argument("--cache-from", metavar="strings", action="append", default=[],
                    help="Images to consider as cache sources")
     p.add_argument("--label", action="append", default=[], help="Set metadata for an image")
     p.add_argument("--network", default="default",
-                   help='Networking mode for the RUN instructions (default "default")')
+                   help="Set the networking mode for the RUN instructions during build")
     p.add_argument("--secret", action="append", default=[],
-                   help='Secret to expose to the build ("id=mysecret,src=/local/secret")')
-    p.add_argument("--platform", help="Set platform (the host's only)")
+                   help="Secret file to expose to the build (only if BuildKit enabled): "
+                        "id=mysecret,src=/local/secret")
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="Suppress the build output and print image ID on success")
     p.add_argument("--iidfile", help="Write the image ID to the file")
     p.add_argument("--progress", default="auto",
-                   help='Type of progress output (auto, plain, tty)')
+                   help="Set type of progress output (auto, plain, tty). Use plain to show "
+                        "container output")
     p.add_argument("--rm", action="store_true", default=True,
                    help="Remove intermediate containers after a successful build")
     p.add_argument("--force-rm", action="store_true",
@@ -297,8 +301,8 @@ def prune(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser(verb, "kade builder prune [OPTIONS]")
     p.add_argument("-a", "--all", action="store_true",
                    help="Remove all unused build cache, not just dangling ones")
-    p.add_argument("--filter", action="append", default=[],
-                   help='Provide filter values (e.g. "until=24h")')
+    p.add_argument("--filter", metavar="filter", action="append", default=[],
+                   help="Provide filter values (e.g. 'until=24h')")
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     ns = p.parse_args(args)
     until = None

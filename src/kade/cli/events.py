@@ -10,10 +10,11 @@ from kade.errors import KadeError
 
 def main(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser("events", "kade events [OPTIONS]")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format", default="")
-    p.add_argument("--since")
-    p.add_argument("--until")
+    p.add_argument("-f", "--filter", metavar="filter", action="append", default=[],
+        help="Filter output based on conditions provided")
+    p.add_argument("--format", default="", help="Format the output using the given Go template")
+    p.add_argument("--since", help="Show all events created since timestamp")
+    p.add_argument("--until", help="Stream events until this timestamp")
     ns = p.parse_args(args)
     try:
         return _follow(ctx.engine, ns)

@@ -36,7 +36,7 @@ def _diff(ctx, args: list[str]) -> int:
 # --- export ---------------------------------------------------------------------
 def _export(ctx, args: list[str]) -> int:
     p = ArgParser("export", "kade export [OPTIONS] CONTAINER")
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
     p.add_argument("container")
     ns = p.parse_args(args)
     if not ns.output and sys.stdout.isatty():
@@ -70,13 +70,15 @@ def _save(stream, output: str | None) -> None:
 
 # --- commit ---------------------------------------------------------------------
 def _commit(ctx, args: list[str]) -> int:
-    args, pause = _pause_flag(args)
     p = ArgParser("commit", "kade commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
-    p.add_argument("-a", "--author", default="")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("-p", "--pause", action="store_true")
-    p.add_argument("--no-pause", action="store_true")
+    p.add_argument("-a", "--author", default="",
+        help="Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
+    p.add_argument("-c", "--change", action="append", default=[],
+        help="Apply Dockerfile instruction to the created image")
+    p.add_argument("-m", "--message", default="", help="Commit message")
+    p.add_argument("-p", "--pause", action="store_true", default=True,
+                   help="Pause container during commit")
+    p.add_argument("--no-pause", action="store_true", hidden=True)
     p.add_argument("container")
     p.add_argument("reference", nargs="?")
     ns = p.parse_args(args)
@@ -85,34 +87,22 @@ def _commit(ctx, args: list[str]) -> int:
     cid = engine.containers.resolve(ns.container)
     opts = files.CommitOptions(reference=ns.reference, changes=tuple(ns.change),
                                message=ns.message, author=ns.author,
-                               pause=pause and not ns.no_pause)
+                               pause=ns.pause and not ns.no_pause)
     print(files.commit(engine, cid, opts))
     return 0
-
-
-def _pause_flag(args: list[str]) -> tuple[list[str], bool]:
-    """Go's bool flag: -p/--pause alone, or --pause=false (argparse cannot say it)."""
-    rest, pause = [], True
-    for arg in args:
-        flag, eq, value = arg.partition("=")
-        if eq and flag in ("-p", "--pause"):
-            if value.lower() not in ("true", "false", "1", "0", "t", "f"):
-                from kade.cli.errmap import UsageError
-                raise UsageError(f'invalid argument "{value}" for "{flag}" flag: '
-                                 "parse error")
-            pause = value.lower() in ("true", "1", "t")
-        else:
-            rest.append(arg)
-    return rest, pause
 
 
 # --- cp -------------------------------------------------------------------------
 def _cp(ctx, args: list[str]) -> int:
     p = ArgParser("cp", "kade cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
                         "\tkade cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")
-    p.add_argument("-a", "--archive", action="store_true")
-    p.add_argument("-L", "--follow-link", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-a", "--archive", action="store_true",
+        help="Archive mode (copy all uid/gid information)")
+    p.add_argument("-L", "--follow-link", action="store_true",
+        help="Always follow symbol link in SRC_PATH")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="Suppress progress output during copy. Progress output is automatically "
+                   "suppressed if no terminal is attached")
     p.add_argument("src")
     p.add_argument("dst")
     ns = p.parse_args(args)

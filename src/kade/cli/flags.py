@@ -46,6 +46,8 @@ class _Flag:
         self.type = kw.get("type")
         self.choices = kw.get("choices")
         self.help = kw.get("help", "")
+        self.hidden = kw.get("hidden", False)
+        self.metavar = kw.get("metavar")
         default = kw.get("default")
         if default is None and self.action == "store_true":
             default = False
@@ -54,6 +56,26 @@ class _Flag:
     @property
     def takes_value(self) -> bool:
         return self.action not in ("store_true", "help")
+
+    def type_name(self) -> str:
+        """pflag's name for the value a flag takes, shown in --help."""
+        if not self.takes_value:
+            return ""
+        if self.metavar:
+            return self.metavar
+        if self.action == "append":
+            return "list"
+        return "int" if self.type is int else "string"
+
+    def default_note(self) -> str:
+        """pflag's " (default x)", for a default that is not the type's zero value."""
+        d = self.default
+        if d is None or d is False or d == 0 or d == "" or isinstance(d, list):
+            return ""
+        if d is True:
+            return " (default true)"
+        return f' (default "{d}")' if isinstance(d, str) and self.type_name() == "string" \
+            else f" (default {d})"
 
     def label(self) -> str:
         return ", ".join(f"-{self.short}" if n == self.short else f"--{n}"
@@ -68,12 +90,16 @@ class _Positional:
 
 
 class FlagParser:
+    """`-h` asks for help too, unless the verb gives -h a meaning of its own (as
+    `run -h HOSTNAME`); --help is listed only where docker lists it (run, create)."""
+
     def __init__(self, verb: str, usage: str):
         self.verb, self.usage = verb, usage
         self._flags: list[_Flag] = []
         self._by_name: dict[str, _Flag] = {}
         self._positionals: list[_Positional] = []
-        self.add_argument("--help", action="help", help="Print usage")
+        self.add_argument("--help", action="help", help="Print usage",
+                          hidden=verb not in ("run", "create"))
 
     def add_argument(self, *names: str, **kw) -> None:
         if names[0].startswith("-"):
@@ -126,9 +152,14 @@ class FlagParser:
         letters = args[i][1:]
         for j, letter in enumerate(letters):
             flag = self._by_name.get("-" + letter)
+            if flag is None and letter == "h":
+                flag = self._by_name["--help"]
             if flag is None:
                 raise UsageError(f"unknown shorthand flag: '{letter}' in -{letters}")
             if not flag.takes_value:
+                if letters[j + 1:j + 2] == "=":  # `-p=false`
+                    self._set(flag, letters[j + 2:], values)
+                    return i + 1
                 self._set(flag, None, values)
                 continue
             value = letters[j + 1:]
@@ -209,12 +240,48 @@ class FlagParser:
 
     # --- help -----------------------------------------------------------------
     def print_help(self) -> None:
-        lines = [f"\nUsage:  {self.usage}\n", "Options:"]
-        for f in self._flags:
-            short = f"-{f.short}, " if f.short else "    "
-            long = f"--{f.long}" + (" string" if f.takes_value else "") if f.long else ""
-            lines.append(f"  {short}{long:<28} {f.help}".rstrip())
-        sys.stdout.write("\n".join(lines) + "\n")
+        """Docker 20.10's help: usage, the command's one line, its options as pflag
+        lays them out (descriptions in one column, wrapped at 80)."""
+        from kade.cli.usage import describe
+        text = f"\nUsage:  {self.usage}\n\n{describe(self.verb)}\n"
+        options = self.option_lines()
+        if options:
+            text += "\nOptions:\n" + "\n".join(options) + "\n"
+        sys.stdout.write(text)
+
+    def visible_flags(self) -> list[_Flag]:
+        """In pflag's order: sorted by name."""
+        return sorted((f for f in self._flags if not f.hidden), key=lambda f: f.long or f.short)
+
+    def option_lines(self, width: int = 80) -> list[str]:
+        flags = self.visible_flags()
+        heads = []
+        for f in flags:
+            head = f"  -{f.short}, --{f.long}" if f.short and f.long else (
+                f"      --{f.long}" if f.long else f"  -{f.short}")
+            heads.append(head + (f" {f.type_name()}" if f.type_name() else ""))
+        column = max((len(h) for h in heads), default=0) + 3
+        return [head.ljust(column) + _wrap(f.help + f.default_note(), column, width - 1)
+                for head, f in zip(heads, flags)]
+
+
+def _wrap(text: str, indent: int, width: int) -> str:
+    """pflag's wrap: words to width-indent columns, continuation lines indented; not
+    at all when fewer than 24 columns would be left."""
+    room = width - indent
+    if room < 24:
+        return text
+    out: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split(" "):
+            if line and len(line) + 1 + len(word) > room:
+                out.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        out.append(line)
+    return ("\n" + " " * indent).join(out)
 
 
 def _bool(raw: str, flag: _Flag) -> bool:

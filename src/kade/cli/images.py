@@ -86,12 +86,14 @@ def _image_matches(engine, row: dict, filters: dict, name: str | None) -> bool:
 
 def _images(ctx, verb, args):
     p = ArgParser("images", "kade images [OPTIONS] [REPOSITORY[:TAG]]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--digests", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true",
+        help="Show all images (default hides intermediate images)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
+    p.add_argument("--digests", action="store_true", help="Show digests")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-f", "--filter", metavar="filter", action="append", default=[],
+        help="Filter output based on conditions provided")
+    p.add_argument("--format", help="Pretty-print images using a Go template")
     p.add_argument("repository", nargs="?")
     ns = p.parse_args(args)
     filters: dict = {}
@@ -119,8 +121,8 @@ def _images(ctx, verb, args):
 
 def _rmi(ctx, verb, args):
     p = ArgParser("rmi", "kade rmi [OPTIONS] IMAGE [IMAGE...]")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("-f", "--force", action="store_true", help="Force removal of the image")
+    p.add_argument("--no-prune", action="store_true", help="Do not delete untagged parents")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     ns = p.parse_args(args)
     engine = ctx.engine
@@ -143,15 +145,16 @@ def _tag(ctx, verb, args):
 
 def _history(ctx, verb, args):
     p = ArgParser("history", "kade history [OPTIONS] IMAGE")
-    p.add_argument("-H", "--human", default="true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format")
+    p.add_argument("-H", "--human", action="store_true", default=True,
+        help="Print sizes and dates in human readable format")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("--format", help="Pretty-print images using a Go template")
     p.add_argument("image")
     ns = p.parse_args(args)
     from kade.images.history import history_rows
     rows = history_rows(ctx.engine.images, ns.image, no_trunc=ns.no_trunc,
-                        human=ns.human != "false")
+                        human=ns.human)
     if ns.quiet:
         print("\n".join(r["ID"] for r in rows))
         return 0
@@ -165,9 +168,10 @@ def _history(ctx, verb, args):
 
 def _import(ctx, verb, args):
     p = ArgParser("import", "kade import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("--platform")
+    p.add_argument("-c", "--change", action="append", default=[],
+        help="Apply Dockerfile instruction to the created image")
+    p.add_argument("-m", "--message", default="", help="Set commit message for imported image")
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("source")
     p.add_argument("reference", nargs="?")
     ns = p.parse_args(args)
@@ -193,7 +197,7 @@ def _import(ctx, verb, args):
 
 def _save(ctx, verb, args):
     p = ArgParser("save", "kade save [OPTIONS] IMAGE [IMAGE...]")
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     ns = p.parse_args(args)
     from kade.images import saveload
@@ -216,8 +220,8 @@ def _save(ctx, verb, args):
 
 def _load(ctx, verb, args):
     p = ArgParser("load", "kade load [OPTIONS]")
-    p.add_argument("-i", "--input")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-i", "--input", help="Read from tar archive file, instead of STDIN")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
     ns = p.parse_args(args)
     from kade.images import saveload
     if ns.input:
@@ -239,7 +243,7 @@ def _load(ctx, verb, args):
 
 def _inspect(ctx, verb, args):
     p = ArgParser("image inspect", "kade image inspect [OPTIONS] IMAGE [IMAGE...]")
-    p.add_argument("-f", "--format")
+    p.add_argument("-f", "--format", help="Format the output using the given Go template")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     ns = p.parse_args(args)
     from kade.cli.inspect import emit
@@ -250,9 +254,11 @@ def _inspect(ctx, verb, args):
 
 def _prune(ctx, verb, args):
     p = ArgParser("image prune", "kade image prune [OPTIONS]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("-a", "--all", action="store_true",
+        help="Remove all unused images, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--filter", metavar="filter", action="append", default=[],
+        help="Provide filter values (e.g. 'until=<timestamp>')")
     ns = p.parse_args(args)
     from kade.engine import prune
     flt = prune.Filter(ns.filter)  # a bad filter fails before the question
@@ -275,8 +281,8 @@ def _prune(ctx, verb, args):
 def _bootstrap(ctx, verb, args):
     p = ArgParser("image bootstrap", "kade image bootstrap busybox|debian[:SUITE] [-t TAG]")
     p.add_argument("what")
-    p.add_argument("-t", "--tag")
-    p.add_argument("--mirror")
+    p.add_argument("-t", "--tag", help="Name and optionally a tag in the 'name:tag' format")
+    p.add_argument("--mirror", help="Debian mirror to bootstrap from")
     ns = p.parse_args(args)
     from kade.images import bootstrap
     what, _, suite = ns.what.partition(":")

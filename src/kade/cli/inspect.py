@@ -28,9 +28,10 @@ def emit(getters, fmt: str | None, names: list[str], kind: str) -> int:
 
 def main(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser("inspect", "kade inspect [OPTIONS] NAME|ID [NAME|ID...]")
-    p.add_argument("-f", "--format")
-    p.add_argument("-s", "--size", action="store_true")
-    p.add_argument("--type", choices=["container", "image"])
+    p.add_argument("-f", "--format", help="Format the output using the given Go template")
+    p.add_argument("-s", "--size", action="store_true",
+        help="Display total file sizes if the type is container")
+    p.add_argument("--type", choices=["container", "image"], help="Return JSON for specified type")
     p.add_argument("names", nargs="+", metavar="NAME|ID")
     ns = p.parse_args(args)
     engine = ctx.engine

@@ -9,7 +9,7 @@ from kade.cli.errmap import ArgParser
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
-    handler = {"start": _start, "stop": _stop, "restart": _restart, "kill": _kill,
+    handler = {"start": _start, "stop": _stop, "restart": _stop, "kill": _kill,
                "pause": _simple, "unpause": _simple, "wait": _wait, "rm": _rm,
                "rename": _rename, "container prune": _prune}[verb]
     return handler(ctx, verb, args)
@@ -21,8 +21,9 @@ def _containers_arg(p: ArgParser) -> None:
 
 def _start(ctx, verb, args):
     p = ArgParser("start", "kade start [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-a", "--attach", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-a", "--attach", action="store_true",
+        help="Attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
     _containers_arg(p)
     ns = p.parse_args(args)
     engine = ctx.engine
@@ -46,31 +47,26 @@ def _start(ctx, verb, args):
 
 
 def _stop(ctx, verb, args):
+    """stop and restart: -s sends its signal instead of the container's stop signal
+    (docker 23's flag; 20.10 has only -t), SIGKILL follows after the timeout."""
     p = ArgParser(verb, f"kade {verb} [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    p.add_argument("-s", "--signal")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
+                   help="Seconds to wait for stop before killing "
+                        + ("it" if verb == "stop" else "the container"))
+    p.add_argument("-s", "--signal", help="Signal to send to the container")
     _containers_arg(p)
     ns = p.parse_args(args)
     engine = ctx.engine
     from kade.engine import lifecycle
+    sig = None if ns.signal is None else lifecycle.parse_signal(ns.signal)
+    fn = lifecycle.stop if verb == "stop" else lifecycle.restart
     return each(ns.containers, lambda ref: (
-        lifecycle.stop(engine, engine.containers.resolve(ref), ns.time), ref)[1])
-
-
-def _restart(ctx, verb, args):
-    p = ArgParser(verb, "kade restart [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    _containers_arg(p)
-    ns = p.parse_args(args)
-    engine = ctx.engine
-    from kade.engine import lifecycle
-    return each(ns.containers, lambda ref: (
-        lifecycle.restart(engine, engine.containers.resolve(ref), ns.time), ref)[1])
+        fn(engine, engine.containers.resolve(ref), ns.time, sig), ref)[1])
 
 
 def _kill(ctx, verb, args):
     p = ArgParser("kill", "kade kill [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("-s", "--signal", default="KILL", help="Signal to send to the container")
     _containers_arg(p)
     ns = p.parse_args(args)
     engine = ctx.engine
@@ -101,9 +97,11 @@ def _wait(ctx, verb, args):
 
 def _rm(ctx, verb, args):
     p = ArgParser("rm", "kade rm [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-v", "--volumes", action="store_true")
-    p.add_argument("-l", "--link", action="store_true")
+    p.add_argument("-f", "--force", action="store_true",
+        help="Force the removal of a running container (uses SIGKILL)")
+    p.add_argument("-v", "--volumes", action="store_true",
+        help="Remove anonymous volumes associated with the container")
+    p.add_argument("-l", "--link", action="store_true", help="Remove the specified link")
     _containers_arg(p)
     ns = p.parse_args(args)
     engine = ctx.engine
@@ -122,8 +120,9 @@ def _rename(ctx, verb, args):
 
 def _prune(ctx, verb, args):
     p = ArgParser("container prune", "kade container prune [OPTIONS]")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--filter", metavar="filter", action="append", default=[],
+        help="Provide filter values (e.g. 'until=<timestamp>')")
     ns = p.parse_args(args)
     from kade.engine import prune
     flt = prune.Filter(ns.filter)  # a bad filter fails before the question

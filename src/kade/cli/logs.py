@@ -10,12 +10,17 @@ from kade.cli.errmap import ArgParser
 
 def main(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser("logs", "kade logs [OPTIONS] CONTAINER")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", "--tail", default="all")
-    p.add_argument("--since")
-    p.add_argument("--until")
-    p.add_argument("-t", "--timestamps", action="store_true")
-    p.add_argument("--details", action="store_true")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
+    p.add_argument("-n", "--tail", default="all",
+        help="Number of lines to show from the end of the logs")
+    p.add_argument("--since",
+                   help="Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or "
+                   "relative (e.g. 42m for 42 minutes)")
+    p.add_argument("--until",
+                   help="Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or "
+                   "relative (e.g. 42m for 42 minutes)")
+    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("--details", action="store_true", help="Show extra details provided to logs")
     p.add_argument("container")
     ns = p.parse_args(args)
     from kade.engine import logs

@@ -37,23 +37,12 @@ GROUPS = {
     "builder": {"prune": "prune", "build": "build"},
 }
 
-USAGE = """Usage:  kade [OPTIONS] COMMAND
-
-A Docker-compatible container engine
-
-Options:
-      --root string             Root of the store (default "/var/lib/kade", or $KADE_ROOT)
-      --storage-driver string   overlay or copy (chosen when the store is made)
-  -v, --version                 Print version information and quit
-
-Commands:
-  run, create, start, stop, restart, kill, pause, unpause, wait, rm, rename,
-  ps, logs, inspect, exec, top, stats, port, events, cp, diff, export, commit,
-  build, images, rmi, tag, history, import, save, load, pull, push, login, logout,
-  volume, system, runtime, registry, version
-
-Management commands: builder, container, image, volume, system, runtime
-"""
+# groups whose module takes the subcommand itself: the names it knows
+OWN_GROUPS = {
+    "volume": ("create", "ls", "list", "inspect", "rm", "remove", "prune"),
+    "system": ("df", "prune", "check", "info", "monitor"),
+    "registry": ("serve", "gc", "garbage-collect"),
+}
 
 
 class Context:
@@ -110,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     root, driver, rest = _globals(argv)
     if not rest or rest[0] == "help":
-        sys.stdout.write(USAGE)
+        from kade.cli.usage import root_help
+        sys.stdout.write(root_help())
         return 0
     verb, args = rest[0], rest[1:]
+    if verb in OWN_GROUPS and (not args or args[0] not in OWN_GROUPS[verb]):
+        from kade.cli.usage import group_usage
+        return group_usage(verb, args)
     if verb in GROUPS:
-        if not args or args[0] in ("-h", "--help"):
-            sys.stdout.write(f"Usage:  kade {verb} COMMAND\n\nCommands: "
-                             f"{', '.join(sorted(GROUPS[verb]))}\n")
-            return 0 if args else 1
-        sub = GROUPS[verb].get(args[0])
+        sub = GROUPS[verb].get(args[0]) if args else None
         if sub is None:
-            return _usage_error(f'kade: \'{verb} {args[0]}\' is not a kade command.')
+            from kade.cli.usage import group_usage
+            return group_usage(verb, args)
         if sub in ("prune", "bootstrap") or (verb == "image" and sub == "inspect"):
             verb, args = f"{verb} {sub}", args[1:]
         else:
@@ -129,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     if " " in verb:
         module = {"container": "lifecycle", "image": "images",
                   "builder": "build"}[verb.split()[0]]
-    if module is None:
-        return _usage_error(f"kade: '{verb}' is not a kade command.")
+    if module is None:  # docker's words and exit code for an unknown command
+        from kade.util.escape import escape
+        sys.stderr.write(f"kade: '{escape(verb)}' is not a kade command.\nSee 'kade --help'\n")
+        return 1
     from kade.cli.errmap import run_verb
     name = f"kade.cli.{module}"
     __import__(name)  # not importlib.import_module: importlib imports warnings

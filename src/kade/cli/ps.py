@@ -114,14 +114,18 @@ def _ancestor(engine, record: dict, values: list[str]) -> bool:
 
 def main(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser("ps", "kade ps [OPTIONS]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-s", "--size", action="store_true")
-    p.add_argument("-n", "--last", type=int, default=-1)
-    p.add_argument("-l", "--latest", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true",
+        help="Show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+    p.add_argument("-n", "--last", type=int, default=-1,
+        help="Show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+        help="Show the latest created container (includes all states)")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-f", "--filter", metavar="filter", action="append", default=[],
+        help="Filter output based on conditions provided")
+    p.add_argument("--format", help="Pretty-print containers using a Go template")
     ns = p.parse_args(args)
     filters: dict = {}
     if ns.filter:  # kade.util.filters costs ~5 ms: only when asked

@@ -16,7 +16,7 @@ def parser(verb: str) -> ArgParser:
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("--disable-content-trust", action="store_true", default=True,
-                   help="Skip image verification (default true)")
+                   help="Skip image verification")
     p.add_argument("name")
     return p
 

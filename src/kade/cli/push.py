@@ -11,13 +11,13 @@ USAGE = "kade push [OPTIONS] NAME[:TAG]"
 def parser(verb: str) -> ArgParser:
     p = ArgParser(verb, USAGE)
     p.add_argument("-a", "--all-tags", action="store_true",
-                   help="Push all tags of an image to the repository")
+                   help="Push all tagged images in the repository")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--compression", default="gzip", choices=["gzip", "zstd"],
                    help="Compression of local layers: gzip (ISA-L) or zstd")
     p.add_argument("--platform", help="Accepted for docker's sake; an image has one here")
     p.add_argument("--disable-content-trust", action="store_true", default=True,
-                   help="Skip image signing (default true)")
+                   help="Skip image signing")
     p.add_argument("name")
     return p
 

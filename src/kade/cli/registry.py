@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from kade.cli.errmap import ArgParser, UsageError
+from kade.cli.errmap import ArgParser
 
 SERVE_USAGE = "kade registry serve [OPTIONS]"
 GC_USAGE = "kade registry gc --root DIR [--dry-run] [--uploads-older-than DURATION]"
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
-    if not args or args[0] in ("--help", "-h"):
-        sys.stdout.write("Usage:  kade registry COMMAND\n\nCommands:\n"
-                         "  serve   Run a registry (OCI distribution spec) on this machine\n"
-                         "  gc      Remove blobs that no manifest references, and stale "
-                         "uploads\n")
-        return 0 if args else 1
+    # args[0] is a subcommand: cli.main answers for any other word
     sub, rest = args[0], args[1:]
     if sub == "serve":
         return _serve(ctx, rest)
-    if sub in ("gc", "garbage-collect"):
-        return _gc(ctx, rest)
-    raise UsageError(f"unknown registry command: {sub}")
+    return _gc(ctx, rest)
 
 
 def _size(text: str) -> int:
@@ -34,7 +26,7 @@ def _size(text: str) -> int:
 def _serve(ctx, args: list[str]) -> int:
     p = ArgParser("registry serve", SERVE_USAGE)
     p.add_argument("--addr", default="127.0.0.1:5000",
-                   help='Address to listen on, HOST:PORT (default "127.0.0.1:5000")')
+                   help="Address to listen on, HOST:PORT")
     p.add_argument("--root", help="Storage directory (default <kade root>/registry)")
     p.add_argument("--htpasswd", help="Require Basic auth from this htpasswd file (bcrypt)")
     p.add_argument("--tls-cert", help="Serve HTTPS with this certificate (PEM)")
@@ -44,15 +36,14 @@ def _serve(ctx, args: list[str]) -> int:
     p.add_argument("--token-key",
                    help="Token key: RSA/EC PEM (RS256/ES256) or a shared secret (HS256)")
     p.add_argument("--token-service", default="kade-registry",
-                   help='Token audience (default "kade-registry")')
+                   help="Token audience")
     p.add_argument("--token-issuer", default="kade-registry",
-                   help='Token issuer (default "kade-registry")')
-    p.add_argument("--max-blob-size", default="0",
+                   help="Token issuer")
+    p.add_argument("--max-blob-size", default="", metavar="bytes",
                    help="Refuse blobs larger than this (e.g. 10g; default no limit)")
     p.add_argument("--access-log", action="store_true", help="Log every request to stderr")
     p.add_argument("--head-timeout", default="20s",
-                   help="Close connections that take longer to send a request head "
-                        '(default "20s")')
+                   help="Close connections that take longer to send a request head")
     ns: Any = p.parse_args(args)
     from kade.registry.serve import Config, serve
     head_timeout = _duration("--head-timeout", ns.head_timeout, positive=True)
@@ -70,8 +61,8 @@ def _gc(ctx, args: list[str]) -> int:
     p.add_argument("--root", help="Storage directory of the registry")
     p.add_argument("--dry-run", action="store_true", help="Only list what would be removed")
     p.add_argument("-q", "--quiet", action="store_true", help="Print only the summary")
-    p.add_argument("--uploads-older-than", default="168h", metavar="DURATION",
-                   help="Remove uploads not written to for this long (default \"168h\")")
+    p.add_argument("--uploads-older-than", default="168h", metavar="duration",
+                   help="Remove uploads not written to for this long")
     ns: Any = p.parse_args(args)
     from kade.registry.driver.filesystem import FilesystemDriver
     from kade.registry.gc import collect

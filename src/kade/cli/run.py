@@ -14,50 +14,62 @@ def parser(verb: str) -> ArgParser:
     p = ArgParser(verb, USAGE_RUN if verb == "run" else USAGE_CREATE)
     a = p.add_argument
     if verb == "run":
-        a("-d", "--detach", action="store_true")
-        a("--sig-proxy", default="true")
-    a("-i", "--interactive", action="store_true")
-    a("-t", "--tty", action="store_true")
-    a("--rm", action="store_true")
-    a("--name")
-    a("-e", "--env", action="append", default=[])
-    a("--env-file", action="append", default=[])
-    a("-w", "--workdir")
-    a("-u", "--user")
-    a("--entrypoint")
-    a("-h", "--hostname")
-    a("--init", action="store_true")
-    a("--read-only", action="store_true")
-    a("--cap-add", action="append", default=[])
-    a("--cap-drop", action="append", default=[])
-    a("--privileged", action="store_true")
-    a("--security-opt", action="append", default=[])
-    a("--restart", default="no")
-    a("-v", "--volume", action="append", default=[])
-    a("--mount", action="append", default=[])
-    a("--tmpfs", action="append", default=[])
-    a("--network", "--net", default="default")
-    a("--ulimit", action="append", default=[])
-    a("--stop-signal")
-    a("--stop-timeout", type=int)
-    a("-l", "--label", action="append", default=[])
-    a("--pull", default="missing", choices=["always", "missing", "never"])
-    a("--add-host", action="append", default=[])
-    a("--dns", action="append", default=[])
-    a("-m", "--memory")
-    a("--memory-swap")
-    a("--cpus")
-    a("-c", "--cpu-shares", type=int, default=0)
-    a("--pids-limit", type=int, default=0)
-    a("--runtime")
-    a("--health-cmd")
-    a("--health-interval")
-    a("--health-timeout")
-    a("--health-retries", type=int)
-    a("--health-start-period")
-    a("--no-healthcheck", action="store_true")
-    a("-q", "--quiet", action="store_true")
-    a("--platform")
+        a("-d", "--detach", action="store_true",
+            help="Run container in background and print container ID")
+        a("--sig-proxy", action="store_true", default=True,
+          help="Proxy received signals to the process")
+    a("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    a("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    a("--rm", action="store_true", help="Automatically remove the container when it exits")
+    a("--name", help="Assign a name to the container")
+    a("-e", "--env", action="append", default=[], help="Set environment variables")
+    a("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    a("-w", "--workdir", help="Working directory inside the container")
+    a("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    a("--entrypoint", help="Overwrite the default ENTRYPOINT of the image")
+    a("-h", "--hostname", help="Container host name")
+    a("--init", action="store_true",
+        help="Run an init inside the container that forwards signals and reaps processes")
+    a("--read-only", action="store_true",
+        help="Mount the container's root filesystem as read only")
+    a("--cap-add", action="append", default=[], help="Add Linux capabilities")
+    a("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
+    a("--privileged", action="store_true", help="Give extended privileges to this container")
+    a("--security-opt", action="append", default=[], help="Security Options")
+    a("--restart", default="no", help="Restart policy to apply when a container exits")
+    a("-v", "--volume", action="append", default=[], help="Bind mount a volume")
+    a("--mount", metavar="mount", action="append", default=[],
+      help="Attach a filesystem mount to the container")
+    a("--tmpfs", action="append", default=[], help="Mount a tmpfs directory")
+    a("--network", "--net", metavar="network", help="Connect a container to a network")
+    a("--ulimit", metavar="ulimit", action="append", default=[], help="Ulimit options")
+    a("--stop-signal", help="Signal to stop a container")
+    a("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container")
+    a("-l", "--label", action="append", default=[], help="Set meta data on a container")
+    a("--pull", default="missing", choices=["always", "missing", "never"],
+      help=f'Pull image before {"running" if verb == "run" else "creating"} '
+      '("always"|"missing"|"never")')
+    a("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping (host:ip)")
+    a("--dns", action="append", default=[], help="Set custom DNS servers")
+    a("-m", "--memory", metavar="bytes", help="Memory limit")
+    a("--memory-swap", metavar="bytes",
+      help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    a("--cpus", metavar="decimal", help="Number of CPUs")
+    a("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)")
+    a("--pids-limit", type=int, default=0, help="Tune container pids limit (set -1 for unlimited)")
+    a("--runtime", help="Runtime to use for this container")
+    a("--health-cmd", help="Command to run to check health")
+    a("--health-interval", metavar="duration",
+      help="Time between running the check (ms|s|m|h) (default 0s)")
+    a("--health-timeout", metavar="duration",
+      help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+    a("--health-retries", type=int, help="Consecutive failures needed to report unhealthy")
+    a("--health-start-period", metavar="duration",
+      help="Start period for the container to initialize before starting health-retries "
+           "countdown (ms|s|m|h) (default 0s)")
+    a("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
+    a("-q", "--quiet", action="store_true", help="Suppress the pull output")
+    a("--platform", help="Set platform if server is multi-platform capable")
     a("image")
     a("command", nargs="...")
     return p
@@ -65,7 +77,7 @@ def parser(verb: str) -> ArgParser:
 
 def _help_exit(args: list[str]) -> bool:
     for arg in args:
-        if arg in ("-h", "--help"):
+        if arg == "--help":  # -h is --hostname, as in docker
             return True
         if not arg.startswith("-"):
             return False
@@ -158,7 +170,8 @@ def options_from(ns):
         hostname=ns.hostname, labels=_labels(ns.label), tty=ns.tty,
         interactive=ns.interactive, auto_remove=ns.rm, init=ns.init, read_only=ns.read_only,
         privileged=ns.privileged, cap_add=ns.cap_add, cap_drop=ns.cap_drop,
-        security_opt=ns.security_opt, restart=ns.restart, mounts=mounts, network=ns.network,
+        security_opt=ns.security_opt, restart=ns.restart, mounts=mounts,
+        network=ns.network or "default",
         ulimits=ns.ulimit, stop_signal=ns.stop_signal, stop_timeout=ns.stop_timeout,
         add_hosts=ns.add_host, dns=ns.dns, memory=memory, memory_swap=swap,
         nano_cpus=_cpus(ns.cpus), cpu_shares=ns.cpu_shares,
@@ -208,7 +221,7 @@ def _finish(started, opts, ns) -> int:
         print(started.cid)
         return 0
     from kade.cli import attach as attach_mod
-    with attach_mod.forward_signals(started, opts.tty, ns.sig_proxy != "false"):
+    with attach_mod.forward_signals(started, opts.tty, ns.sig_proxy):
         return started.wait_exit()
 
 

@@ -13,19 +13,18 @@ def main(ctx, verb: str, args: list[str]) -> int:
     if verb == "version":
         return _version(args)
     if verb == "info":
-        return _info(ctx)
-    if not args:
-        raise UsageError('"kade system" requires a subcommand: df, prune, check, info')
-    sub = {"df": _df, "prune": _prune, "check": _check, "info": lambda c, a: _info(c),
-           "monitor": _monitor}
-    if args[0] not in sub:
-        raise UsageError(f"unknown system command: {args[0]}")
+        return _info(ctx, args)
+    # args[0] is a subcommand: cli.main answers for any other word
+    sub = {"df": _df, "prune": _prune, "check": _check, "info": _info, "monitor": _monitor}
     return sub[args[0]](ctx, args[1:])
 
 
 def _version(args) -> int:
+    p = ArgParser("version", "kade version")
+    p.add_argument("--short", action="store_true", hidden=True)  # what `kade -v` runs
+    ns = p.parse_args(args)
     from kade import __version__
-    if "--short" in args:
+    if ns.short:
         print(f"Kade version {__version__}")
         return 0
     print(f"Client: Kade\n Version:           {__version__}\n Python version:    "
@@ -33,7 +32,8 @@ def _version(args) -> int:
     return 0
 
 
-def _info(ctx) -> int:
+def _info(ctx, args) -> int:
+    ArgParser("info", "kade info").parse_args(args)
     engine = ctx.engine
     items = engine.containers.list(all_=True)
     running = sum(1 for _, s in items if s["Status"] == "running")
@@ -47,8 +47,9 @@ def _info(ctx) -> int:
 
 def _df(ctx, args) -> int:
     p = ArgParser("system df", "kade system df [OPTIONS]")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument("--format")
+    p.add_argument("-v", "--verbose", action="store_true",
+        help="Show detailed information on space usage")
+    p.add_argument("--format", help="Pretty-print images using a Go template")
     ns = p.parse_args(args)
     from kade.engine.diskusage import disk_usage
     from kade.util.table import format_rows
@@ -66,10 +67,12 @@ def _df(ctx, args) -> int:
 
 def _prune(ctx, args) -> int:
     p = ArgParser("system prune", "kade system prune [OPTIONS]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--volumes", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("-a", "--all", action="store_true",
+        help="Remove all unused images not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--volumes", action="store_true", help="Prune volumes")
+    p.add_argument("--filter", metavar="filter", action="append", default=[],
+        help="Provide filter values (e.g. 'label=<key>=<value>')")
     ns = p.parse_args(args)
     from kade.engine import prune
     flt = prune.system_filter(ns.filter, ns.volumes)  # bad filters fail before the question
@@ -95,7 +98,7 @@ def _prune(ctx, args) -> int:
 
 def _check(ctx, args) -> int:
     p = ArgParser("system check", "kade system check [--repair]")
-    p.add_argument("--repair", action="store_true")
+    p.add_argument("--repair", action="store_true", help="Repair the problems found")
     ns = p.parse_args(args)
     from kade.engine.check import check
     problems = check(ctx.engine, repair=ns.repair)
@@ -113,8 +116,10 @@ def _check(ctx, args) -> int:
 
 def _monitor(ctx, args) -> int:
     """`kade system monitor stop`: end the root's idle container supervisor."""
-    if args != ["stop"]:
-        raise UsageError('usage: kade system monitor stop')
+    p = ArgParser("system monitor", "kade system monitor stop")
+    p.add_argument("action", metavar="stop")
+    if p.parse_args(args).action != "stop":
+        raise UsageError(f'unknown action "{args[0]}": kade system monitor stop')
     import time
     from kade.engine import monitorclient
     from kade.engine.core import Engine

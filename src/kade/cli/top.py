@@ -24,8 +24,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
 def _top(ctx, args: list[str]) -> int:
     # everything after the container goes to ps, flags included: no argparse here
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write("Usage:  kade top CONTAINER [ps OPTIONS]\n\n"
-                         "Display the running processes of a container\n")
+        from kade.cli.usage import describe
+        sys.stdout.write(f"\nUsage:  kade top CONTAINER [ps OPTIONS]\n\n{describe('top')}\n")
         return 0 if args else _usage("top", '"kade top" requires at least 1 argument.')
     from kade.engine import stats
     engine = ctx.engine
@@ -67,10 +67,12 @@ def _port(ctx, args: list[str]) -> int:
 # --- stats ----------------------------------------------------------------------
 def _stats(ctx, args: list[str]) -> int:
     p = ArgParser("stats", "kade stats [OPTIONS] [CONTAINER...]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format", default="")
+    p.add_argument("-a", "--all", action="store_true",
+        help="Show all containers (default shows just running)")
+    p.add_argument("--no-stream", action="store_true",
+        help="Disable streaming stats and only pull the first result")
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    p.add_argument("--format", default="", help="Pretty-print images using a Go template")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     ns = p.parse_args(args)
     engine = ctx.engine

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from kade.cli.common import confirm, each
-from kade.cli.errmap import ArgParser, UsageError
+from kade.cli.errmap import ArgParser
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
-    if not args:
-        raise UsageError('"kade volume" requires a subcommand: create, ls, inspect, rm, prune')
-    sub, rest = args[0], args[1:]
+    """`args[0]` is a subcommand: cli.main answers for any other word."""
     handlers = {"create": _create, "ls": _ls, "list": _ls, "inspect": _inspect, "rm": _rm,
                 "remove": _rm, "prune": _prune}
-    if sub not in handlers:
-        raise UsageError(f"unknown volume command: {sub}")
-    return handlers[sub](ctx.engine.volumes, rest)
+    return handlers[args[0]](ctx, args[1:])
 
 
-def _create(volumes, args):
+def _create(ctx, args):
     p = ArgParser("volume create", "kade volume create [OPTIONS] [VOLUME]")
-    p.add_argument("-d", "--driver", default="local")
-    p.add_argument("--label", action="append", default=[])
-    p.add_argument("-o", "--opt", action="append", default=[])
-    p.add_argument("--name")
+    p.add_argument("-d", "--driver", default="local", help="Specify volume driver name")
+    p.add_argument("--label", action="append", default=[], help="Set metadata for a volume")
+    p.add_argument("-o", "--opt", metavar="map", action="append", default=[],
+                   help="Set driver specific options")
+    p.add_argument("--name", help="Specify volume name")
     p.add_argument("name_arg", nargs="?")
     ns = p.parse_args(args)
+    volumes = ctx.engine.volumes
     labels = dict((x.partition("=")[0], x.partition("=")[2]) for x in ns.label)
     opts = dict((x.partition("=")[0], x.partition("=")[2]) for x in ns.opt)
     rec = volumes.create(ns.name_arg or ns.name, labels, ns.driver, opts)
@@ -32,12 +30,14 @@ def _create(volumes, args):
     return 0
 
 
-def _ls(volumes, args):
+def _ls(ctx, args):
     p = ArgParser("volume ls", "kade volume ls [OPTIONS]")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display volume names")
+    p.add_argument("-f", "--filter", metavar="filter", action="append", default=[],
+        help="Provide filter values (e.g. 'dangling=true')")
+    p.add_argument("--format", help="Pretty-print volumes using a Go template")
     ns = p.parse_args(args)
+    volumes = ctx.engine.volumes
     from kade.util.filters import bool_filter, check_keys, match_label, parse_filters
     filters = parse_filters(ns.filter)
     check_keys(filters, ("name", "label", "dangling", "driver"))
@@ -67,29 +67,35 @@ def _ls(volumes, args):
     return 0
 
 
-def _inspect(volumes, args):
+def _inspect(ctx, args):
     p = ArgParser("volume inspect", "kade volume inspect [OPTIONS] VOLUME [VOLUME...]")
-    p.add_argument("-f", "--format")
+    p.add_argument("-f", "--format", help="Format the output using the given Go template")
     p.add_argument("names", nargs="+")
     ns = p.parse_args(args)
+    volumes = ctx.engine.volumes
     from kade.cli.inspect import emit
     return emit([lambda n=n: volumes.get(n) for n in ns.names], ns.format, ns.names, "volume")
 
 
-def _rm(volumes, args):
+def _rm(ctx, args):
     p = ArgParser("volume rm", "kade volume rm [OPTIONS] VOLUME [VOLUME...]")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-f", "--force", action="store_true",
+        help="Force the removal of one or more volumes")
     p.add_argument("names", nargs="+")
     ns = p.parse_args(args)
+    volumes = ctx.engine.volumes
     return each(ns.names, lambda n: (volumes.remove(n, ns.force), n)[1])
 
 
-def _prune(volumes, args):
+def _prune(ctx, args):
     p = ArgParser("volume prune", "kade volume prune [OPTIONS]")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("-a", "--all", action="store_true",
+                   help="Remove all unused volumes, not just anonymous ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--filter", metavar="filter", action="append", default=[],
+        help="Provide filter values (e.g. 'label=<label>')")
     ns = p.parse_args(args)
+    volumes = ctx.engine.volumes
     match = None
     if ns.filter:  # docker's label=, label!= (the engine's prune filter, without until)
         from kade.engine.prune import Filter

@@ -22,6 +22,16 @@ def build_cache_row(engine, images: list) -> dict:
             "Size": human_size(size), "Reclaimable": human_size(size)}
 
 
+def _repo_tag(name: str) -> dict:
+    """REPOSITORY and TAG as `images` shows them: the familiar name, which keeps a
+    registry and namespace (`localhost:5000/team/app`) and drops only docker.io/library."""
+    if not name:
+        return {"Repository": "<none>", "Tag": "<none>"}
+    from kade.oci import reference
+    ref = reference.parse_stored(name)
+    return {"Repository": ref.familiar_name(), "Tag": ref.tag or "<none>"}
+
+
 def disk_usage(engine) -> dict:
     from kade.util.units import human_size
     # what killed commands left is removed before counting (docker's daemon never
@@ -63,10 +73,8 @@ def disk_usage(engine) -> dict:
     verbose = [
         ("Images space usage", "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}"
          "\t{{.Containers}}",
-         [{"Repository": t.split("/")[-1].rsplit(":", 1)[0] if t else "<none>",
-           "Tag": t.rsplit(":", 1)[1] if t else "<none>", "ID": i[7:19],
-           "Size": human_size(rec.get("size", 0)),
-           "Containers": sum(1 for r, _ in containers if r["Image"] == i)}
+         [dict(_repo_tag(t), ID=i[7:19], Size=human_size(rec.get("size", 0)),
+               Containers=sum(1 for r, _ in containers if r["Image"] == i))
           for i, _, rec in images for t in (engine.db.tags_of(i) or [""])],
          {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Size": "SIZE",
           "Containers": "CONTAINERS"}),

@@ -30,7 +30,7 @@ def process_for(engine, cid: str, req: ExecRequest) -> dict:
         base = json.load(f)["process"]
     proc = dict(base, args=list(req.argv), terminal=req.tty)
     records.check_env(req.env)
-    proc["env"] = records.merge_env(base["env"], req.env)
+    proc["env"] = records.merge_env(base["env"], ["TERM=xterm"] * req.tty + req.env)  # docker's -t
     if req.workdir:
         proc["cwd"] = req.workdir
     if req.user is not None:

@@ -349,14 +349,16 @@ def wait_stopped(engine, cid: str, timeout: float | None) -> dict:
         time.sleep(0.005)
 
 
-def stop(engine, cid: str, timeout: int | None = None) -> None:
+def stop(engine, cid: str, timeout: int | None = None, signal: int | None = None) -> None:
+    """`signal` (docker's `stop -s`) replaces the container's stop signal; SIGKILL
+    follows it after `timeout` seconds all the same."""
     record, state = engine.containers.get(cid)
     if not state["Running"] and state["Status"] != "restarting":
         return
     engine.db.update_state(cid, {"ManualStop": True})
     if timeout is None:
         timeout = record["Config"].get("StopTimeout", 10)
-    sig = parse_signal(record["Config"].get("StopSignal") or "SIGTERM")
+    sig = signal or parse_signal(record["Config"].get("StopSignal") or "SIGTERM")
     pid = state["Pid"]
     if pid:
         _signal_pid(pid, sig)
@@ -369,8 +371,9 @@ def stop(engine, cid: str, timeout: int | None = None) -> None:
     engine.emit("container", "stop", cid)
 
 
-def restart(engine, cid: str, timeout: int | None = None) -> None:
-    stop(engine, cid, timeout)
+def restart(engine, cid: str, timeout: int | None = None,
+            signal: int | None = None) -> None:
+    stop(engine, cid, timeout, signal)
     start(engine, cid)
     engine.emit("container", "restart", cid)
 

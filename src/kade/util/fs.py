@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from contextlib import contextmanager
 
 
@@ -83,15 +84,25 @@ def _ignore(fn, name: str, dir_fd: int) -> None:
 
 
 def du(path: str) -> int:
-    """Apparent size of a tree, each inode once (hard-linked files count once, as in
-    docker). Entries that vanish while it walks are skipped."""
+    """A tree's size as docker counts it (moby's pkg/directory.Size): the lstat size of
+    everything but directories (files, symlinks, ...), each inode once, so hard links
+    count once and a layer that only makes a directory (WORKDIR) is 0 B. Entries
+    that vanish while it walks are skipped."""
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
+    todo = [path]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
             try:
-                st = os.lstat(os.path.join(dirpath, name))
+                st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(entry.path)
                 continue
             if st.st_nlink > 1:
                 if (st.st_dev, st.st_ino) in seen:
