@@ -292,7 +292,8 @@ class Podman:
         self.env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(base / "registries.conf")}
         self.base_args = ["podman", "--root", str(base / "root"), "--runroot",
                           str(base / "run"), "--tmpdir", str(base / "tmp"),
-                          "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+                          "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                          "--runtime", "runc"]
 
     def pull(self, ref: str) -> float:
         quiet([*self.base_args, "rmi", "-a", "-f"], self.env)

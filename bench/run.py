@@ -575,7 +575,7 @@ def podman_engine(ws: Workspace) -> Engine:
         "podman",
         [podman, "--root", str(ws.dir / "podman"), "--runroot", str(ws.dir / "podrun"),
          "--tmpdir", str(ws.dir / "podtmp"), "--cgroup-manager", "cgroupfs",
-         "--events-backend", "file"],
+         "--events-backend", "file", "--runtime", "runc"],
         # this host caps nofile and nproc below podman's defaults, which run would exceed
         ["--network", "none", "--pull", "never",
          "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"],

@@ -66,7 +66,7 @@ class Env:
         b = self.short
         return run(["podman", "--root", str(b / "root"), "--runroot", str(b / "run"),
                     "--tmpdir", str(b / "tmp"), "--cgroup-manager", "cgroupfs",
-                    "--events-backend", "file", *args], self.env, **kw)
+                    "--events-backend", "file", "--runtime", "runc", *args], self.env, **kw)
 
     def cleanup(self) -> None:
         for root in self.roots:

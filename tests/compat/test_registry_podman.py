@@ -30,7 +30,7 @@ class Podman:
         self.base = str(base)
         self.cmd = ["podman", "--root", f"{base}/podman", "--runroot", f"{base}/podrun",
                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
-                    "--events-backend", "file"]
+                    "--events-backend", "file", "--runtime", "runc"]
         self.env_auth = os.path.join(self.base, "auth.json")
         with open(self.env_auth, "w") as f:
             f.write('{"auths": {}}')
