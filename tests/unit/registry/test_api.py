@@ -81,6 +81,18 @@ def test_manifest_type_follows_the_field_not_the_header(conn):
     assert r.getheader("Content-Type") == "application/vnd.oci.image.manifest.v1+json"
 
 
+def test_an_invalid_reference_is_unknown_except_to_put(conn):
+    """The conformance suite's `.INVALID_MANIFEST_NAME`: 404 to read or delete, 400 to push."""
+    for method in ("GET", "HEAD", "DELETE"):
+        r, body = ask(conn, method, "/v2/m/manifests/.INVALID_MANIFEST_NAME")
+        assert r.status == 404, method
+        if method != "HEAD":
+            assert json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN", method
+    r, body = ask(conn, "PUT", "/v2/m/manifests/.INVALID_MANIFEST_NAME", b"{}",
+                  {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status == 400 and json.loads(body)["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
 def test_package_exports_are_pinned_and_cheap():
     import kade.registry
     assert sorted(kade.registry.__all__) == ["Config", "collect_garbage", "serve"]
