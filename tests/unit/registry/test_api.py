@@ -50,6 +50,8 @@ def test_blob_round_trip_without_sendfile(conn):
     assert body == data
     r, body = ask(conn, "GET", f"/v2/mem/blobs/{sha(data)}", headers={"Range": "bytes=256-511"})
     assert r.status == 206 and body == bytes(range(256))
+    r, body = ask(conn, "GET", f"/v2/mem/blobs/{sha(data)}", headers={"Range": "bytes=500-0"})
+    assert r.status == 416 and r.getheader("Content-Range") == f"bytes */{len(data)}"
 
 
 def test_names_with_route_words_in_them(conn):
