@@ -259,8 +259,8 @@ def suite_env(version: str, addr: str, results: str, mode: str) -> dict[str, str
                    OCI_CROSSMOUNT_NAMESPACE="conformance/repo2",
                    OCI_TEST_PULL="1", OCI_TEST_PUSH="1", OCI_TEST_CONTENT_DISCOVERY="1",
                    OCI_TEST_CONTENT_MANAGEMENT="1",
-                   # a mount without `from` starts an upload (202), as in distribution
-                   OCI_AUTOMATIC_CROSSMOUNT="0",
+                   # a mount without `from` finds the blob in a repository one may pull
+                   OCI_AUTOMATIC_CROSSMOUNT="1",
                    OCI_DELETE_MANIFEST_BEFORE_BLOBS="1", OCI_HIDE_SKIPPED_WORKFLOWS="0",
                    OCI_REPORT_DIR=results)
     else:
