@@ -13,6 +13,7 @@ names and wired in with `replace` directives. Go itself comes from PyPI's
     distribution.py build --mirrors /work/.mirror --version main
     distribution.py run --version v1.1.1            # prints "N passed, N failed"
     distribution.py run --version main [--mode dev]
+    distribution.py all --mirrors /work/.mirror     # both builds, then all three runs
 
 Binaries land in CACHE/<version>/ (CACHE: --cache, else $KADE_CONFORMANCE_CACHE,
 else $XDG_CACHE_HOME/kade-conformance, else /var/cache/kade-conformance), never in
@@ -38,6 +39,7 @@ import xml.etree.ElementTree as ET
 
 SPEC_REPO = "opencontainers+distribution-spec"
 VERSIONS = ("v1.1.1", "main")
+RUNS = (("v1.1.1", "stable"), ("main", "stable"), ("main", "dev"))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -326,7 +328,7 @@ def run(version: str, cache: str, mode: str, keep: str | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=("build", "run"))
+    p.add_argument("command", choices=("build", "run", "all"))
     p.add_argument("--version", choices=VERSIONS, default="v1.1.1")
     p.add_argument("--mirrors", help="directory of fetched mirrors (<owner>+<repo>/repo)")
     p.add_argument("--cache", help="build and binary cache (outside the repository)")
@@ -336,13 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", help="run in this directory and keep its logs and reports")
     ns = p.parse_args(argv)
     cache = cache_dir(ns.cache)
+    if ns.command == "run":
+        return run(ns.version, cache, ns.mode, ns.keep)
+    if not ns.mirrors:
+        p.error(f"{ns.command} needs --mirrors")
+    go = find_go(cache, ns.go)
+    for version in VERSIONS if ns.command == "all" else (ns.version,):
+        print(build(ns.mirrors, version, cache, go))
     if ns.command == "build":
-        if not ns.mirrors:
-            p.error("build needs --mirrors")
-        out = build(ns.mirrors, ns.version, cache, find_go(cache, ns.go))
-        print(out)
         return 0
-    return run(ns.version, cache, ns.mode, ns.keep)
+    codes = [run(version, cache, mode) for version, mode in RUNS]
+    return max(codes)
 
 
 if __name__ == "__main__":
