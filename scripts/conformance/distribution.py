@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 
 SPEC_REPO = "opencontainers+distribution-spec"
@@ -226,13 +227,14 @@ def build(mirrors: str, version: str, cache: str, go: str) -> str:
 class Registry:
     """`kade registry serve` on a free loopback port with a temporary root."""
 
-    def __init__(self, root: str, log: str):
+    def __init__(self, root: str, log: str, access_log: bool = False):
         kade = [sys.executable, "-c", "from kade.cli.main import entry; entry()"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [os.path.join(REPO_ROOT, "src"), os.environ.get("PYTHONPATH")]))}
         self.log = open(log, "w")
         self.proc = subprocess.Popen(kade + ["registry", "serve", "--addr", "127.0.0.1:0",
-                                             "--root", root],
+                                             "--root", root]
+                                     + (["--access-log"] if access_log else []),
                                      stderr=subprocess.PIPE, stdout=self.log, text=True,
                                      env=env)
         line = self.proc.stderr.readline()
@@ -241,6 +243,11 @@ class Registry:
             self.stop()
             raise SystemExit(f"error: kade registry did not start: {line.strip()}")
         self.addr = m.group(1)
+        self.log.write(line)
+        # drain stderr while the suite runs: a full pipe would stall the server
+        self.drain = threading.Thread(target=shutil.copyfileobj,
+                                      args=(self.proc.stderr, self.log), daemon=True)
+        self.drain.start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -250,7 +257,10 @@ class Registry:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.write(self.proc.stderr.read())
+        if hasattr(self, "drain"):
+            self.drain.join()
+        else:
+            self.log.write(self.proc.stderr.read())
         self.log.close()
 
 
@@ -306,7 +316,8 @@ def run(version: str, cache: str, mode: str, keep: str | None = None) -> int:
     os.makedirs(work, exist_ok=True)
     results = os.path.join(work, "results")
     os.makedirs(results, exist_ok=True)
-    server = Registry(os.path.join(work, "root"), os.path.join(work, "registry.log"))
+    server = Registry(os.path.join(work, "root"), os.path.join(work, "registry.log"),
+                      access_log=keep is not None)
     try:
         with open(os.path.join(work, "suite.log"), "w") as log:
             proc = subprocess.run([binary], cwd=work, stdout=log, stderr=subprocess.STDOUT,
