@@ -180,7 +180,7 @@ def _go_in(venv: str) -> str | None:
 
 def go_env(cache: str) -> dict[str, str]:
     return {**os.environ, "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOSUMDB": "off",
-            "GOFLAGS": "-mod=mod", "GONOSUMCHECK": "1", "GOWORK": "off",
+            "GOFLAGS": "-mod=mod", "GOWORK": "off",
             "GOPATH": os.path.join(cache, "gopath"), "GOCACHE": os.path.join(cache, "gocache"),
             "CGO_ENABLED": "0"}
 
