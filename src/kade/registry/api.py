@@ -6,7 +6,9 @@
     GET HEAD PUT DELETE /v2/<name>/manifests/<ref>      ref: a tag or a digest
     GET HEAD DELETE     /v2/<name>/blobs/<digest>       GET honours Range
     POST         /v2/<name>/blobs/uploads/              ?digest= (single POST),
-                                                        ?mount=&from=, ?digest-algorithm=
+                                                        ?mount=&from=, ?mount= alone (any
+                                                        repository the caller may pull),
+                                                        ?digest-algorithm=
     GET PATCH PUT DELETE /v2/<name>/blobs/uploads/<id>  status, chunk, finish, cancel
     GET          /v2/<name>/referrers/<digest>?artifactType=
     GET POST     <token path>                           token endpoint (when it signs)
@@ -194,7 +196,8 @@ class RegistryAPI:
         mount, source = req.arg("mount"), req.arg("from")
         if mount:
             names.validate_digest(mount)
-            if source and self.store.blobs.mount(name, source, mount):
+            if self.store.blobs.mount(name, source, mount) if source \
+                    else self._mount_found(req, name, mount):
                 return self._created(name, mount)
         digest = req.arg("digest")
         if digest is not None and (req.body.present or digest in EMPTY_DIGESTS):
@@ -203,6 +206,24 @@ class RegistryAPI:
             return self._receive(req, name, upload_id, digest)
         upload_id = self.store.uploads.start(name, req.arg("digest-algorithm") or "sha256")
         return Response(202, {**API_VERSION, **uploads.headers(name, upload_id, 0)})
+
+    def _mount_found(self, req: "Request", name: str, digest: str) -> bool:
+        """A mount without `from`, which the spec lets a registry honour when it finds
+        the blob: from the first repository holding it that the caller may pull, so
+        knowing a digest never yields bytes one could not read anyway."""
+        if not self.store.blobs.exists(digest):
+            return False
+        if self.store.blobs.linked(name, digest):
+            return True
+        for source in catalog.repositories(self.store.driver, ("_layers",)):
+            if source == name or not self.store.blobs.linked(source, digest):
+                continue
+            try:
+                self._authorize(req, [Access("repository", source, _READ)])
+            except RegistryError:
+                continue
+            return self.store.blobs.mount(name, source, digest)
+        return False
 
     def _upload_status(self, req: "Request", name: str, upload: str) -> Response:
         offset = self.store.uploads.offset(name, upload)

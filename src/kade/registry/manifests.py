@@ -166,7 +166,9 @@ class Manifests:
                 raise self._unknown(name, ref)
             return ref
         if not names.is_tag(ref):
-            raise invalid(f'"{ref}" is neither a tag nor a digest', {"reference": ref})
+            # nothing can be stored under such a name, so it names nothing: 404, as
+            # distribution answers and the conformance suite expects (a PUT is 400)
+            raise manifest_unknown(name, ref)
         try:
             return self.driver.get_content(paths.tag_current_link(name, ref)).decode().strip()
         except PathNotFound:

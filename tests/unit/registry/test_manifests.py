@@ -146,6 +146,20 @@ def test_unknown_references(store):
         store.manifests.tags("nothing")
 
 
+@pytest.mark.parametrize("ref", [".INVALID_MANIFEST_NAME", "-x", "a" * 129])
+def test_a_reference_that_is_no_tag_nor_digest_names_no_manifest(store, ref):
+    store.manifests.put("a", "latest", image(store, "a"), OCI_MANIFEST)
+    for read in (store.manifests.get, store.manifests.head, store.manifests.delete):
+        with pytest.raises(RegistryError) as e:
+            read("a", ref)
+        assert (e.value.code, e.value.status) == (errcode.MANIFEST_UNKNOWN, 404), read
+    with pytest.raises(RegistryError) as e:
+        store.manifests.put("a", ref, image(store, "a"), OCI_MANIFEST)
+    assert (e.value.code, e.value.status) == (errcode.MANIFEST_INVALID, 400)
+    assert f'"{ref}" is neither a tag nor a digest' in e.value.message
+    assert store.manifests.tags("a") == ["latest"]
+
+
 def test_delete_by_tag_keeps_the_manifest(store):
     digest, _ = store.manifests.put("a", "latest", image(store, "a"), OCI_MANIFEST)
     store.manifests.delete("a", "latest")
