@@ -107,10 +107,12 @@ def test_exec_returns_when_its_process_does_though_a_child_holds_the_output(kade
     kade("exec", box, "sh", "-c", "kill $(cat /tmp/held)")
 
 
-def test_exec_it_is_the_processes_own_terminal(kade, box):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_it_is_the_processes_own_terminal(kade, request, runtime):
+    name = _box(request, runtime)
     pid, master = pty.fork()
     if pid == 0:  # the user's terminal runs `kade exec -it box sh`
-        os.execv(KADE[0], KADE + ["--root", kade.root, "exec", "-it", box, "sh"])
+        os.execv(KADE[0], KADE + ["--root", kade.root, "exec", "-it", name, "sh"])
     status = None
     try:
         _talk(master, b"", b"/ #")

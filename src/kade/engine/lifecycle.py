@@ -190,6 +190,9 @@ class Stdio:
         self.master, name = receive_console(console)
         self._parent[self.master] = "stdout"
         self.pty_name = f"/proc/{pid}/root{name}"
+        if self.attach.get("stdin"):  # typed input, through a copy the pump polls apart
+            from kade.util.pipes import Feed
+            self.feed = Feed(self.term_in, os.dup(self.master))
 
     def close_child_ends(self) -> None:
         for fd in self._child:
@@ -204,8 +207,6 @@ class Stdio:
         live = dict(self._parent)
         for fd in live:
             poller.register(fd, select.POLLIN)
-        if self.tty and self.attach.get("stdin"):
-            poller.register(self.term_in, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
         fed = rewatch(poller, (-1, 0), self.feed)  # what the stdin feed waits for
         exited = False
@@ -220,23 +221,11 @@ class Stdio:
                 elif self.feed is not None and fd == fed[0]:
                     self.feed.step()
                     fed = rewatch(poller, fed, self.feed)
-                elif self.tty and fd == self.term_in:
-                    self._forward_stdin(poller)
                 elif fd in live and not self._copy(fd, live[fd]):
                     poller.unregister(fd)
                     del live[fd]
             if exited and not self._drain(live):
                 break
-
-    def _forward_stdin(self, poller) -> None:
-        try:
-            data = os.read(self.term_in, 65536)
-        except OSError:
-            data = b""
-        if not data:
-            poller.unregister(self.term_in)
-            return
-        os.write(self.master, data)
 
     def _copy(self, fd: int, stream: str) -> bool:
         try:
