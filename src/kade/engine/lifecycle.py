@@ -130,7 +130,10 @@ def should_restart(record: dict, state: dict, code: int, restarts: int) -> bool:
 
 # --- the container's stdio, seen from the monitor ---------------------------------
 class Stdio:
-    """Pipes (or a pty) between the container and the monitor, the log and a terminal."""
+    """Pipes (or a pty) between the container and the monitor, the log and a terminal.
+
+    Invariant: the container's fds 0, 1 and 2 are pipes made here or its own pty's
+    slave, never the client's fds: the pump copies to and from those (issue 9)."""
 
     def __init__(self, record: dict, attach: dict | None, attach_fds: tuple = ()):
         from kade.engine.logs import LogWriter
