@@ -103,8 +103,11 @@ def delete(engine, runtime: str, cid: str) -> None:
                    capture_output=True)
 
 
-def exec_argv(engine, runtime: str, cid: str, proc: dict, tty: bool, detach: bool) -> list[str]:
+def exec_argv(engine, runtime: str, cid: str, proc: dict, tty: bool, detach: bool,
+              pid_file: str | None = None) -> list[str]:
     argv = [runtime, "--root", state_root(engine), "exec"]
+    if pid_file:
+        argv += ["--pid-file", pid_file]
     if tty:
         argv.append("--tty")
     if detach:

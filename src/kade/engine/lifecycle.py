@@ -134,7 +134,10 @@ def should_restart(record: dict, state: dict, code: int, restarts: int) -> bool:
 
 # --- the container's stdio, seen from the monitor ---------------------------------
 class Stdio:
-    """Pipes (or a pty) between the container and the monitor, the log and a terminal."""
+    """Pipes (or a pty) between the container and the monitor, the log and a terminal.
+
+    Invariant: the container's fds 0, 1 and 2 are pipes made here or its own pty's
+    slave, never the client's fds: the pump copies to and from those (issue 9)."""
 
     def __init__(self, record: dict, attach: dict | None, attach_fds: tuple = ()):
         from kade.engine.logs import LogWriter
@@ -152,6 +155,7 @@ class Stdio:
         self._child: list[int] = []
         self._parent: dict[int, str] = {}
         self._stdin_w: int | None = None
+        self.feed = None  # the client's stdin into the container's (kade.util.pipes.Feed)
         if self.tty:
             # the pty is made inside the container (its /dev/pts/0, as in docker)
             from kade.runtime import console_pair
@@ -167,11 +171,14 @@ class Stdio:
             self._stdout, self._stderr = out_w, err_w
 
     def _stdin_fd(self, cfg: dict) -> int:
-        if cfg.get("OpenStdin") and self.attach.get("stdin"):
-            return self.term_in
+        """Always a pipe of the container's own: given the client's stdin itself, it
+        could reopen it through /proc/self/fd/0 in any mode (issue 9)."""
         r, w = os.pipe()
         self._child.append(r)
-        if cfg.get("OpenStdin"):
+        if cfg.get("OpenStdin") and self.attach.get("stdin"):
+            from kade.util.pipes import Feed
+            self.feed = Feed(self.term_in, w)  # the pump copies the client's input in
+        elif cfg.get("OpenStdin"):
             self._stdin_w = w  # keep it open: the process waits for input, as in docker -di
         else:
             os.close(w)
@@ -190,6 +197,9 @@ class Stdio:
         self.master, name = receive_console(console)
         self._parent[self.master] = "stdout"
         self.pty_name = f"/proc/{pid}/root{name}"
+        if self.attach.get("stdin"):  # typed input, through a copy the pump polls apart
+            from kade.util.pipes import Feed
+            self.feed = Feed(self.term_in, os.dup(self.master))
 
     def close_child_ends(self) -> None:
         for fd in self._child:
@@ -198,36 +208,31 @@ class Stdio:
 
     def pump(self, pidfd: int) -> None:
         import select
+
+        from kade.util.pipes import rewatch
         poller = select.poll()
         live = dict(self._parent)
         for fd in live:
             poller.register(fd, select.POLLIN)
-        if self.tty and self.attach.get("stdin"):
-            poller.register(self.term_in, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
+        fed = rewatch(poller, (-1, 0), self.feed)  # what the stdin feed waits for
         exited = False
-        while live:
+        while live or not exited:  # a container that closed its output may still read
             for fd, _ in poller.poll(100 if exited else None):
                 if fd == pidfd:
                     exited = True
                     poller.unregister(pidfd)
-                elif fd == self.term_in:
-                    self._forward_stdin(poller)
-                elif not self._copy(fd, live[fd]):
+                    if self.feed is not None:  # nothing of the client's is read any more
+                        self.feed.close()
+                        fed = rewatch(poller, fed, self.feed)
+                elif self.feed is not None and fd == fed[0]:
+                    self.feed.step()
+                    fed = rewatch(poller, fed, self.feed)
+                elif fd in live and not self._copy(fd, live[fd]):
                     poller.unregister(fd)
                     del live[fd]
             if exited and not self._drain(live):
                 break
-
-    def _forward_stdin(self, poller) -> None:
-        try:
-            data = os.read(self.term_in, 65536)
-        except OSError:
-            data = b""
-        if not data:
-            poller.unregister(self.term_in)
-            return
-        os.write(self.master, data)
 
     def _copy(self, fd: int, stream: str) -> bool:
         try:
@@ -255,6 +260,8 @@ class Stdio:
 
     def close(self) -> None:
         self.close_child_ends()
+        if self.feed is not None:
+            self.feed.close()
         if self._console is not None:
             self._console.close()
             self._console = None

@@ -134,9 +134,10 @@ def _spawn(root: str, driver: str) -> None:
 
 # --- requests --------------------------------------------------------------------
 def request_start(engine, cid: str, attach: dict | None, fds: tuple[int, ...] = (0, 1, 2)):
-    """Ask the supervisor to start a created container; attached, it gets fds as
-    the container's stdin, stdout and stderr (default: this process's stdio). Read
-    the answer with `answer(sock, attach)`."""
+    """Ask the supervisor to start a created container; attached, it copies the
+    container's stdin, stdout and stderr from and to fds (default: this process's
+    stdio; never handed to the container itself). Read the answer with
+    `answer(sock, attach)`."""
     sock = connect(engine)
     send(sock, {"op": "start", "cid": cid, "attach": attach}, tuple(fds) if attach else ())
     return sock
