@@ -65,3 +65,22 @@ def _stop_supervisors(tmp_path_factory):
             shutdown(str(sock.parent), wait=0)
         except (OSError, ValueError):
             continue
+
+
+@pytest.fixture(scope="module")
+def box(kade):
+    """A running container of the module's root, for exec tests."""
+    kade("run", "-d", "--name", "box", "busybox", "sleep", "3600")
+    yield "box"
+    kade("rm", "-f", "box", check=False)
+
+
+@pytest.fixture(scope="module")
+def runc_box(kade):
+    """The same, run by Debian's runc (`--runtime`)."""
+    if not os.path.exists("/usr/sbin/runc"):
+        pytest.skip("needs Debian's runc (apt-get install runc)")
+    kade("run", "-d", "--runtime", "/usr/sbin/runc", "--name", "runc-box", "busybox", "sleep", "3600")
+    yield "runc-box"
+    kade("rm", "-f", "runc-box", check=False)
+

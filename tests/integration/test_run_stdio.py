@@ -19,29 +19,14 @@ RUNTIMES = ["kade", pytest.param(RUNC, marks=pytest.mark.skipif(
 BLOB = bytes(range(256)) * 16384 + os.urandom(1 << 20)
 
 
+def _box(request, runtime: str) -> str:
+    """The module's running container (tests/conftest.py) of a runtime parameter."""
+    return request.getfixturevalue("box" if runtime == "kade" else "runc_box")
+
+
 def _raw(kade, *args, input: bytes | None = None, timeout: int = 60):
     return subprocess.run(KADE + ["--root", kade.root, *args], input=input,
                           capture_output=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def box(kade):
-    kade("run", "-d", "--name", "stdio-fn", "busybox", "sleep", "3600")
-    yield "stdio-fn"
-    kade("rm", "-f", "stdio-fn", check=False)
-
-
-@pytest.fixture(scope="module")
-def runc_box(kade):
-    if not os.path.exists(RUNC):
-        pytest.skip("needs Debian's runc (apt-get install runc)")
-    kade("run", "-d", "--runtime", RUNC, "--name", "stdio-fn-runc", "busybox", "sleep", "3600")
-    yield "stdio-fn-runc"
-    kade("rm", "-f", "stdio-fn-runc", check=False)
-
-
-def _box(request, runtime):
-    return request.getfixturevalue("box" if runtime == "kade" else "runc_box")
 
 
 def test_run_i_reads_piped_input_to_its_end(kade):

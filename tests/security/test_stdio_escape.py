@@ -23,6 +23,11 @@ OWN = re.compile(r"(pipe:\[\d+\]|/dev/pts/\d+|/dev/null)")
 READLINKS = "for f in 0 1 2; do echo fd$f=$(readlink /proc/self/fd/$f); done"
 
 
+def _box(request, runtime: str) -> str:
+    """The module's running container (tests/conftest.py) of a runtime parameter."""
+    return request.getfixturevalue("box" if runtime == "kade" else "runc_box")
+
+
 def _cli(kade, *args, stdin, stdout, stderr, timeout=60):
     """The CLI with the given host descriptors as its own stdio."""
     return subprocess.run(KADE + ["--root", kade.root, *args], stdin=stdin, stdout=stdout,
@@ -44,26 +49,6 @@ def _assert_only_own_fds(out: str, paths) -> None:
     for fd, target in links.items():
         assert OWN.fullmatch(target), f"{fd} is the caller's {target!r}"
     assert not any(str(p) in out for p in paths)
-
-
-@pytest.fixture(scope="module")
-def box(kade):
-    kade("run", "-d", "--name", "stdio-box", "busybox", "sleep", "3600")
-    yield "stdio-box"
-    kade("rm", "-f", "stdio-box", check=False)
-
-
-@pytest.fixture(scope="module")
-def runc_box(kade):
-    if not os.path.exists(RUNC):
-        pytest.skip("needs Debian's runc (apt-get install runc)")
-    kade("run", "-d", "--runtime", RUNC, "--name", "stdio-runc", "busybox", "sleep", "3600")
-    yield "stdio-runc"
-    kade("rm", "-f", "stdio-runc", check=False)
-
-
-def _box(request, runtime):
-    return request.getfixturevalue("box" if runtime == "kade" else "runc_box")
 
 
 # --- (a) the file behind `>> hostfile` -------------------------------------------
