@@ -41,7 +41,9 @@ _DESTROY_TIMEOUT = 5.0
 
 
 def open_cgroup(path: str, hierarchy: Hierarchy | None = None) -> Cgroup:
-    """A handle on the cgroup at spec linux.cgroupsPath, e.g. "/kade/<id>"."""
+    """A handle on the cgroup at spec linux.cgroupsPath, as runc reads it: an absolute
+    path from the root of each hierarchy ("/kade/<id>", what the engine writes), a
+    relative one below Kade's parent ("ci/job1" is "/kade/ci/job1")."""
     return Cgroup(_parts(path), hierarchy or host_hierarchy())
 
 
@@ -113,7 +115,9 @@ class Cgroup:
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.01)
         errors = [e for d in self._dirs() if (e := self._rmdir(d, deadline))]
-        for i in range(len(self._parts) - 1, 1, -1):  # intermediate dirs below kade/
+        # intermediate dirs below kade/, if empty; elsewhere they may be someone else's
+        below_parent = self._parts[0] == PARENT
+        for i in range(len(self._parts) - 1, 1, -1) if below_parent else ():
             for root in self._roots():
                 self._try_rmdir(os.path.join(root, *self._parts[:i]))
         if errors:
@@ -302,8 +306,12 @@ class Cgroup:
 
 def _parts(path: str) -> list[str]:
     parts = [p for p in path.split("/") if p]
-    if len(parts) < 2 or parts[0] != PARENT or any(p in (".", "..") for p in parts):
-        raise InvalidArgument(f'cgroup path "{path}" must be of the form "/{PARENT}/<name>"')
+    if not path.startswith("/"):
+        parts.insert(0, PARENT)
+    if any(p in (".", "..") for p in parts):
+        raise InvalidArgument(f'cgroup path "{path}" must not contain "." or ".."')
+    if not parts or parts == [PARENT]:
+        raise InvalidArgument(f'cgroup path "{path}" names no cgroup of its own')
     return parts
 
 
