@@ -49,6 +49,8 @@ def parser(verb: str) -> ArgParser:
     a("--cpus")
     a("-c", "--cpu-shares", type=int, default=0)
     a("--pids-limit", type=int, default=0)
+    a("--device", action="append", default=[])
+    a("--device-cgroup-rule", action="append", default=[])
     a("--runtime")
     a("--health-cmd")
     a("--health-interval")
@@ -163,7 +165,7 @@ def options_from(ns):
         add_hosts=ns.add_host, dns=ns.dns, memory=memory, memory_swap=swap,
         nano_cpus=_cpus(ns.cpus), cpu_shares=ns.cpu_shares,
         pids_limit=ns.pids_limit, healthcheck=_healthcheck(ns), pull=ns.pull,
-        runtime=ns.runtime)
+        runtime=ns.runtime, devices=ns.device, device_cgroup_rules=ns.device_cgroup_rule)
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
