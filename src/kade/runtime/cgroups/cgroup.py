@@ -10,8 +10,10 @@
 
 Each resource goes to its controller wherever that is mounted: a v1 hierarchy
 if there is one, else the unified (v2) one if the controller is offered there.
-Every dir Kade makes sits under a `kade` parent, so leftovers are easy to find
-(`list_cgroups`); the parent itself is shared and stays.
+The engine's containers, and any bundle with a relative linux.cgroupsPath, sit under
+a `kade` parent, so leftovers are easy to find (`list_cgroups`); the parent itself is
+shared and stays. A bundle may also name an absolute path elsewhere, as under runc:
+then only its own dir is removed, never the parents it shares with others.
 """
 
 from __future__ import annotations
