@@ -137,3 +137,19 @@ def _run(harness, cid: str, bundle: str, spec: dict) -> tuple[int, str]:
     return harness.run_bundle(cid, bundle)
 
 
+
+
+def test_a_device_path_through_an_image_symlink_stays_in_the_root(harness, tmp_path):
+    """The attack: an image symlink aims a linux.devices path at a host directory. The
+    node must be made inside the rootfs (the symlink resolved in the root), never on
+    the host."""
+    host_dir = tmp_path / "host-side"
+    host_dir.mkdir()
+    cid, bundle = harness.bundle(["sh", "-c", f"stat -c %F {host_dir}/node"])
+    os.symlink(str(host_dir), os.path.join(bundle, "rootfs", "escape"))
+    spec = harness.spec(bundle)
+    spec["linux"]["devices"] = [{"path": "/escape/node", "type": "c", "major": 1,
+                                 "minor": 3, "fileMode": 0o666}]
+    code, out = _run(harness, cid, bundle, spec)
+    assert os.listdir(host_dir) == []
+    assert (code, out) == (0, "character special file\n")
