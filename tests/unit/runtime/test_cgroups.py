@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kade.errors import FailedPrecondition, InvalidArgument
+from kade.errors import FailedPrecondition, InvalidArgument, NotImplementedYet
 from kade.runtime.cgroups import (
     HostFS,
     list_cgroups,
@@ -205,6 +205,17 @@ def test_default_devices_stay_allowed_after_a_deny(hybrid):
     assert null_rules == [("devices.deny", "a *:* rwm"), ("devices.deny", "c 1:3 rwm"),
                           ("devices.allow", "c 1:3 rwm")]
     assert ("devices.allow", "c 1:9 rwm") in writes and ("devices.allow", "c 5:0 rwm") in writes
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("hugepageLimits", [{"pageSize": "2MB", "limit": 1 << 21}]),
+    ("network", {"classID": 1048577}), ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
+    ("unified", {"memory.high": "1G"})])
+def test_resources_no_controller_applies_are_refused(hybrid, tmp_path, key, value):
+    with pytest.raises(NotImplementedYet, match=f"^linux.resources.{key} .* not supported yet$"):
+        open_cgroup("/kade/u", hybrid).create({key: value})
+    assert not list(tmp_path.glob("*/kade"))
+    open_cgroup("/kade/u", hybrid).create({key: type(value)()})   # empty: nothing asked
 
 
 def test_failed_create_leaves_nothing(hybrid, tmp_path):

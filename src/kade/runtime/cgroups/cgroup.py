@@ -23,7 +23,13 @@ import os
 import signal
 import time
 
-from kade.errors import FailedPrecondition, InvalidArgument, KadeError, Unavailable
+from kade.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    KadeError,
+    NotImplementedYet,
+    Unavailable,
+)
 from kade.runtime.cgroups import blkio, cpu, cpuset, devices, freezer, memory, pids
 from kade.runtime.cgroups.fs import Write, apply_writes
 from kade.runtime.cgroups.hierarchy import Hierarchy, host_hierarchy
@@ -90,6 +96,7 @@ class Cgroup:
 
     def update(self, resources: dict) -> None:
         """Set OCI linux.resources on the existing cgroup."""
+        _refuse_unapplied(resources)
         for ctl in _CONTROLLERS:
             route = self._route(ctl.V1, ctl.V2)
             if route is None:
@@ -304,6 +311,18 @@ class Cgroup:
             self._fs.rmdir(directory)
         except OSError:
             pass  # still in use by another container, or already gone
+
+
+# linux.resources that no controller module here applies: asked for, they are an
+# error (as runc and crun fail when they cannot set them), never silently dropped
+_UNAPPLIED = {"hugepageLimits": "hugetlb", "network": "net_cls/net_prio", "rdma": "rdma",
+              "unified": "cgroup v2 unified keys"}
+
+
+def _refuse_unapplied(resources: dict) -> None:
+    for key, what in _UNAPPLIED.items():
+        if resources.get(key):
+            raise NotImplementedYet(f"linux.resources.{key} ({what}) is not supported yet")
 
 
 def _parts(path: str) -> list[str]:
