@@ -57,6 +57,9 @@ def parser(verb: str) -> ArgParser:
     a("--cpus", metavar="decimal", help="Number of CPUs")
     a("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)")
     a("--pids-limit", type=int, default=0, help="Tune container pids limit (set -1 for unlimited)")
+    a("--device", action="append", default=[], help="Add a host device to the container")
+    a("--device-cgroup-rule", action="append", default=[],
+      help="Add a rule to the cgroup allowed devices list")
     a("--runtime", help="Runtime to use for this container")
     a("--health-cmd", help="Command to run to check health")
     a("--health-interval", metavar="duration",
@@ -176,7 +179,7 @@ def options_from(ns):
         add_hosts=ns.add_host, dns=ns.dns, memory=memory, memory_swap=swap,
         nano_cpus=_cpus(ns.cpus), cpu_shares=ns.cpu_shares,
         pids_limit=ns.pids_limit, healthcheck=_healthcheck(ns), pull=ns.pull,
-        runtime=ns.runtime)
+        runtime=ns.runtime, devices=ns.device, device_cgroup_rules=ns.device_cgroup_rule)
 
 
 def main(ctx, verb: str, args: list[str]) -> int:

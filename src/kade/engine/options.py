@@ -37,6 +37,8 @@ DEFAULTS: dict = {
     "nano_cpus": 0,
     "cpu_shares": 0,
     "pids_limit": 0,
+    "devices": [],               # --device values, as typed
+    "device_cgroup_rules": [],   # --device-cgroup-rule values, as typed
     "healthcheck": None,
     "pull": "missing",
     "runtime": None,

@@ -133,10 +133,30 @@ def host_config(opts: CreateOptions, restart: dict) -> dict:
         "CpuShares": opts.cpu_shares, "PidsLimit": opts.pids_limit or None,
         "Ulimits": [_ulimit(u) for u in opts.ulimits] or None, "Init": opts.init or None,
         "Runtime": _runtime(opts),
+        "Devices": _devices(opts.devices),
+        "DeviceCgroupRules": _device_cgroup_rules(opts.device_cgroup_rules),
         "Mounts": [{"Type": m["type"], "Source": m["source"], "Target": m["target"],
                     "ReadOnly": m["readonly"]} for m in opts.mounts if m["type"] != "bind"]
         or None,
     }
+
+
+def _devices(values: list[str]) -> list[dict]:
+    if not values:
+        return []
+    from kade.engine import devices
+    mappings = [devices.parse_mapping(v) for v in values]
+    for m in mappings:         # refused now, not at start: a bad create leaves nothing
+        devices.from_host(m)
+    return mappings
+
+
+def _device_cgroup_rules(values: list[str]) -> list[str]:
+    if values:
+        from kade.engine import devices
+        for v in values:
+            devices.parse_cgroup_rule(v)
+    return list(values) or None
 
 
 def _ulimit(text: str) -> dict:

@@ -110,10 +110,24 @@ def linux(record: dict, caps: list[str]) -> dict:
         "maskedPaths": [] if privileged else defaults.masked_paths(),
         "readonlyPaths": [] if privileged else list(defaults.READONLY_PATHS),
     }
+    if host.get("Devices") or host.get("DeviceCgroupRules"):
+        _add_devices(out, host)
     seccomp = _seccomp(host.get("SecurityOpt") or [], caps, privileged)
     if seccomp:
         out["seccomp"] = seccomp
     return out
+
+
+def _add_devices(linux_spec: dict, host: dict) -> None:
+    """--device nodes (stat-ed on the host at each start, as docker does) and their
+    rules, then the --device-cgroup-rule ones: after the defaults' deny-all."""
+    from kade.engine import devices
+    rules = linux_spec["resources"]["devices"]
+    for mapping in host.get("Devices") or ():
+        device, rule = devices.from_host(mapping)
+        linux_spec.setdefault("devices", []).append(device)
+        rules.append(rule)
+    rules.extend(devices.parse_cgroup_rule(r) for r in host.get("DeviceCgroupRules") or ())
 
 
 def _seccomp(security_opt: list[str], caps: list[str], privileged: bool) -> dict | None:

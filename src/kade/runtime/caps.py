@@ -25,10 +25,11 @@ import errno
 import os
 from collections.abc import Iterable
 
+from kade.errors import InvalidArgument
 from kade.oci.defaults import ALL_CAPS, CAPABILITIES, DEFAULT_CAPS, resolve
 
-__all__ = ["ALL_CAPS", "CAPABILITIES", "CAP_NUMBERS", "DEFAULT_CAPS", "apply", "last_cap",
-           "mask", "names", "resolve", "set_user"]
+__all__ = ["ALL_CAPS", "CAPABILITIES", "CAP_NUMBERS", "DEFAULT_CAPS", "apply", "check_names",
+           "last_cap", "mask", "names", "resolve", "set_user"]
 
 CAP_NUMBERS: dict[str, int] = {name: n for n, name in enumerate(CAPABILITIES)}
 
@@ -77,22 +78,35 @@ def set_user(uid: int, gid: int, additional_gids: Iterable[int] = ()) -> None:
         _prctl(_PR_SET_KEEPCAPS, 0)
 
 
+def check_names(spec_capabilities: dict) -> None:
+    """Refuse a name in any set of OCI process.capabilities that is no capability at
+    all (runtime-spec: a value that cannot be mapped to the kernel MUST be an error).
+    A real capability newer than the running kernel is left for `apply` to skip."""
+    for which in _SETS:
+        for name in spec_capabilities.get(which) or ():
+            if name not in CAP_NUMBERS:
+                raise InvalidArgument(f'unknown capability "{name}" in '
+                                      f"process.capabilities.{which}")
+
+
 def apply(spec_capabilities: dict) -> list[str]:
     """Apply OCI process.capabilities to this process; return the names ignored.
 
     A missing set means an empty one. Names this kernel does not know (beyond
-    cap_last_cap) or that are not capabilities are ignored, as runc does.
+    cap_last_cap) are ignored, as runc does; so is an ambient capability the kernel
+    refuses to raise because it is not both permitted and inheritable (`runc spec`
+    writes such a spec: runc warns and goes on).
     """
     last = last_cap()
     known = set(CAPABILITIES[: last + 1])
     wanted = {s: set(spec_capabilities.get(s) or []) for s in _SETS}
-    ignored = sorted(set().union(*wanted.values()) - known)
+    ignored = set().union(*wanted.values()) - known
     bits = {s: mask(wanted[s] & known) for s in _SETS}
     _raise_effective()
     _drop_bounding(bits["bounding"], last)
     _capset(bits["effective"], bits["permitted"], bits["inheritable"])
-    _set_ambient(bits["ambient"], last)
-    return ignored
+    ignored.update(names(_set_ambient(bits["ambient"], last)))
+    return sorted(ignored)
 
 
 def last_cap() -> int:
@@ -121,14 +135,22 @@ def _drop_bounding(keep: int, last: int) -> None:
             _prctl(_PR_CAPBSET_DROP, n)
 
 
-def _set_ambient(bits: int, last: int) -> None:
+def _set_ambient(bits: int, last: int) -> int:
+    """Raise the ambient set; returns the bits the kernel refused (EPERM: a
+    capability not in both the permitted and the inheritable set)."""
     if _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0:
         if ctypes.get_errno() == errno.EINVAL and not bits:
-            return  # kernel before 4.3: no ambient set, and none wanted
+            return 0  # kernel before 4.3: no ambient set, and none wanted
         _fail("prctl(PR_CAP_AMBIENT)")
+    refused = 0
     for n in range(last + 1):
-        if bits >> n & 1:
-            _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, n)
+        if not bits >> n & 1:
+            continue
+        if _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, n, 0, 0) < 0:
+            if ctypes.get_errno() != errno.EPERM:
+                _fail(f"prctl(PR_CAP_AMBIENT_RAISE, {n})")
+            refused |= 1 << n
+    return refused
 
 
 def _capget() -> tuple[int, int, int]:

@@ -65,6 +65,7 @@ from collections.abc import Callable, Iterable
 from kade import errors
 from kade.oci.mount import Mount
 from kade.runtime import caps as _caps
+from kade.runtime import labels as _labels
 from kade.runtime import linux as L
 from kade.runtime import rootfs
 from kade.runtime import seccomp as _seccomp
@@ -138,6 +139,7 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
     if not spec.get("process"):
         raise errors.InvalidArgument("the spec has no process")
     linux = spec.get("linux") or {}
+    _labels.check({}, linux)
     profile = linux.get("seccomp")
     process = process_config(spec["process"],
                              seccomp=_seccomp.prepare(profile, seccomp_cache) if profile else None)
@@ -183,6 +185,8 @@ def process_config(process: dict, *, seccomp: tuple[bytes, int] | None = None
         raise errors.InvalidArgument(f'process.cwd "{cwd}" is not an absolute path')
     user = process.get("user") or {}
     umask = user.get("umask")
+    _caps.check_names(process.get("capabilities") or {})
+    _labels.check(process)
     return ProcessConfig(
         args=args, env=parse_env(process.get("env") or ()), cwd=cwd,
         uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),

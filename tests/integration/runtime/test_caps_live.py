@@ -59,3 +59,17 @@ def test_unknown_names_are_reported_not_fatal():
         assert caps.apply(spec) == ["CAP_MADE_UP"]  # a failure here fails the run below
 
     assert status_after(preexec)["CapEff"] == MASK
+
+
+def test_ambient_without_inheritable_is_skipped_as_runc_does():
+    """`runc spec`'s default: ambient caps that are not inheritable. The kernel refuses
+    to raise them; the rest is applied and the refused ones are reported."""
+    three = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    spec = {s: three for s in ("bounding", "effective", "permitted", "ambient")}
+
+    def preexec():
+        assert caps.apply(spec) == sorted(three)
+
+    st = status_after(preexec)
+    assert st["CapEff"] == st["CapBnd"] == f"{caps.mask(three):016x}"
+    assert st["CapAmb"] == NONE

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kade.errors import FailedPrecondition, InvalidArgument
+from kade.errors import FailedPrecondition, InvalidArgument, NotImplementedYet
 from kade.runtime.cgroups import (
     HostFS,
     list_cgroups,
@@ -119,10 +120,33 @@ def test_parse_v2_only_and_escapes():
     assert (h.mode, h.v1) == ("v1", {"memory": "/my cg"})
 
 
-@pytest.mark.parametrize("path", ["/other/x", "/kade", "kade/../x", "/kade/./x", ""])
-def test_paths_must_be_under_kade(hybrid, path):
-    with pytest.raises(InvalidArgument, match="must be of the form"):
+@pytest.mark.parametrize("path,message", [
+    ("kade/../x", 'must not contain "." or ".."'), ("/kade/./x", "must not contain"),
+    ("/a/../../etc", "must not contain"), ("/", "names no cgroup"), ("", "names no cgroup"),
+    ("/kade", "names no cgroup")])
+def test_bad_cgroup_paths(hybrid, path, message):
+    with pytest.raises(InvalidArgument, match=f'^cgroup path "{re.escape(path)}" {message}'):
         open_cgroup(path, hybrid)
+
+
+def test_absolute_path_is_from_each_hierarchy_root(hybrid, tmp_path):
+    cg = open_cgroup("/cgrouptest/c", hybrid)
+    cg.create({"pids": {"limit": 20}})
+    assert (tmp_path / "pids/cgrouptest/c/pids.max").read_text() == "20"
+    assert (tmp_path / "memory/cgrouptest/c").is_dir()
+    cg.destroy()
+    assert not (tmp_path / "pids/cgrouptest/c").exists()
+    assert (tmp_path / "pids/cgrouptest").is_dir()   # not Kade's to remove
+
+
+def test_relative_path_is_below_kades_parent(hybrid, tmp_path):
+    cg = open_cgroup("testdir/cgrouptest/container", hybrid)
+    assert cg.path == "/kade/testdir/cgrouptest/container"
+    cg.create({"pids": {"limit": 20}})
+    assert (tmp_path / "pids/kade/testdir/cgrouptest/container/pids.max").read_text() == "20"
+    cg.destroy()
+    assert not (tmp_path / "pids/kade/testdir").exists()  # the dirs it made are gone
+    assert (tmp_path / "pids/kade").is_dir()
 
 
 # -- creating and limiting
@@ -142,9 +166,10 @@ def test_create_on_hybrid_puts_limits_in_v1(hybrid, tmp_path):
     assert fs.written("kade/c1/pids.max") == ["20"]
     assert fs.written("kade/c1/devices.deny") == ["a *:* rwm"]
     # the spec's rules, then what runc always allows: making any node (not opening
-    # it), and new ptys (/dev/ptmx, /dev/pts/*)
-    assert fs.written("kade/c1/devices.allow") == ["c 1:3 rwm", "c *:* m", "b *:* m",
-                                                  "c 5:2 rw", "c 136:* rw"]
+    # it), the default devices, and new ptys (/dev/ptmx, /dev/pts/*)
+    assert fs.written("kade/c1/devices.allow") == [
+        "c 1:3 rwm", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+        "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rw", "c 136:* rw"]
     # cpuset dirs inherit before the container's own cpus land
     assert fs.written("cpuset/kade/cpuset.cpus") == ["0-3"]
     assert fs.written("cpuset/kade/c1/cpuset.cpus") == ["0-3", "0-1"]
@@ -167,6 +192,30 @@ def test_create_on_v2_enables_controllers_and_converts(v2, tmp_path):
     assert fs.written("c2/cpuset.cpus") == ["0-1"]
     assert fs.written("c2/pids.max") == ["20"]
     assert not any("devices" in p for p, _ in fs.writes)  # v2 needs eBPF: not done
+
+
+def test_default_devices_stay_allowed_after_a_deny(hybrid):
+    """A spec that denies everything, or /dev/null itself, still gets the runtime-spec's
+    default devices: their allow rules come after the spec's."""
+    cg = open_cgroup("/kade/dd", hybrid)
+    cg.create({"devices": [{"allow": False, "access": "rwm"},
+                           {"allow": False, "type": "c", "major": 1, "minor": 3}]})
+    writes = [(os.path.basename(p), v) for p, v in hybrid.fs.writes if "/devices/" in p]
+    null_rules = [w for w in writes if w[1].startswith(("a ", "c 1:3 "))]
+    assert null_rules == [("devices.deny", "a *:* rwm"), ("devices.deny", "c 1:3 rwm"),
+                          ("devices.allow", "c 1:3 rwm")]
+    assert ("devices.allow", "c 1:9 rwm") in writes and ("devices.allow", "c 5:0 rwm") in writes
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("hugepageLimits", [{"pageSize": "2MB", "limit": 1 << 21}]),
+    ("network", {"classID": 1048577}), ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
+    ("unified", {"memory.high": "1G"})])
+def test_resources_no_controller_applies_are_refused(hybrid, tmp_path, key, value):
+    with pytest.raises(NotImplementedYet, match=f"^linux.resources.{key} .* not supported yet$"):
+        open_cgroup("/kade/u", hybrid).create({key: value})
+    assert not list(tmp_path.glob("*/kade"))
+    open_cgroup("/kade/u", hybrid).create({key: type(value)()})   # empty: nothing asked
 
 
 def test_failed_create_leaves_nothing(hybrid, tmp_path):

@@ -10,8 +10,10 @@
 
 Each resource goes to its controller wherever that is mounted: a v1 hierarchy
 if there is one, else the unified (v2) one if the controller is offered there.
-Every dir Kade makes sits under a `kade` parent, so leftovers are easy to find
-(`list_cgroups`); the parent itself is shared and stays.
+The engine's containers, and any bundle with a relative linux.cgroupsPath, sit under
+a `kade` parent, so leftovers are easy to find (`list_cgroups`); the parent itself is
+shared and stays. A bundle may also name an absolute path elsewhere, as under runc:
+then only its own dir is removed, never the parents it shares with others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import os
 import signal
 import time
 
-from kade.errors import FailedPrecondition, InvalidArgument, KadeError, Unavailable
+from kade.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    KadeError,
+    NotImplementedYet,
+    Unavailable,
+)
 from kade.runtime.cgroups import blkio, cpu, cpuset, devices, freezer, memory, pids
 from kade.runtime.cgroups.fs import Write, apply_writes
 from kade.runtime.cgroups.hierarchy import Hierarchy, host_hierarchy
@@ -41,7 +49,9 @@ _DESTROY_TIMEOUT = 5.0
 
 
 def open_cgroup(path: str, hierarchy: Hierarchy | None = None) -> Cgroup:
-    """A handle on the cgroup at spec linux.cgroupsPath, e.g. "/kade/<id>"."""
+    """A handle on the cgroup at spec linux.cgroupsPath, as runc reads it: an absolute
+    path from the root of each hierarchy ("/kade/<id>", what the engine writes), a
+    relative one below Kade's parent ("ci/job1" is "/kade/ci/job1")."""
     return Cgroup(_parts(path), hierarchy or host_hierarchy())
 
 
@@ -86,6 +96,7 @@ class Cgroup:
 
     def update(self, resources: dict) -> None:
         """Set OCI linux.resources on the existing cgroup."""
+        _refuse_unapplied(resources)
         for ctl in _CONTROLLERS:
             route = self._route(ctl.V1, ctl.V2)
             if route is None:
@@ -113,7 +124,9 @@ class Cgroup:
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.01)
         errors = [e for d in self._dirs() if (e := self._rmdir(d, deadline))]
-        for i in range(len(self._parts) - 1, 1, -1):  # intermediate dirs below kade/
+        # intermediate dirs below kade/, if empty; elsewhere they may be someone else's
+        below_parent = self._parts[0] == PARENT
+        for i in range(len(self._parts) - 1, 1, -1) if below_parent else ():
             for root in self._roots():
                 self._try_rmdir(os.path.join(root, *self._parts[:i]))
         if errors:
@@ -300,10 +313,26 @@ class Cgroup:
             pass  # still in use by another container, or already gone
 
 
+# linux.resources that no controller module here applies: asked for, they are an
+# error (as runc and crun fail when they cannot set them), never silently dropped
+_UNAPPLIED = {"hugepageLimits": "hugetlb", "network": "net_cls/net_prio", "rdma": "rdma",
+              "unified": "cgroup v2 unified keys"}
+
+
+def _refuse_unapplied(resources: dict) -> None:
+    for key, what in _UNAPPLIED.items():
+        if resources.get(key):
+            raise NotImplementedYet(f"linux.resources.{key} ({what}) is not supported yet")
+
+
 def _parts(path: str) -> list[str]:
     parts = [p for p in path.split("/") if p]
-    if len(parts) < 2 or parts[0] != PARENT or any(p in (".", "..") for p in parts):
-        raise InvalidArgument(f'cgroup path "{path}" must be of the form "/{PARENT}/<name>"')
+    if not path.startswith("/"):
+        parts.insert(0, PARENT)
+    if any(p in (".", "..") for p in parts):
+        raise InvalidArgument(f'cgroup path "{path}" must not contain "." or ".."')
+    if not parts or parts == [PARENT]:
+        raise InvalidArgument(f'cgroup path "{path}" names no cgroup of its own')
     return parts
 
 

@@ -23,10 +23,16 @@ MKNOD_RULES = ({"allow": True, "type": "c", "major": None, "minor": None, "acces
 #   and for tmux, ssh, script... (read and write; mknod of them is MKNOD_RULES')
 PTY_RULES = ({"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rw"},
              {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rw"})
+# - runtime-spec's "Default Devices", which every container has whatever its rules say
+#   (a spec's usual deny-all would otherwise make /dev/null unusable): /dev/null, zero,
+#   full, random, urandom and tty, as runc's AllowedDevices has them
+DEFAULT_DEVICE_RULES = tuple(
+    {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)))
 
 
 def v1_writes(res: dict) -> list[Write]:
-    rules = [*(res.get("devices") or []), *MKNOD_RULES, *PTY_RULES]
+    rules = [*(res.get("devices") or []), *MKNOD_RULES, *DEFAULT_DEVICE_RULES, *PTY_RULES]
     return [Write("devices.allow" if rule.get("allow") else "devices.deny", rule_text(rule))
             for rule in rules]
 
