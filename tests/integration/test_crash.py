@@ -122,3 +122,19 @@ def test_supervisor_lost_between_the_halves_of_an_rm_leaves_only_garbage(kade):
     _assert_cleanable(kade)
     assert not os.path.exists(os.path.join(kade.root, "containers", cid))
     assert not os.path.exists(layer)
+
+
+def test_a_removal_killed_between_rename_and_forget_is_reported_as_such(kade):
+    """A snapshot removal renames <num> to <num>.removing first and forgets the row last:
+    a kill in between is one dead removal, which --repair finishes."""
+    kade("create", "--name", "half-gone", "busybox", "true")
+    upper = kade("inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "half-gone").stdout.strip()
+    layer = os.path.dirname(upper)
+    os.rename(layer, layer + ".removing")
+    report = kade("system", "check", check=False).stdout
+    assert "was being removed by a process that died" in report, report
+    assert "has no directory" not in report and "not in the metadata" not in report, report
+    kade("system", "check", "--repair", check=False)
+    kade("rm", "-f", "half-gone", check=False)
+    assert kade("system", "check").stdout.strip() == "store is consistent"
+    assert not os.path.exists(layer + ".removing")

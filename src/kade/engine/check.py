@@ -54,9 +54,18 @@ def _snapshots(engine, repair: bool) -> list[str]:
     out = []
     snaps = engine.snapshots
     container_ids = {cid for cid, _ in engine.db.container_ids()}
+    removing = set()
     for info in snaps.walk():
         path = os.path.join(snaps.root, str(info.num), "fs")
-        if not os.path.isdir(path):
+        if not os.path.isdir(path) and os.path.isdir(os.path.join(snaps.root,
+                                                                   f"{info.num}.removing")):
+            # a removal renames the directory first and forgets the row last
+            removing.add(f"{info.num}.removing")
+            out.append(f'snapshot "{info.key}" was being removed by a process that died')
+            if repair:
+                with engine.db.tx() as c:
+                    c.execute("DELETE FROM snapshots WHERE key=?", (info.key,))
+        elif not os.path.isdir(path):
             out.append(f'snapshot "{info.key}" has no directory')
             if repair:
                 with engine.db.tx() as c:
@@ -67,6 +76,8 @@ def _snapshots(engine, repair: bool) -> list[str]:
         elif info.kind == "active" and info.key not in container_ids:
             out.append(f'snapshot "{info.key}" is active but no container owns it')
     for name in snaps.strays():
+        if name in removing:
+            continue  # said above, with the snapshot it was
         out.append(f'snapshot directory "{name}" is not in the metadata')
     return out
 
