@@ -120,9 +120,8 @@ def _spawn(root: str, driver: str) -> None:
         try:
             os.setsid()
             if os.fork() == 0:
-                from kade.engine.monitor import Supervisor, log_to
-                log_to(os.path.join(root, LOG))
-                code = Supervisor(root, driver).serve()
+                from kade.engine.monitor import spawn
+                code = spawn(root, driver)  # returns in the worker only (see its doc)
         except BaseException:  # noqa: BLE001 - nothing to report to but the log
             import traceback
             traceback.print_exc()
