@@ -214,8 +214,10 @@ class Supervisor:
         for record, state in self.engine.db.containers():
             cid = record["Id"]
             fds = held.pop(cid, None) or {}
-            if state["Status"] not in ("running", "paused", "restarting") or \
-                    pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+            # a worker that turned keeper is our parent now, and watches nothing
+            watched = state.get("MonitorPid", 0) != os.getppid() and \
+                pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
+            if state["Status"] not in ("running", "paused", "restarting") or watched:
                 _close_all(list(fds.values()))
                 continue
             with self.lock:

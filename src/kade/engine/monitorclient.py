@@ -200,8 +200,16 @@ class Started:
         return self.reader.fd if self.reader else -1
 
     def wait_exit(self) -> int:
-        msg = self.reader.read() if self.reader else None
+        try:
+            msg = self.reader.read() if self.reader else None
+        except OSError:
+            msg = None
         self.close()
+        if msg is None and self.reader is not None:
+            from kade.errors import Unavailable
+            short = self.cid[:12]
+            raise Unavailable(f"error waiting for container: its supervisor died; container "
+                              f"{short} keeps running detached (kade logs {short})")
         return int(msg.get("exit", 125)) if msg else 125
 
     def close(self) -> None:
