@@ -33,7 +33,7 @@ COUNTER_ERR = COUNTER.replace("echo $i;", "echo $i; echo $i >&2;")
 
 def supervisors(root: str) -> tuple[list[int], list[int]]:
     """Pids of the root's keepers and workers, by what `ps` shows."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     keepers, workers = [], []
     for line in out.splitlines():
         pid, _, args = line.strip().partition(" ")

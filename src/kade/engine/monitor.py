@@ -263,6 +263,7 @@ class Supervisor:
             for name, hfd in named.items():
                 os.set_inheritable(hfd, True)
                 held.append(f"{cid}/{name}/{hfd}")
+        os.set_inheritable(fd, True)
         argv = _keeper.command(self.root, self.driver, fd, "-", "-", ",".join(held))
         os.execv(argv[0], argv)
 
@@ -272,17 +273,26 @@ def _log(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _lock(fd: int, fcntl, wait: float) -> bool:
-    """Take the root's supervisor lock, waiting a little for one that is exiting."""
+def _lock(fd: int, fcntl, wait: float, unless=None) -> bool:
+    """Take the root's supervisor lock, waiting a little for one that is exiting
+    (not for one that serves: `unless` says so)."""
     deadline = time.monotonic() + wait
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (unless is not None and unless()):
                 return False
             time.sleep(0.01)
+
+
+def _serving(root: str) -> bool:
+    from kade.engine.monitorclient import _try_connect
+    sock = _try_connect(sock_path(root))
+    if sock is not None:
+        sock.close()
+    return sock is not None
 
 
 def _close_all(fds: list[int]) -> None:
@@ -535,8 +545,8 @@ def spawn(root: str, driver: str) -> int:
     import fcntl
     log_to(os.path.join(root, LOG))
     fd = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    if not _lock(fd, fcntl, wait=5.0):
-        return 0  # a keeper runs, or is exiting: the client tries again
+    if not _lock(fd, fcntl, wait=5.0, unless=lambda: _serving(root)):
+        return 0  # another serves (or is exiting: the client tries again)
     _subreaper()  # before the fork and the exec: it survives execve
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     pid = os.fork()
