@@ -1,7 +1,7 @@
 """The keeper: the half of a root's supervisor that nothing may kill in passing.
 
-    kade-supervisor --root R            the keeper (this file, run as a script:
-    │                                   python -I -S keeper.py; `ps` shows the title)
+    kade-supervisor --root R            the keeper (this file, as a top-level module
+    │                                   of python -I -S; `ps` shows the title)
     │   holds <root>/monitor.lock, is the child subreaper of everything below it
     └─ kade-supervisor-worker --root R  the worker (kade.engine.monitor.Supervisor):
        │                                serves monitor.sock, pumps logs, health checks,
@@ -336,8 +336,13 @@ def main(argv) -> int:
 def command(root: str, driver: str, lock_fd: int, worker: int | str, link: int | str,
             held: str = "") -> list[str]:
     """The argv that execs a keeper (it then renames itself)."""
-    return [sys.executable, "-I", "-S", os.path.abspath(__file__), root, driver, str(lock_fd),
-            str(worker), str(link), held, " " * 32]
+    # imported, not run as a script: a script is compiled at every start (~0.8 MB of
+    # heap kept for good), a module comes from its cached bytecode; its directory goes
+    # last on the path, so that it shadows nothing
+    code = (f"import sys; sys.path.append({os.path.dirname(os.path.abspath(__file__))!r}); "
+            "import keeper; sys.exit(keeper.main(sys.argv[1:]))")
+    return [sys.executable, "-I", "-S", "-c", code, root, driver, str(lock_fd), str(worker),
+            str(link), held, " " * 32]
 
 
 if __name__ == "__main__":

@@ -22,6 +22,24 @@ seccomp cache) for every start after the first.
 
 Invariant: the supervisor is forked before the forking process opens SQLite
 (Engine.close_handles): a connection carried across fork() loses writes.
+
+The supervisor is two processes (kade.engine.keeper draws them): this module is the
+worker; a tiny keeper above it outlives it, holds the containers' output pipes and
+reaps their inits while no worker runs, and starts the next worker, which re-adopts
+every running container (`Supervisor.adopt_all`). What is exact and what is not:
+- a worker killed: nothing lost; no log line lost or doubled (logs.Journal), exit
+  codes exact (the keeper reaps), restart policies and health checks resume; lines
+  written meanwhile are stamped when the next worker reads them (~1 s late);
+- the keeper killed: its worker becomes the keeper (`become_keeper`, execve: same
+  pid, so still the inits' parent) and starts a worker: nothing lost, but attached
+  clients lose their stream (the container goes on, detached);
+- both killed: the containers' output pipes have no reader left, so a container
+  writing gets EPIPE/SIGPIPE; the next worker reopens the pipes of those still
+  running through /proc/<pid>/fd (not a -t container's pty); the exit code of an init
+  that exited meanwhile (host init reaped it) is lost: 255, State.Error says so;
+- a -t container's output is read, not spliced: a worker killed between the read
+  and the journal write loses that read; a --runtime container's exit is reaped
+  by its runtime process, so if it exits while no worker runs its code is 255.
 """
 
 from __future__ import annotations
