@@ -208,7 +208,7 @@ class Started:
         if msg is None and self.reader is not None:
             from kade.errors import Unavailable
             short = self.cid[:12]
-            raise Unavailable(f"error waiting for container: its supervisor died; container "
+            raise Unavailable(f"the container supervisor died while attached; container "
                               f"{short} keeps running detached (kade logs {short})")
         return int(msg.get("exit", 125)) if msg else 125
 
