@@ -14,6 +14,7 @@ def check(engine, repair: bool = False) -> list[str]:
     problems += _images(engine, repair)
     problems += _snapshots(engine, repair)
     problems += _containers(engine, repair)
+    problems += _kernel(engine, repair)
     if repair:
         from kade.engine.prune import collect_garbage
         collect_garbage(engine)
@@ -99,3 +100,99 @@ def _containers(engine, repair: bool) -> list[str]:
             if owner and not owner_alive(owner):
                 out.append(f'container "{cid[:12]}" {what}')
     return out
+
+
+# --- the store against the kernel -------------------------------------------------
+def _kernel(engine, repair: bool) -> list[str]:
+    """Containers whose recorded state disagrees with the kernel: running with no
+    process, or with no supervisor watching; a process or cgroup or runtime state of
+    a container recorded exited or removed."""
+    from kade.engine.containers import pid_alive
+    out: list[str] = []
+    unwatched = []
+    rows = {}
+    for record, state in engine.db.containers():
+        cid = record["Id"]
+        rows[cid] = state
+        if state["Status"] not in ("running", "paused", "restarting"):
+            continue
+        if pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+            continue
+        if state["Status"] != "restarting" and not pid_alive(state.get("Pid", 0),
+                                                             state.get("PidStart")):
+            if not _supervisor_alive(engine):
+                out.append(f'container "{cid[:12]}" is recorded {state["Status"]} but its '
+                           "process is gone")
+                if repair:
+                    _record_lost_exit(engine, cid)
+                continue
+        out.append(f'container "{cid[:12]}" is {state["Status"]} but no supervisor watches it')
+        unwatched.append(cid)
+    out += _stray_processes(engine, rows, repair)
+    if repair and unwatched:
+        _readopt(engine)
+    return out
+
+
+def _supervisor_alive(engine) -> bool:
+    from kade.engine.containers import supervisor_alive
+    return supervisor_alive(engine.root)
+
+
+def _record_lost_exit(engine, cid: str) -> None:
+    from kade.engine import lifecycle
+    from kade.errors import KadeError
+    try:
+        engine.runtime.delete(cid, force=True)
+    except KadeError:
+        pass
+    lifecycle.mark_exited(engine, cid, 255)
+    engine.db.update_state(cid, {"Error": "exit code lost: no supervisor ran when it exited"})
+
+
+def _stray_processes(engine, rows: dict, repair: bool) -> list[str]:
+    """Runtime state (with its init and cgroup) of containers recorded exited, or
+    no longer recorded at all."""
+    from kade.errors import KadeError
+    from kade.runtime.cgroups import open_cgroup
+    out = []
+    for st in engine.runtime.list():
+        cid, status = st["id"], st["status"]
+        state = rows.get(cid)
+        if state is None:
+            out.append(f'runtime state of removed container "{cid[:12]}" is left ({status})')
+        elif status in ("running", "paused") and state["Status"] not in (
+                "running", "paused", "restarting"):
+            out.append(f'container "{cid[:12]}" is recorded {state["Status"]} but its '
+                       f"process runs (pid {st['pid']})")
+        else:
+            continue
+        if repair:
+            try:
+                engine.runtime.delete(cid, force=True)
+            except KadeError:
+                pass
+    containers_dir = os.path.join(engine.root, "containers")
+    known = set(os.listdir(containers_dir)) if os.path.isdir(containers_dir) else set()
+    for cid in sorted(known - set(rows)):
+        cgroup = open_cgroup(f"/kade/{cid}")
+        if cgroup.exists():
+            out.append(f'cgroup of removed container "{cid[:12]}" is left')
+            if repair:
+                try:
+                    cgroup.kill_all()
+                    cgroup.destroy()
+                except (KadeError, OSError):
+                    pass
+    return out
+
+
+def _readopt(engine) -> None:
+    """Have the root's supervisor (started if need be) adopt what nobody watches."""
+    from kade.engine import monitorclient
+    sock = monitorclient.connect(engine)
+    try:
+        monitorclient.send(sock, {"op": "adopt"})
+        monitorclient.Reader(sock.fileno()).read()
+    finally:
+        sock.close()

@@ -53,6 +53,22 @@ def owner_alive(owner) -> bool:
     return bool(owner) and pid_alive(owner[0], owner[1])
 
 
+def supervisor_alive(root: str) -> bool:
+    """Whether the root's supervisor (its keeper, kade.engine.keeper) holds its lock."""
+    import fcntl
+    try:
+        fd = os.open(os.path.join(root, "monitor.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 # state keys of unfinished work, owned by a process: not for `inspect`
 PRIVATE_STATE = ("MonitorPid", "MonitorStart", "PidStart", "ManualStop", "PausedBy",
                  "RemovingBy")
@@ -95,6 +111,8 @@ class Containers:
         monitor_ok = pid_alive(state.get("MonitorPid", 0), state.get("MonitorStart"))
         if monitor_ok or pid_alive(state.get("Pid", 0), state.get("PidStart")):
             return state
+        if supervisor_alive(self.engine.root):
+            return state  # its next worker re-adopts it and records the real exit code
         state = dict(state, Status="exited", Running=False, Paused=False, Restarting=False,
                      Pid=0, ExitCode=state.get("ExitCode") or 255,
                      FinishedAt=ids.now_rfc3339(), Error="monitor exited unexpectedly")

@@ -48,11 +48,14 @@ class HealthChecker:
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def start(self, resume: bool = False) -> None:
+        """resume: a new supervisor takes over a running container: its health so far
+        stays, and probing goes on."""
         if self.argv is None:
             return
-        self.engine.db.update_state(self.cid, {"Health": {"Status": "starting",
-                                                          "FailingStreak": 0, "Log": []}})
+        if not resume or not self.engine.db.container(self.cid)[1].get("Health"):
+            self.engine.db.update_state(self.cid, {"Health": {"Status": "starting",
+                                                              "FailingStreak": 0, "Log": []}})
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 

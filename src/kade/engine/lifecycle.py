@@ -139,15 +139,20 @@ class Stdio:
     Invariant: the container's fds 0, 1 and 2 are pipes made here or its own pty's
     slave, never the client's fds: the pump copies to and from those (issue 9)."""
 
-    def __init__(self, record: dict, attach: dict | None, attach_fds: tuple = ()):
-        from kade.engine.logs import LogWriter
+    def __init__(self, record: dict, attach: dict | None, attach_fds: tuple = (),
+                 adopt: dict | None = None):
+        """adopt: the output fds of a running container (stream -> fd) that a new
+        supervisor takes over, instead of new pipes."""
+        from kade.engine.logs import Journal
         cfg = record["Config"]
         self.tty = bool(cfg.get("Tty"))
         self.attach = attach or {}
         # the attached client's stdin, stdout, stderr (received over the socket)
         self.term_in, self.term_out, self.term_err = attach_fds if attach else (-1, -1, -1)
         keep_log = not (record["HostConfig"].get("AutoRemove") and attach)
-        self.log = LogWriter(record["LogPath"] if keep_log else None)
+        bundle = os.path.dirname(record["LogPath"])
+        self.journal = Journal(bundle, record["LogPath"], fresh=adopt is None) \
+            if keep_log else None
         self.console_socket: int | None = None  # the runtime sends the pty master here
         self.master = -1
         self.pty_name = None
@@ -156,7 +161,11 @@ class Stdio:
         self._parent: dict[int, str] = {}
         self._stdin_w: int | None = None
         self.feed = None  # the client's stdin into the container's (kade.util.pipes.Feed)
-        if self.tty:
+        if adopt is not None:
+            self._stdin = self._stdout = self._stderr = None
+            self._parent = {fd: stream for stream, fd in adopt.items()}
+            self.master = adopt.get("stdout", -1) if self.tty else -1
+        elif self.tty:
             # the pty is made inside the container (its /dev/pts/0, as in docker)
             from kade.runtime import console_pair
             self._console, self.console_socket = console_pair()
@@ -234,15 +243,29 @@ class Stdio:
             if exited and not self._drain(live):
                 break
 
+    def held(self) -> dict:
+        """What the keeper holds for this container: its output's read ends (or pty
+        master) and their journals (names: see kade.engine.keeper)."""
+        out = {stream: fd for fd, stream in self._parent.items()}
+        if self.journal is not None:
+            out.update({f"{s}.journal": self.journal.fds[s] for s in out})
+        return out
+
     def _copy(self, fd: int, stream: str) -> bool:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:  # EIO: the pty's last slave closed
-            data = b""
-        if not data:
-            return False
-        self.log.write(stream, data)
-        if self.attach:
+        if self.journal is not None:
+            data = self.journal.take(stream, fd, bool(self.attach))
+            if data is None:
+                return False
+        else:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:  # EIO: the pty's last slave closed
+                data = b""
+            if not data:
+                return False
+        if self.attach and data:
             _write_all(self.term_out if stream == "stdout" or self.tty else self.term_err, data)
         return True
 
@@ -252,11 +275,17 @@ class Stdio:
             os.set_blocking(fd, False)
             try:
                 while self._copy(fd, live[fd]):
-                    pass
+                    if not self._pending(fd):
+                        break
             except BlockingIOError:
                 continue
             del live[fd]
         return False
+
+    @staticmethod
+    def _pending(fd: int) -> bool:
+        import select
+        return bool(select.select([fd], [], [], 0)[0])
 
     def close(self) -> None:
         self.close_child_ends()
@@ -271,7 +300,9 @@ class Stdio:
             except OSError:
                 pass
         self._parent = {}
-        self.log.close()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
 
 def _write_all(fd: int, data: bytes) -> None:

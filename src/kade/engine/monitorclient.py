@@ -120,9 +120,8 @@ def _spawn(root: str, driver: str) -> None:
         try:
             os.setsid()
             if os.fork() == 0:
-                from kade.engine.monitor import Supervisor, log_to
-                log_to(os.path.join(root, LOG))
-                code = Supervisor(root, driver).serve()
+                from kade.engine.monitor import spawn
+                code = spawn(root, driver)  # returns in the worker only (see its doc)
         except BaseException:  # noqa: BLE001 - nothing to report to but the log
             import traceback
             traceback.print_exc()
@@ -201,8 +200,16 @@ class Started:
         return self.reader.fd if self.reader else -1
 
     def wait_exit(self) -> int:
-        msg = self.reader.read() if self.reader else None
+        try:
+            msg = self.reader.read() if self.reader else None
+        except OSError:
+            msg = None
         self.close()
+        if msg is None and self.reader is not None:
+            from kade.errors import Unavailable
+            short = self.cid[:12]
+            raise Unavailable(f"the container supervisor died while attached; container "
+                              f"{short} keeps running detached (kade logs {short})")
         return int(msg.get("exit", 125)) if msg else 125
 
     def close(self) -> None:
