@@ -10,39 +10,6 @@ import time
 from kade.util.ids import now_rfc3339, parse_rfc3339
 
 
-class LogWriter:
-    """Splits each stream into lines; a partial line waits for its newline."""
-
-    def __init__(self, path: str | None):
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                          0o640) if path else None
-        self.partial = {"stdout": b"", "stderr": b""}
-
-    def write(self, stream: str, data: bytes) -> None:
-        if self.fd is None:
-            return
-        buf = self.partial[stream] + data
-        *lines, rest = buf.split(b"\n")
-        self.partial[stream] = rest
-        if lines:
-            self._emit(stream, [line + b"\n" for line in lines])
-
-    def _emit(self, stream: str, chunks: list[bytes]) -> None:
-        when = now_rfc3339()
-        out = "".join(json.dumps({"log": c.decode("utf-8", "replace"), "stream": stream,
-                                  "time": when}) + "\n" for c in chunks)
-        os.write(self.fd, out.encode())
-
-    def close(self) -> None:
-        if self.fd is None:
-            return
-        for stream, rest in self.partial.items():
-            if rest:
-                self._emit(stream, [rest])
-        os.close(self.fd)
-        self.fd = None
-
-
 class Journal:
     """A container's output on its way into the json-file log, so that no byte is
     lost or written twice whatever process is killed when (kade.engine.keeper).
