@@ -270,15 +270,19 @@ def _build(f: Faults, kills: int) -> None:
 
 
 def _load(f: Faults, kills: int) -> None:
-    saved = str(f.tmp / "saved.tar")
+    # an image of its own: no other image or build step shares its layer, so removing
+    # it removes the layer and the next load must extract it again
+    saved = str(f.tmp / "loadme.tar")
+    (f.tmp / "loadme-layer.tar").write_bytes(_big_tar(BIG_MB))  # random: a layer of its own
+    f.kade("import", str(f.tmp / "loadme-layer.tar"), "loadme:latest")
+    f.kade("save", "-o", saved, "loadme:latest")
 
     def without_it():
-        f.kade("rmi", "-f", "big:latest", check=False)
-        f.kade("rmi", f"{f.registry}/big:latest", check=False)
+        f.kade("rmi", "-f", "loadme:latest", check=False)
 
     without_it()
     span = f.timed("load", "-i", saved)
-    without_it()  # rmi takes the layers too, so the next load must extract them
+    without_it()
     # first, while no killed load has left committed layers that a load would reuse
     f.kill_when("extraction", lambda: _rows(f, "SELECT 1 FROM snapshots WHERE key LIKE "
                                             "'extract-%'"), "load", "-i", saved)
@@ -288,6 +292,7 @@ def _load(f: Faults, kills: int) -> None:
         f.kill_during(span, "load", "-i", saved)
         f.assert_clean(set())
     f.kade("load", "-i", saved)
+    without_it()
 
 
 def _import(f: Faults, kills: int) -> None:

@@ -265,7 +265,10 @@ class Containers:
         container gone, as docker's do. A claim whose owner died is taken over."""
         from kade.engine import lifecycle
         cid = self.resolve(ref)
-        record, state = self.db.container(cid) if orphan else self.get(cid)
+        try:
+            record, state = self.db.container(cid) if orphan else self.get(cid)
+        except NotFound:  # another remover won between resolve and get: name what was asked
+            raise NotFound(f"no such container: {ref}") from None
         active = state["Running"] or state["Status"] in ("paused", "restarting")
         if active and not force:
             raise Conflict(f"you cannot remove a {state['Status']} container {cid}. "
