@@ -217,6 +217,9 @@ class Syscalls:
     def chdir(self, path: str) -> None:
         os.chdir(path)
 
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
+
     def write_file(self, path: str, data: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
         try:
@@ -235,6 +238,20 @@ class Syscalls:
         """The MS_* flags of the mount holding path that a bind remount must keep."""
         keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME
         return os.statvfs(path).f_flag & keep   # ST_* values equal MS_* for these
+
+
+def write_proc(path: str, text: str) -> None:
+    """One write(2) of text, as /proc's uid_map and gid_map require."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def read_proc(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def reset_signal_dispositions() -> None:
