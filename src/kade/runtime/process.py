@@ -348,17 +348,16 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
     try:
         fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
         transient.append(fifo)
-        userns, pid_ns = -1, None
-        if "user" in cfg.namespaces:
-            userns, pid_ns = _user_namespace(sc, cfg, fifo)
-            transient.append(userns)
-        else:
-            pid_ns = _open_pid_namespace(cfg.namespaces)
+        pid_ns = _open_pid_namespace(cfg.namespaces)
         transient.append(pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
-        pid = fork_into(sc, pid_ns)
-        if pid == 0:
-            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo, tramp,
-                   -1 if console_socket is None else console_socket, userns)
+        init_args = (sc, cfg, targets, go_r, err_w, fifo, tramp,
+                     -1 if console_socket is None else console_socket)
+        if "user" in cfg.namespaces:
+            pid = _fork_in_user_namespace(sc, cfg, pid_ns, fifo, init_args)
+        else:
+            pid = fork_into(sc, pid_ns)
+            if pid == 0:
+                _child(_init_main, *init_args, False)
     except BaseException:
         _close(go_w, err_r)
         raise
@@ -609,19 +608,21 @@ def _go(go: int) -> None:
         pass                       # the child is gone; err says why, or nothing does
 
 
-def _user_namespace(sc: Syscalls, cfg: InitConfig, fifo: int) -> tuple[int, int | None]:
-    """(user namespace fd, pid namespace fd or None) for the init to enter.
+def _fork_in_user_namespace(sc: Syscalls, cfg: InitConfig, pid_ns: int | None, fifo: int,
+                            init_args: tuple) -> int:
+    """The init, born in the container's user namespace (and, if new, a pid namespace
+    made inside it): its pid, our child.
 
     A pid namespace belongs to the user namespace its creator was in, and /proc can
-    only be mounted by root of that one, so the user namespace has to exist first; a
-    multithreaded caller cannot unshare one. A helper child makes (or joins) it,
-    unshares the new pid namespace inside it, and waits while the caller writes the
-    id maps (privileged: no setgroups "deny") and opens both; the init then setns-es
-    into the user namespace and is forked into that pid namespace as its pid 1.
+    only be mounted by root of that one, so the user namespace comes first; a
+    multithreaded caller cannot unshare one, and an empty pid namespace cannot be
+    entered. So, as runc's nsexec does, a helper child joins the pid namespace given
+    by path, makes (or joins) the user namespace, then the new pid namespace, waits
+    while the caller writes the id maps (privileged: no setgroups "deny") and clones
+    the init with CLONE_PARENT, so the caller is its parent; the helper then exits.
     The exec fifo goes to the container's user, as the host sees it.
     """
     path = cfg.namespaces["user"]
-    new_pid = "pid" in cfg.namespaces and cfg.namespaces["pid"] is None
     joined = -1
     if path:
         try:
@@ -633,38 +634,49 @@ def _user_namespace(sc: Syscalls, cfg: InitConfig, fifo: int) -> tuple[int, int 
     try:
         helper = os.fork()
         if helper == 0:
-            _child(_userns_helper, sc, joined, new_pid, ready_w, hold_r)
+            _close(ready_r, hold_w)        # or the helper would never see hold's EOF
+            _child(_userns_helper, sc, cfg, pid_ns, joined, ready_w, hold_r, init_args)
         _close(ready_w, hold_r)
         ready_w = hold_r = -1
         try:
             if os.read(ready_r, 1) != READY:
                 raise errors.FailedPrecondition("cannot create the user namespace")
-            return _adopt_user_namespace(cfg, helper, path is not None, new_pid, fifo)
+            _adopt_user_namespace(cfg, helper, path is not None, fifo)
+            os.write(hold_w, READY)
+            pid = int.from_bytes(os.read(ready_r, 4), "little")
+            if not pid:
+                raise errors.FailedPrecondition("cannot start the init in the user namespace")
+            return pid
         finally:
-            _close(hold_w)
-            hold_w = -1
             os.waitpid(helper, 0)
     finally:
         _close(joined, ready_r, ready_w, hold_r, hold_w)
 
 
-def _userns_helper(sc: Syscalls, joined: int, new_pid: bool, ready: int, hold: int) -> None:
+def _userns_helper(sc: Syscalls, cfg: InitConfig, pid_ns: int | None, joined: int,
+                   ready: int, hold: int, init_args: tuple) -> None:
     try:
+        if pid_ns is not None and pid_ns >= 0:
+            sc.setns(pid_ns, L.CLONE_NEWPID)          # while we may: before the user ns
         if joined >= 0:
             sc.setns(joined, L.CLONE_NEWUSER)
-            if new_pid:
-                sc.unshare(L.CLONE_NEWPID)
         else:
-            sc.unshare(L.CLONE_NEWUSER | (L.CLONE_NEWPID if new_pid else 0))
+            sc.unshare(L.CLONE_NEWUSER)
+        if pid_ns == NEW:
+            sc.unshare(L.CLONE_NEWPID)
         os.write(ready, READY)
+        if os.read(hold, 1) != READY:
+            os._exit(1)                                # the caller gave up
+        pid = L.clone_parent()
     except OSError:
         os._exit(1)
-    os.read(hold, 1)           # EOF: the caller has what it needs
+    if pid == 0:
+        _init_main(*init_args, True)
+    os.write(ready, pid.to_bytes(4, "little"))
     os._exit(0)
 
 
-def _adopt_user_namespace(cfg: InitConfig, helper: int, joined: bool, new_pid: bool,
-                          fifo: int) -> tuple[int, int | None]:
+def _adopt_user_namespace(cfg: InitConfig, helper: int, joined: bool, fifo: int) -> None:
     uid_map, gid_map = cfg.id_maps
     if not joined:
         for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
@@ -679,14 +691,6 @@ def _adopt_user_namespace(cfg: InitConfig, helper: int, joined: bool, new_pid: b
                                      "in the container's user namespace")
     with _Step("hand the exec fifo to the container's user"):
         os.chown(f"/proc/self/fd/{fifo}", uid, gid)
-    userns = os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    if not new_pid:
-        return userns, _open_pid_namespace(cfg.namespaces)
-    try:
-        return userns, os.open(f"/proc/{helper}/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
-    except BaseException:
-        os.close(userns)
-        raise
 
 
 def _raise_reported(report: bytes) -> NoReturn:
@@ -730,16 +734,14 @@ def _child(main: Callable[..., None], *args: object) -> NoReturn:
 
 
 def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, err: int,
-               fifo: int, tramp: int, console: int, userns: int) -> NoReturn:
+               fifo: int, tramp: int, console: int, in_userns: bool) -> NoReturn:
     _nondumpable(sc)
-    go, err, fifo, tramp, *rest = _arrange_fds(
-        targets, (go, err, fifo, tramp, *_given(console), *_given(userns)))
-    console = rest.pop(0) if console >= 0 else -1
-    userns = rest.pop(0) if userns >= 0 else -1
+    go, err, fifo, tramp, *rest = _arrange_fds(targets, (go, err, fifo, tramp, *_given(console)))
+    console = rest[0] if rest else -1
     try:
-        _set_oom_score_adj(cfg.process.oom_score_adj)   # /proc/self is still the host's
-        if userns >= 0:
-            _join_user_namespace(sc, userns)
+        if in_userns:
+            _become_namespace_root()
+        _set_oom_score_adj(cfg.process.oom_score_adj)
         # every namespace but the cgroup one while the caller makes our cgroup (a new
         # network namespace alone takes ~0.5 ms); a cgroup namespace is rooted where
         # its creator is, so it waits until the caller has put us in our cgroup
@@ -865,12 +867,9 @@ def _create_hooks(cfg: InitConfig, go: int, err: int) -> None:
         cfg.container_hooks()
 
 
-def _join_user_namespace(sc: Syscalls, fd: int) -> None:
-    """Enter the container's user namespace and become its root, so what setup creates
-    belongs to the mapped root (root outside, unmapped, could create nothing)."""
-    with _Step("join the user namespace"):
-        sc.setns(fd, L.CLONE_NEWUSER)
-    os.close(fd)
+def _become_namespace_root() -> None:
+    """Become root of the container's user namespace, so what setup creates belongs to
+    the mapped root (root outside, unmapped there, could create nothing)."""
     with _Step("become root of the user namespace"):
         try:
             os.setgroups([])

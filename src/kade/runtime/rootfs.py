@@ -527,14 +527,21 @@ def pivot_root(sc: Syscalls, root: str) -> None:
 
     pivot_root(".", ".") stacks the old root on top of the new one, so no put_old
     directory is needed; the old root is then made a slave (its unmount must not
-    propagate anywhere) and detached.
+    propagate anywhere: with shared propagation its mounts have peers on the host)
+    and detached. Both through a descriptor of the old root, as runc does: what "."
+    names after pivot_root is the new root, whose propagation is the spec's.
     """
     try:
-        sc.chdir(root)
-        sc.pivot_root(".", ".")
-        sc.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-        sc.umount2(".", L.MNT_DETACH)
-        sc.chdir("/")
+        old = sc.open_in_root("/", "/")
+        try:
+            sc.chdir(root)
+            sc.pivot_root(".", ".")
+            sc.fchdir(old)
+            sc.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+            sc.umount2(".", L.MNT_DETACH)
+            sc.chdir("/")
+        finally:
+            sc.close(old)
     except OSError as e:
         raise step_failed(f'pivot_root to "{root}"', e) from None
 

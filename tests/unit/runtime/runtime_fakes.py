@@ -45,6 +45,9 @@ class RecordingSyscalls:
     def chroot(self, path):
         self._call("chroot", path)
 
+    def fchdir(self, fd):
+        self._call("fchdir", fd)
+
     def unshare(self, flags):
         self._call("unshare", flags)
 

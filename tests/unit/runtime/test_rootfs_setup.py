@@ -183,6 +183,7 @@ def test_prepare_mounts_in_order_then_pivots():
         ("mount", "tmpfs", f"{ROOT}/dev", "tmpfs", L.MS_NOSUID, "mode=755"),
         ("chdir", ROOT),
         ("pivot_root", ".", "."),
+        ("fchdir", "/"),                     # the old root, whatever "." is now
         ("mount", None, ".", None, L.MS_SLAVE | L.MS_REC, None),
         ("umount2", ".", L.MNT_DETACH),
         ("chdir", "/"),
