@@ -27,6 +27,11 @@ root, cwd, credentials, or the host's Python as /proc/<pid>/exe), so it differs:
          with its credentials, running the sealed trampoline; it makes its session
          and execs the user's command
 
+With a user namespace the init is not forked by the caller but cloned with
+CLONE_PARENT by a helper that made the user namespace and, inside it, the pid
+namespace (so the mapped root may mount /proc); the caller writes the id maps while
+the helper waits (_fork_in_user_namespace). The caller is still the init's parent.
+
 Every process here is non-dumpable until the user's execve (runc does the same), and
 neither ever execs the user's command from Python: kade.runtime.trampoline says why.
 
@@ -34,7 +39,9 @@ The handshake (pipes close-on-exec; the fifo lives in the state directory):
 
     go    caller -> child: one byte once the caller has put the child (the init, or
           the exec starter) in its cgroup; EOF instead means the caller gave up
-    err   child -> caller: READY once the init is set up (create() returns);
+    err   child -> caller: HOOKS (init only, when the spec has prestart/createRuntime
+          hooks) after its mounts, before pivot_root: the caller runs them, then
+          writes go again; READY once the init is set up (create() returns);
           otherwise b"<ErrorClass>\\n<message>"; it closes when the trampoline starts.
           For exec, the trampoline's records instead (the pid of the process it
           cloned, or errno of a failed clone or execve), until that process execs
