@@ -13,7 +13,7 @@ and the create/start handshake are described in kade.runtime.process.
 
 The runtime consumes `kade.oci.mount.Mount` values for the rootfs and never looks at
 images. Cgroups, capabilities and seccomp are delegated to kade.runtime.cgroups, caps
-and seccomp.
+and seccomp; the spec's hooks to kade.runtime.hooks (which says when each kind runs).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import json
 import os
 import select
 import signal
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from kade import errors
 from kade.oci.mount import Mount
@@ -43,6 +44,8 @@ from kade.runtime.state import (
 __all__ = ["Runtime", "load_spec"]
 
 _KILL_TIMEOUT_MS = 10_000
+HOOKS_FILE = "hooks.json"
+HOST_MOUNTS = "host-mounts"
 
 
 def load_spec(bundle: str) -> dict:
@@ -62,11 +65,18 @@ def load_spec(bundle: str) -> dict:
 SECCOMP_CACHE = ".seccomp"
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class Runtime:
-    def __init__(self, state_root: str, seccomp_cache: str | None = None) -> None:
-        """seccomp_cache: where compiled filters are kept (<state_root>/.seccomp)."""
+    def __init__(self, state_root: str, seccomp_cache: str | None = None,
+                 warn: Callable[[str], None] = _warn) -> None:
+        """seccomp_cache: where compiled filters are kept (<state_root>/.seccomp);
+        warn: where a failed poststart or poststop hook is reported."""
         self.state_root = state_root
         self.seccomp_cache = seccomp_cache or os.path.join(state_root, SECCOMP_CACHE)
+        self.warn = warn
         self._sc = Syscalls()
 
     # -- lifecycle -------------------------------------------------------------
@@ -91,8 +101,21 @@ class Runtime:
         sd = StateDir(self.state_root, id)
         cgroups_path = linux.get("cgroupsPath") or f"/kade/{id}"
         cgroup = open_cgroup(cgroups_path)
+        version = spec.get("ociVersion") or OCI_VERSION
+        annotations = dict(spec.get("annotations") or {})
+        found_hooks = _proc.parse_hooks(spec)
+        if found_hooks.get("createContainer"):
+            cfg = cfg._replace(container_hooks=_container_hooks(
+                found_hooks["createContainer"], version, id, bundle, annotations))
+        mounted_before = None if cfg.rootfs.mount_ns else _mounts_at(cfg.rootfs.root)
         sd.claim()
         pid = 0
+
+        def runtime_hooks(child: int) -> None:
+            from kade.runtime import hooks
+            state = hooks.state(version, id, "creating", child, bundle, annotations)
+            hooks.run_all("prestart", found_hooks["prestart"], state)
+            hooks.run_all("createRuntime", found_hooks["createRuntime"], state)
 
         def join_cgroup(child: int) -> None:
             # made while the child is still coming out of fork: the two overlap
@@ -102,32 +125,69 @@ class Runtime:
         try:
             pid = _proc.spawn_init(cfg, sd.fifo, add_to_cgroup=join_cgroup, stdio=stdio,
                                    console_socket=console_socket, extra_fds=extra_fds,
-                                   sc=self._sc)
+                                   sc=self._sc, runtime_hooks=runtime_hooks)
             if cfg.process.seccomp:
                 sd.save_seccomp(cfg.process.seccomp)
+            if found_hooks:
+                sd.write(HOOKS_FILE, json.dumps({"hooks": spec["hooks"],
+                                                 "process": spec["process"]}).encode())
+            if mounted_before is not None:
+                added = [i for i in _mounts_at(cfg.rootfs.root) if i not in mounted_before]
+                sd.write(HOST_MOUNTS, json.dumps([cfg.rootfs.root, added]).encode())
             sd.save(Record(
                 id=id, bundle=bundle, pid=pid, pid_start=process_start_time(pid) or 0,
                 cgroups_path=cgroups_path, created=_now(), rootfs=cfg.rootfs.root,
-                oci_version=spec.get("ociVersion") or OCI_VERSION,
-                annotations=dict(spec.get("annotations") or {})))
+                oci_version=version, annotations=annotations))
             if pid_file:
                 write_pid_file(pid_file, pid)
         except BaseException:
             _abandon(sd, cgroup, pid)
+            if mounted_before is not None:
+                _unmount_added(cfg.rootfs.root, mounted_before, None)
+            if found_hooks.get("poststop"):      # runtime.md: destroyed, then poststop
+                self._poststop(found_hooks["poststop"], version, id, bundle, annotations)
             raise
         return pid
 
     def start(self, id: str) -> None:
-        """Let a created container's init exec; raises its exec error, if any."""
+        """Let a created container's init exec; raises its exec error, if any. Its
+        startContainer hooks run first, in the container; a failure kills it."""
         sd, rec = self._load(id)
         current = self._status(sd, rec)
         if current != "created":
             raise errors.Conflict(f'cannot start container "{id}": it is {current}')
+        stored = _stored_hooks(sd)
         pidfd = self._pidfd(rec)
         try:
+            if stored and stored[0]["startContainer"]:
+                try:
+                    self._start_hooks(sd, rec, *stored)
+                except BaseException:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    raise
             _proc.release(sd.fifo, pidfd, command=lambda: _command(rec.bundle))
         finally:
             os.close(pidfd)
+        if stored and stored[0]["poststart"]:
+            from kade.runtime import hooks
+            hooks.run_warning("poststart", stored[0]["poststart"],
+                              hooks.state(rec.oci_version, id, "running", rec.pid, rec.bundle,
+                                          rec.annotations), self.warn)
+
+    def _start_hooks(self, sd: StateDir, rec: Record, found: dict, process: dict) -> None:
+        """startContainer hooks: each exec'd into the created container like `exec`
+        (its namespaces, root, cgroup, user and seccomp filter), so the hook's path
+        resolves in the container and no host binary or descriptor gets in."""
+        from kade.runtime import hooks
+        state = hooks.state(rec.oci_version, rec.id, "created", _proc.pid_inside(rec.pid),
+                            rec.bundle, rec.annotations)
+        base = _proc.process_config({**process, "terminal": False},
+                                    seccomp=sd.load_seccomp())
+        for i, hook in enumerate(found["startContainer"]):
+            env = base.env if hook.env is None else _proc.parse_env(hook.env)
+            cfg = base._replace(args=hook.args, env=env, path=hook.path)
+            hooks.run_spawned("startContainer", i, hook, state,
+                              lambda stdio, cfg=cfg: self._spawn_in(rec, cfg, stdio))
 
     def state(self, id: str) -> dict:
         sd = StateDir(self.state_root, id)
@@ -175,8 +235,22 @@ class Runtime:
         cgroup = open_cgroup(rec.cgroups_path)
         if current != "stopped":
             self._kill_and_wait(rec, cgroup)
+        stored = _stored_hooks(sd)
         cgroup.destroy()
+        mounted = sd.read(HOST_MOUNTS)
+        if mounted:
+            root, added = json.loads(mounted)
+            _unmount_added(root, (), added)
         sd.remove()
+        if stored and stored[0]["poststop"]:
+            self._poststop(stored[0]["poststop"], rec.oci_version, id, rec.bundle,
+                           rec.annotations)
+
+    def _poststop(self, found: tuple, version: str, id: str, bundle: str,
+                  annotations: dict[str, str]) -> None:
+        from kade.runtime import hooks
+        hooks.run_warning("poststop", found,
+                          hooks.state(version, id, "stopped", 0, bundle, annotations), self.warn)
 
     def pause(self, id: str) -> None:
         sd, rec = self._load(id)
@@ -207,26 +281,35 @@ class Runtime:
         cfg = _proc.process_config(process, seccomp=sd.load_seccomp())
         if cfg.terminal and console_socket is None:
             raise errors.InvalidArgument("process.terminal is set but no console was given")
+        devnull = -1
+        try:
+            if detach and stdio is None and console_socket is None:
+                devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                stdio = (devnull, devnull, devnull)
+            return self._spawn_in(rec, cfg, stdio, console_socket)
+        finally:
+            if devnull >= 0:
+                os.close(devnull)
+
+    def _spawn_in(self, rec: Record, cfg: _proc.ProcessConfig,
+                  stdio: tuple[int | None, int | None, int | None] | None,
+                  console_socket: int | None = None) -> int:
+        """Start cfg in the container's namespaces and cgroup: its pid (our child)."""
         try:
             namespaces = _proc.open_namespaces(rec.pid)
         except FileNotFoundError:
-            raise errors.Conflict(f'container "{id}" is not running') from None
-        devnull = -1
+            raise errors.Conflict(f'container "{rec.id}" is not running') from None
         try:
             # checked after opening: if the init is still the same process now, it
             # already was when its namespaces were opened
             if process_start_time(rec.pid) != rec.pid_start:
-                raise errors.Conflict(f'container "{id}" is not running')
-            if detach and stdio is None and console_socket is None:
-                devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                stdio = (devnull, devnull, devnull)
+                raise errors.Conflict(f'container "{rec.id}" is not running')
             add = open_cgroup(rec.cgroups_path).add
             return _proc.spawn_exec(namespaces, cfg, add_to_cgroup=add, stdio=stdio,
                                     console_socket=console_socket, sc=self._sc)
         finally:
-            for fd in (*namespaces.values(), devnull):
-                if fd >= 0:
-                    os.close(fd)
+            for fd in namespaces.values():
+                os.close(fd)
 
     def list(self) -> list[dict]:
         try:
@@ -294,6 +377,57 @@ def _abandon(sd: StateDir, cgroup: Cgroup, pid: int) -> None:
     with contextlib.suppress(errors.KadeError, OSError):   # report the first error
         cgroup.destroy()                                   # (a missing one is fine)
     sd.remove()
+
+
+def _container_hooks(found: tuple, version: str, id: str, bundle: str,
+                     annotations: dict[str, str]) -> Callable[[], None]:
+    """What the init calls to run the createContainer hooks (kade.runtime.hooks is
+    imported here, in the caller: the init imports nothing). The pid in their state
+    is the init's own, as the container sees it."""
+    from kade.runtime import hooks
+
+    def run() -> None:
+        hooks.run_all("createContainer", found,
+                      hooks.state(version, id, "creating", os.getpid(), bundle, annotations))
+    return run
+
+
+def _stored_hooks(sd: StateDir) -> tuple[dict, dict] | None:
+    """(kind -> hooks, the spec's process) as create() kept them, if the spec had any."""
+    data = sd.read(HOOKS_FILE)
+    if not data:
+        return None
+    from kade.runtime import hooks
+    stored = json.loads(data)
+    return hooks.parse(stored), stored["process"]
+
+
+def _mounts_at(path: str) -> list[int]:
+    """Ids of the mounts on path in our mount namespace, bottom first."""
+    from kade.runtime.rootfs import _unescape
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if _unescape(fields[4]) == path:
+                found.append(int(fields[0]))
+    return found
+
+
+def _unmount_added(root: str, before: Iterable[int], added: Iterable[int] | None) -> None:
+    """Undo what a container without a mount namespace mounted at its rootfs in ours:
+    the mounts added (or, with None, every one not there before), subtrees and all."""
+    keep = set(before)
+    ours = set(added) if added is not None else None
+    for _ in range(64):
+        top = _mounts_at(root)
+        mine = [i for i in top if i not in keep and (ours is None or i in ours)]
+        if not mine:
+            return
+        try:
+            Syscalls().umount2(root, 2)       # MNT_DETACH: the top one and its subtree
+        except OSError:
+            return
 
 
 def _command(bundle: str) -> str:

@@ -76,11 +76,11 @@ _AT_RECURSIVE = 0x8000
 
 # pivot_root and mount_setattr have no glibc wrapper in Debian 12's glibc.
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "mount_setattr": 442},
-    "riscv64": {"pivot_root": 41, "mount_setattr": 442},
-    "ppc64le": {"pivot_root": 203, "mount_setattr": 442},
-    "s390x": {"pivot_root": 217, "mount_setattr": 442},
+    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "clone": 56},
+    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220},
+    "riscv64": {"pivot_root": 41, "mount_setattr": 442, "clone": 220},
+    "ppc64le": {"pivot_root": 203, "mount_setattr": 442, "clone": 120},
+    "s390x": {"pivot_root": 217, "mount_setattr": 442},   # its clone takes the stack first
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -217,6 +217,12 @@ class Syscalls:
     def chdir(self, path: str) -> None:
         os.chdir(path)
 
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
+
+    def fchdir(self, fd: int) -> None:
+        os.fchdir(fd)
+
     def write_file(self, path: str, data: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
         try:
@@ -235,6 +241,35 @@ class Syscalls:
         """The MS_* flags of the mount holding path that a bind remount must keep."""
         keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME
         return os.statvfs(path).f_flag & keep   # ST_* values equal MS_* for these
+
+
+_CLONE_PARENT = 0x00008000
+
+
+def clone_parent() -> int:
+    """fork(), except that the child's parent is our parent (CLONE_PARENT), as runc's
+    nsexec makes the container's init. Only for a single-threaded process (a forked
+    helper): the raw system call skips glibc's and Python's at-fork handling."""
+    ret = _libc.syscall(ctypes.c_long(_nr("clone")),
+                        ctypes.c_ulong(_CLONE_PARENT | signal.SIGCHLD),
+                        ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
+                        ctypes.c_ulong(0))
+    _check(ret)
+    return ret
+
+
+def write_proc(path: str, text: str) -> None:
+    """One write(2) of text, as /proc's uid_map and gid_map require."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def read_proc(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def reset_signal_dispositions() -> None:

@@ -27,6 +27,11 @@ root, cwd, credentials, or the host's Python as /proc/<pid>/exe), so it differs:
          with its credentials, running the sealed trampoline; it makes its session
          and execs the user's command
 
+With a user namespace the init is not forked by the caller but cloned with
+CLONE_PARENT by a helper that made the user namespace and, inside it, the pid
+namespace (so the mapped root may mount /proc); the caller writes the id maps while
+the helper waits (_fork_in_user_namespace). The caller is still the init's parent.
+
 Every process here is non-dumpable until the user's execve (runc does the same), and
 neither ever execs the user's command from Python: kade.runtime.trampoline says why.
 
@@ -34,7 +39,9 @@ The handshake (pipes close-on-exec; the fifo lives in the state directory):
 
     go    caller -> child: one byte once the caller has put the child (the init, or
           the exec starter) in its cgroup; EOF instead means the caller gave up
-    err   child -> caller: READY once the init is set up (create() returns);
+    err   child -> caller: HOOKS (init only, when the spec has prestart/createRuntime
+          hooks) after its mounts, before pivot_root: the caller runs them, then
+          writes go again; READY once the init is set up (create() returns);
           otherwise b"<ErrorClass>\\n<message>"; it closes when the trampoline starts.
           For exec, the trampoline's records instead (the pid of the process it
           cloned, or errno of a failed clone or execve), until that process execs
@@ -83,13 +90,19 @@ NAMESPACE_FLAGS = {
     "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP,
     "user": L.CLONE_NEWUSER, "time": L.CLONE_NEWTIME,
 }
-# /proc/<pid>/ns names an exec'd process's starter joins, in order: the mount namespace
-# after those it needs the host's /proc for, the pid namespace (for its child) last
-EXEC_NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
-                   ("cgroup", L.CLONE_NEWCGROUP), ("mnt", L.CLONE_NEWNS),
-                   ("pid", L.CLONE_NEWPID))
+# /proc/<pid>/ns names an exec'd process's starter joins, in order: the user namespace
+# first (runc's order: the others may belong to it), the mount namespace after those it
+# needs the host's /proc for, the pid namespace (for its child) last. "user" is only
+# joined when it is not the caller's (setns refuses one's own), "time" where it exists.
+EXEC_NAMESPACES = (("user", L.CLONE_NEWUSER), ("ipc", L.CLONE_NEWIPC),
+                   ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
+                   ("cgroup", L.CLONE_NEWCGROUP), ("time", L.CLONE_NEWTIME),
+                   ("mnt", L.CLONE_NEWNS), ("pid", L.CLONE_NEWPID))
+_OPTIONAL_NAMESPACES = ("user", "time")
+ROOT = "root"            # open_namespaces: the init's root, when it chroots (no mount ns)
 NEW = -1                 # fork_into: a new pid namespace
 READY = b"\0"
+HOOKS = b"\2"            # init -> caller: run the prestart and createRuntime hooks now
 _MAX_FD = 0x7FFFFFFF
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource)
             if name.startswith("RLIMIT_")}
@@ -116,6 +129,7 @@ class ProcessConfig(NamedTuple):
     oom_score_adj: int | None = None
     terminal: bool = False
     console_size: tuple[int, int] | None = None      # (rows, columns)
+    path: str = ""               # the file to execve when it is not args[0] (a hook's)
 
 
 class InitConfig(NamedTuple):
@@ -125,6 +139,12 @@ class InitConfig(NamedTuple):
     hostname: str | None = None
     domainname: str | None = None
     sysctl: tuple[tuple[str, str], ...] = ()
+    id_maps: tuple[str, str] = ("", "")      # uid_map, gid_map text for a new user namespace
+    time_offsets: str = ""                   # timens_offsets text for a new time namespace
+    runtime_hooks: bool = False              # the caller runs prestart/createRuntime hooks
+    # runs the createContainer hooks in the init (made by the caller, which knows the
+    # container's id: kade.runtime.Runtime.create)
+    container_hooks: Callable[[], None] | None = None
 
 
 # -- from spec to config (in the caller) ----------------------------------------
@@ -134,11 +154,11 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
     """console: whether a console socket will take the pty the init makes;
     seccomp_cache: the directory of compiled filters (None: compile every time)."""
     namespaces = parse_namespaces(spec)
-    if any((spec.get("hooks") or {}).values()):
-        raise errors.NotImplementedYet("spec hooks are not supported yet")
+    linux = spec.get("linux") or {}
+    _check_mount_namespace(linux, namespaces)
+    found_hooks = parse_hooks(spec)
     if not spec.get("process"):
         raise errors.InvalidArgument("the spec has no process")
-    linux = spec.get("linux") or {}
     _labels.check({}, linux)
     profile = linux.get("seccomp")
     process = process_config(spec["process"],
@@ -148,14 +168,28 @@ def init_config(spec: dict, bundle: str, rootfs_mounts: Iterable[Mount] = (), *,
     hostname, domainname = spec.get("hostname") or None, spec.get("domainname") or None
     if (hostname or domainname) and "uts" not in namespaces:
         raise errors.InvalidArgument("setting the hostname needs a uts namespace")
+    cfg = rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts),
+                               cgroup_ns="cgroup" in namespaces)
     return InitConfig(
         process=process, namespaces=namespaces, hostname=hostname, domainname=domainname,
         sysctl=tuple((str(k), str(v)) for k, v in (linux.get("sysctl") or {}).items()),
-        rootfs=rootfs.rootfs_config(spec, bundle, tuple(rootfs_mounts),
-                                    cgroup_ns="cgroup" in namespaces))
+        rootfs=cfg._replace(mount_ns="mount" in namespaces),
+        id_maps=parse_id_maps(linux, namespaces),
+        time_offsets=parse_time_offsets(linux, namespaces),
+        runtime_hooks=bool(found_hooks.get("prestart") or found_hooks.get("createRuntime")))
+
+
+def parse_hooks(spec: dict) -> dict[str, tuple]:
+    """kade.runtime.hooks.parse, imported only for a spec that has hooks."""
+    if not any((spec.get("hooks") or {}).values()):
+        return {}
+    from kade.runtime import hooks
+    return hooks.parse(spec)
 
 
 def parse_namespaces(spec: dict) -> dict[str, str | None]:
+    """type -> path to join, or None for a new one; a type not listed is the caller's
+    (config-linux.md), the mount namespace included (see _check_mount_namespace)."""
     found: dict[str, str | None] = {}
     for ns in (spec.get("linux") or {}).get("namespaces") or ():
         kind = ns.get("type")
@@ -164,14 +198,76 @@ def parse_namespaces(spec: dict) -> dict[str, str | None]:
         if kind in found:
             raise errors.InvalidArgument(f'namespace "{kind}" is listed twice')
         found[kind] = ns.get("path") or None
-    for kind in ("user", "time"):
-        if kind in found:
-            raise errors.NotImplementedYet(f"{kind} namespaces are not supported yet")
-    if "mount" not in found:
-        raise errors.InvalidArgument("the spec needs a mount namespace")
-    if found["mount"]:
-        raise errors.NotImplementedYet("joining a mount namespace by path is not supported")
     return found
+
+
+def _check_mount_namespace(linux: dict, namespaces: dict[str, str | None]) -> None:
+    """Without a mount namespace the container's mounts are made in the caller's and
+    the init chroots (runc 1.1.5); what only a mount namespace can keep from the
+    host is refused, as runc refuses it."""
+    if "mount" in namespaces:
+        return
+    if linux.get("maskedPaths") or linux.get("readonlyPaths"):
+        raise errors.InvalidArgument("linux.maskedPaths and linux.readonlyPaths need a "
+                                     "mount namespace")
+    if linux.get("rootfsPropagation"):
+        raise errors.InvalidArgument("linux.rootfsPropagation needs a mount namespace")
+
+
+def parse_id_maps(linux: dict, namespaces: dict[str, str | None]) -> tuple[str, str]:
+    """linux.uidMappings/gidMappings -> (uid_map, gid_map) as the kernel reads them."""
+    maps = tuple(_id_map(linux, key) for key in ("uidMappings", "gidMappings"))
+    if "user" not in namespaces:
+        if any(maps):
+            raise errors.InvalidArgument("linux.uidMappings and linux.gidMappings need a "
+                                         "user namespace")
+        return "", ""
+    if namespaces["user"] is None and not all(maps):
+        raise errors.InvalidArgument("a new user namespace needs linux.uidMappings and "
+                                     "linux.gidMappings")
+    return maps[0], maps[1]
+
+
+def _id_map(linux: dict, key: str) -> str:
+    lines = []
+    for m in linux.get(key) or ():
+        try:
+            ids = [int(m[name]) for name in ("containerID", "hostID", "size")]
+        except (KeyError, TypeError, ValueError):
+            raise errors.InvalidArgument(f"linux.{key} entry {m!r} is not valid") from None
+        if min(ids) < 0 or ids[2] == 0 or max(ids[0], ids[1]) + ids[2] > 2**32 - 1:
+            raise errors.InvalidArgument(f"linux.{key} entry {m!r} is not valid")
+        lines.append("{} {} {}\n".format(*ids))
+    return "".join(lines)
+
+
+def map_id(id_map: str, container_id: int) -> int | None:
+    """The host id that container_id is in an id_map text; None if unmapped."""
+    for line in id_map.splitlines():
+        inside, outside, size = map(int, line.split())
+        if inside <= container_id < inside + size:
+            return outside + container_id - inside
+    return None
+
+
+_CLOCKS = {"monotonic": 1, "boottime": 7}
+
+
+def parse_time_offsets(linux: dict, namespaces: dict[str, str | None]) -> str:
+    """linux.timeOffsets -> /proc/self/timens_offsets text (clock ids, as the kernel
+    reads them)."""
+    if linux.get("timeOffsets") and not ("time" in namespaces and namespaces["time"] is None):
+        raise errors.InvalidArgument("linux.timeOffsets needs a new time namespace")
+    lines = []
+    for clock, offset in (linux.get("timeOffsets") or {}).items():
+        if clock not in _CLOCKS or not isinstance(offset, dict):
+            raise errors.InvalidArgument(f'linux.timeOffsets clock "{clock}" is not valid')
+        try:
+            secs, nanos = int(offset.get("secs", 0)), int(offset.get("nanosecs", 0))
+        except (TypeError, ValueError):
+            raise errors.InvalidArgument(f'linux.timeOffsets "{clock}" is not valid') from None
+        lines.append(f"{_CLOCKS[clock]} {secs} {nanos}\n")
+    return "".join(lines)
 
 
 def process_config(process: dict, *, seccomp: tuple[bytes, int] | None = None
@@ -246,11 +342,14 @@ def fd_targets(stdio: tuple[int | None, int | None, int | None] | None,
 
 def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int], None],
                stdio: tuple | None = None, console_socket: int | None = None,
-               extra_fds: Iterable[int] = (), sc: Syscalls | None = None) -> int:
+               extra_fds: Iterable[int] = (), sc: Syscalls | None = None,
+               runtime_hooks: Callable[[int], None] | None = None) -> int:
     """Fork the container's init and return its pid once it is set up and waiting on
     the fifo; on any failure the child is killed and reaped before raising. With a
     console_socket, the init makes a pty in the container's devpts and sends its master
-    there (runc's --console-socket protocol) before it reports ready."""
+    there (runc's --console-socket protocol) before it reports ready. runtime_hooks(pid)
+    runs the prestart and createRuntime hooks when cfg.runtime_hooks says the init
+    will ask for them (after its mounts, before pivot_root)."""
     sc = sc or Syscalls()
     targets = fd_targets(stdio if console_socket is None else None, extra_fds)
     tramp = _tramp.fd()
@@ -262,16 +361,21 @@ def spawn_init(cfg: InitConfig, fifo_path: str, *, add_to_cgroup: Callable[[int]
         transient.append(fifo)
         pid_ns = _open_pid_namespace(cfg.namespaces)
         transient.append(pid_ns if pid_ns is not None and pid_ns >= 0 else -1)
-        pid = fork_into(sc, pid_ns)
-        if pid == 0:
-            _child(_init_main, sc, cfg, targets, go_r, err_w, fifo, tramp,
-                   -1 if console_socket is None else console_socket)
+        init_args = (sc, cfg, targets, go_r, err_w, fifo, tramp,
+                     -1 if console_socket is None else console_socket)
+        if "user" in cfg.namespaces:
+            pid = _fork_in_user_namespace(sc, cfg, pid_ns, fifo, init_args)
+        else:
+            pid = fork_into(sc, pid_ns)
+            if pid == 0:
+                _child(_init_main, *init_args, False)
     except BaseException:
         _close(go_w, err_r)
         raise
     finally:
         _close(*transient)
-    report = _handshake(pid, add_to_cgroup, go_w, err_r)
+    report = _handshake(pid, add_to_cgroup, go_w, err_r,
+                        runtime_hooks if cfg.runtime_hooks else None)
     if report != READY:
         kill_and_reap(pid)
         report = report[len(READY):] if report.startswith(READY) else report
@@ -301,11 +405,12 @@ def spawn_exec(namespaces: dict[str, int], cfg: ProcessConfig, *,
     tramp = _tramp.fd()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    ns_fds = tuple(namespaces[name] for name, _ in EXEC_NAMESPACES)
+    joins = tuple((name, flag) for name, flag in EXEC_NAMESPACES if name in namespaces)
+    ns_fds = tuple(namespaces[name] for name, _ in joins) + (namespaces.get(ROOT, -1),)
     try:
         starter = os.fork()
         if starter == 0:
-            _child(_exec_main, sc, cfg, targets, go_r, err_w, ns_fds, tramp,
+            _child(_exec_main, sc, cfg, targets, go_r, err_w, (joins, ns_fds), tramp,
                    -1 if console_socket is None else console_socket)
     except BaseException:
         _close(go_w, err_r)
@@ -318,7 +423,7 @@ def spawn_exec(namespaces: dict[str, int], cfg: ProcessConfig, *,
         if not report:
             raise errors.FailedPrecondition("the exec'd process exited during setup")
         _raise_reported(report)
-    return _started(report, cfg.args[0], namespaces["pid"])
+    return _started(report, cfg.path or cfg.args[0], namespaces["pid"])
 
 
 def _started(report: bytes, name: str, pid_ns: int) -> int:
@@ -354,16 +459,42 @@ def _is_child_in(pid: int, pid_ns: int) -> bool:
     return (found.st_dev, found.st_ino) == (ns.st_dev, ns.st_ino)
 
 
+def pid_inside(pid: int) -> int:
+    """pid as the processes of its own (innermost) pid namespace see it."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    return pid
+
+
 def open_namespaces(pid: int) -> dict[str, int]:
-    """fds of a process's namespaces, for spawn_exec; the caller closes them."""
+    """fds of a process's namespaces, for spawn_exec; the caller closes them. A
+    container sharing the caller's mount namespace is chrooted: its root comes too."""
     opened: dict[str, int] = {}
     try:
         for name, _ in EXEC_NAMESPACES:
-            opened[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            path = f"/proc/{pid}/ns/{name}"
+            if name in _OPTIONAL_NAMESPACES and not _differs(path, f"/proc/self/ns/{name}"):
+                continue
+            opened[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        if not _differs(f"/proc/{pid}/ns/mnt", "/proc/self/ns/mnt"):
+            opened[ROOT] = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except BaseException:
         _close(*opened.values())
         raise
     return opened
+
+
+def _differs(path: str, ours: str) -> bool:
+    """Whether two namespace files name different namespaces (False if path's is gone:
+    the open that follows reports that)."""
+    try:
+        theirs = os.stat(path)
+    except FileNotFoundError:
+        return not path.endswith("/time")      # a kernel without time namespaces
+    mine = os.stat(ours)
+    return (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino)
 
 
 def release(fifo_path: str, pidfd: int, command: Callable[[], str] = lambda: "") -> None:
@@ -457,15 +588,20 @@ def _open_pid_namespace(namespaces: dict[str, str | None]) -> int | None:
         raise step_failed(f'open pid namespace "{path}"', e) from None
 
 
-def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int) -> bytes:
+def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int,
+               runtime_hooks: Callable[[int], None] | None = None) -> bytes:
     """Put the child in its cgroup, let it go on and return all it reported before its
-    end of err closed (by exec-ing, or exiting); on failure it is killed and reaped."""
+    end of err closed (by exec-ing, or exiting); on failure it is killed and reaped.
+    With runtime_hooks, an init that asks for them (HOOKS) waits on go until they ran."""
     try:
         add_to_cgroup(pid)
-        try:
-            os.write(go, b"\1")
-        except BrokenPipeError:
-            pass                       # the child is gone; err says why, or nothing does
+        _go(go)
+        if runtime_hooks is not None:
+            first = os.read(err, 1)
+            if first != HOOKS:
+                return first + _read_all(err) if first else b""
+            runtime_hooks(pid)
+            _go(go)
         _close(go)
         go = -1
         return _read_all(err)
@@ -474,6 +610,98 @@ def _handshake(pid: int, add_to_cgroup: Callable[[int], None], go: int, err: int
         raise
     finally:
         _close(go, err)
+
+
+def _go(go: int) -> None:
+    try:
+        os.write(go, b"\1")
+    except BrokenPipeError:
+        pass                       # the child is gone; err says why, or nothing does
+
+
+def _fork_in_user_namespace(sc: Syscalls, cfg: InitConfig, pid_ns: int | None, fifo: int,
+                            init_args: tuple) -> int:
+    """The init, born in the container's user namespace (and, if new, a pid namespace
+    made inside it): its pid, our child.
+
+    A pid namespace belongs to the user namespace its creator was in, and /proc can
+    only be mounted by root of that one, so the user namespace comes first; a
+    multithreaded caller cannot unshare one, and an empty pid namespace cannot be
+    entered. So, as runc's nsexec does, a helper child joins the pid namespace given
+    by path, makes (or joins) the user namespace, then the new pid namespace, waits
+    while the caller writes the id maps (privileged: no setgroups "deny") and clones
+    the init with CLONE_PARENT, so the caller is its parent; the helper then exits.
+    The exec fifo goes to the container's user, as the host sees it.
+    """
+    path = cfg.namespaces["user"]
+    joined = -1
+    if path:
+        try:
+            joined = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise step_failed(f'open user namespace "{path}"', e) from None
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        helper = os.fork()
+        if helper == 0:
+            _close(ready_r, hold_w)        # or the helper would never see hold's EOF
+            _child(_userns_helper, sc, cfg, pid_ns, joined, ready_w, hold_r, init_args)
+        _close(ready_w, hold_r)
+        ready_w = hold_r = -1
+        try:
+            if os.read(ready_r, 1) != READY:
+                raise errors.FailedPrecondition("cannot create the user namespace")
+            _adopt_user_namespace(cfg, helper, path is not None, fifo)
+            os.write(hold_w, READY)
+            pid = int.from_bytes(os.read(ready_r, 4), "little")
+            if not pid:
+                raise errors.FailedPrecondition("cannot start the init in the user namespace")
+            return pid
+        finally:
+            os.waitpid(helper, 0)
+    finally:
+        _close(joined, ready_r, ready_w, hold_r, hold_w)
+
+
+def _userns_helper(sc: Syscalls, cfg: InitConfig, pid_ns: int | None, joined: int,
+                   ready: int, hold: int, init_args: tuple) -> None:
+    try:
+        if pid_ns is not None and pid_ns >= 0:
+            sc.setns(pid_ns, L.CLONE_NEWPID)          # while we may: before the user ns
+        if joined >= 0:
+            sc.setns(joined, L.CLONE_NEWUSER)
+        else:
+            sc.unshare(L.CLONE_NEWUSER)
+        if pid_ns == NEW:
+            sc.unshare(L.CLONE_NEWPID)
+        os.write(ready, READY)
+        if os.read(hold, 1) != READY:
+            os._exit(1)                                # the caller gave up
+        pid = L.clone_parent()
+    except OSError:
+        os._exit(1)
+    if pid == 0:
+        _init_main(*init_args, True)
+    os.write(ready, pid.to_bytes(4, "little"))
+    os._exit(0)
+
+
+def _adopt_user_namespace(cfg: InitConfig, helper: int, joined: bool, fifo: int) -> None:
+    uid_map, gid_map = cfg.id_maps
+    if not joined:
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            with _Step(f"write the user namespace's {name}"):
+                L.write_proc(f"/proc/{helper}/{name}", text)
+    else:
+        uid_map, gid_map = (L.read_proc(f"/proc/{helper}/{name}")
+                            for name in ("uid_map", "gid_map"))
+    uid, gid = map_id(uid_map, cfg.process.uid), map_id(gid_map, cfg.process.gid)
+    if uid is None or gid is None:
+        raise errors.InvalidArgument(f"user {cfg.process.uid}:{cfg.process.gid} is not mapped "
+                                     "in the container's user namespace")
+    with _Step("hand the exec fifo to the container's user"):
+        os.chown(f"/proc/self/fd/{fifo}", uid, gid)
 
 
 def _raise_reported(report: bytes) -> NoReturn:
@@ -517,22 +745,25 @@ def _child(main: Callable[..., None], *args: object) -> NoReturn:
 
 
 def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, err: int,
-               fifo: int, tramp: int, console: int) -> NoReturn:
+               fifo: int, tramp: int, console: int, in_userns: bool) -> NoReturn:
     _nondumpable(sc)
     go, err, fifo, tramp, *rest = _arrange_fds(targets, (go, err, fifo, tramp, *_given(console)))
     console = rest[0] if rest else -1
     try:
+        if in_userns:
+            _become_namespace_root()
+        _set_oom_score_adj(cfg.process.oom_score_adj)
         # every namespace but the cgroup one while the caller makes our cgroup (a new
         # network namespace alone takes ~0.5 ms); a cgroup namespace is rooted where
         # its creator is, so it waits until the caller has put us in our cgroup
         cgroup_ns = {k: v for k, v in cfg.namespaces.items() if k == "cgroup"}
-        enter_namespaces(sc, {k: v for k, v in cfg.namespaces.items() if k != "cgroup"})
-        _await_go(go)
+        enter_namespaces(sc, {k: v for k, v in cfg.namespaces.items() if k != "cgroup"},
+                         time_offsets=cfg.time_offsets)
+        _await_go(go, keep=cfg.runtime_hooks)
         enter_namespaces(sc, cgroup_ns)
         _new_session()
-        _set_oom_score_adj(cfg.process.oom_score_adj)
         os.umask(0)                                 # device and directory modes as given
-        rootfs.prepare(sc, cfg.rootfs)
+        rootfs.prepare(sc, cfg.rootfs, before_pivot=lambda: _create_hooks(cfg, go, err))
         if console >= 0:  # in the container's devpts, as runc does: `tty` is /dev/pts/0
             _make_console(sc, console, cfg.process.console_size, init=True)
         _set_names(sc, cfg.hostname, cfg.domainname)
@@ -554,27 +785,36 @@ def _init_main(sc: Syscalls, cfg: InitConfig, targets: dict[int, int], go: int, 
 
 
 def _exec_main(sc: Syscalls, cfg: ProcessConfig, targets: dict[int, int], go: int, err: int,
-               ns_fds: tuple[int, ...], tramp: int, console: int) -> NoReturn:
+               namespaces: tuple[tuple[tuple[str, int], ...], tuple[int, ...]], tramp: int,
+               console: int) -> NoReturn:
     """The starter of spawn_exec: outside the container's pid namespace until the
     trampoline it execs clones the final process (which makes its own session and,
     with a console, takes it as its controlling terminal). Once in the container's
     mount namespace, /proc/self does not name it: that /proc is of the container's
     pid namespace."""
     _nondumpable(sc)
-    go, err, tramp, *rest = _arrange_fds(targets, (go, err, tramp, *ns_fds, *_given(console)))
-    joined, console = rest[:len(ns_fds)], (rest[len(ns_fds)] if console >= 0 else -1)
+    joins, ns_fds = namespaces
+    internal = (go, err, tramp, *(fd for fd in ns_fds if fd >= 0), *_given(console))
+    go, err, tramp, *rest = _arrange_fds(targets, internal)
+    console = rest.pop() if console >= 0 else -1
+    root = rest.pop() if ns_fds[-1] >= 0 else -1
     try:
         _await_go(go)
         _set_oom_score_adj(cfg.oom_score_adj)    # while /proc/self is still ours
-        for (name, flag), fd in zip(EXEC_NAMESPACES, joined, strict=True):
+        for (name, flag), fd in zip(joins, rest, strict=True):
             with _Step(f"join the container's {name} namespace"):
                 sc.setns(fd, flag)
             os.close(fd)
+        if root >= 0:                  # the container chroots in the caller's mount ns
+            with _Step("enter the container's root"):
+                os.fchdir(root)
+                sc.chroot(".")
+            os.close(root)
         if console >= 0:
             _make_console(sc, console, cfg.console_size, init=False)
         _change_cwd(cfg.cwd, create=False)
         _become(sc, cfg)
-        path = lookup(cfg.args[0], cfg.env.get("PATH"))
+        path = lookup(cfg.path or cfg.args[0], cfg.env.get("PATH"))
     except BaseException as exc:  # noqa: BLE001 - the child must report, never unwind
         _report(err, exc)
         os._exit(1)
@@ -612,21 +852,51 @@ def _arrange_fds(targets: dict[int, int], internal: tuple[int, ...]) -> list[int
     return kept
 
 
-def _await_go(go: int) -> None:
+def _await_go(go: int, keep: bool = False) -> None:
     """Wait for the caller to have put us in the cgroup, then drop the caller's signal
     setup: its handlers (and wakeup fd) mean nothing here, and ignored signals and the
-    signal mask would survive execve."""
+    signal mask would survive execve. keep: go is read again (_create_hooks)."""
     if not os.read(go, 1):
         os._exit(1)                 # the caller gave up on us
-    os.close(go)
+    if not keep:
+        os.close(go)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     L.reset_signal_dispositions()
 
 
-def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
+def _create_hooks(cfg: InitConfig, go: int, err: int) -> None:
+    """After the mounts, before pivot_root (runc's moment): the caller runs prestart
+    and createRuntime hooks while we wait, then we run createContainer ones here, in
+    the container's namespaces with the rootfs as their cwd."""
+    if cfg.runtime_hooks:
+        os.write(err, HOOKS)
+        if not os.read(go, 1):
+            os._exit(1)             # a hook failed: the caller kills us anyway
+        os.close(go)
+    if cfg.container_hooks is not None:
+        os.chdir(cfg.rootfs.root)
+        cfg.container_hooks()
+
+
+def _become_namespace_root() -> None:
+    """Become root of the container's user namespace, so what setup creates belongs to
+    the mapped root (root outside, unmapped there, could create nothing)."""
+    with _Step("become root of the user namespace"):
+        try:
+            os.setgroups([])
+        except PermissionError:
+            pass                    # setgroups is "deny" in a joined namespace
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+
+
+def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None],
+                     time_offsets: str = "") -> None:
     """Join the namespaces given by path, then unshare the others in one call. The pid
-    namespace is not here: it was the caller's business at fork time."""
-    joins = [(kind, path) for kind, path in namespaces.items() if path and kind != "pid"]
+    and user namespaces are not here: the caller's business before fork. A new time
+    namespace takes its offsets before anything enters it (at the trampoline's exec)."""
+    joins = [(kind, path) for kind, path in namespaces.items()
+             if path and kind not in ("pid", "user")]
     opened = []
     for kind, path in joins:        # all opened first: a joined namespace may hide the path
         with _Step(f'open {kind} namespace "{path}"'):
@@ -637,11 +907,14 @@ def enter_namespaces(sc: Syscalls, namespaces: dict[str, str | None]) -> None:
         os.close(fd)
     flags = 0
     for kind, where in namespaces.items():
-        if where is None and kind != "pid":
+        if where is None and kind not in ("pid", "user"):
             flags |= NAMESPACE_FLAGS[kind]
     if flags:
         with _Step("create namespaces"):
             sc.unshare(flags)
+    if time_offsets:
+        with _Step("set the time namespace's offsets"):
+            sc.write_file("/proc/self/timens_offsets", time_offsets)
 
 
 def _new_session() -> None:

@@ -23,7 +23,7 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kade import errors
@@ -127,6 +127,9 @@ class RootfsConfig(NamedTuple):
     readonly_paths: tuple[str, ...] = ()
     cgroup_ns: bool = False
     cgroups: tuple[Hierarchy, ...] = ()
+    mount_ns: bool = True                      # false: the caller's; chroot, no pivot_root
+    root_propagation: int = 0                  # for "/" after pivot_root (shared, unbindable)
+    private_parent: str = ""                   # the rootfs's parent mount, made private first
 
 
 DEFAULT_DEVICES = (
@@ -205,9 +208,11 @@ def rootfs_config(spec: dict, bundle: str, rootfs_mounts: tuple[Mount, ...] | li
     devices = {d.path: d for d in DEFAULT_DEVICES} if setup_dev else {}
     devices.update((d.path, d) for d in map(parse_device, linux.get("devices") or ()))
     needs_cgroups = any(m.type == "cgroup" for m in mounts)
+    propagation, root_propagation = _root_propagation(linux.get("rootfsPropagation") or "")
     return RootfsConfig(
         root=root, readonly=bool((spec.get("root") or {}).get("readonly")),
-        propagation=_root_propagation(linux.get("rootfsPropagation") or ""),
+        propagation=propagation, root_propagation=root_propagation,
+        private_parent=_mount_point_of(root) if propagation & L.MS_SHARED else "",
         rootfs_mounts=tuple(entry_from_mount(m) for m in rootfs_mounts), mounts=mounts,
         setup_dev=setup_dev, devices=tuple(devices.values()),
         masked_paths=tuple(linux.get("maskedPaths") or ()),
@@ -225,15 +230,44 @@ def _root_path(spec: dict, bundle: str) -> str:
     return root
 
 
-def _root_propagation(name: str) -> int:
+def _root_propagation(name: str) -> tuple[int, int]:
+    """(for the whole tree before the rootfs is mounted, for "/" after pivot_root).
+
+    The tree gets shared or slave propagation, as runc gives it, so bind mounts stay
+    peers or slaves of the host's; otherwise (and for unbindable, which no bind of
+    the rootfs could be made from) it is private. The container's own "/" then gets
+    shared or unbindable propagation itself, so its mountinfo shows what was asked.
+    """
     if not name:
-        return L.MS_PRIVATE | L.MS_REC
+        return L.MS_PRIVATE | L.MS_REC, 0
     if name not in _PROPAGATION:
         raise errors.InvalidArgument(f'linux.rootfsPropagation "{name}" is not valid')
     if "shared" in name:
-        # pivot_root needs a private parent mount; making only that private is not done yet
-        raise errors.NotImplementedYet(f'linux.rootfsPropagation "{name}" is not supported yet')
-    return _PROPAGATION[name] | L.MS_REC
+        return L.MS_SHARED | L.MS_REC, _PROPAGATION[name]
+    if "unbindable" in name:
+        return L.MS_PRIVATE | L.MS_REC, _PROPAGATION[name]
+    return _PROPAGATION[name] | L.MS_REC, 0
+
+
+def _mount_point_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The mount point of the mount holding path (the longest one above it)."""
+    path = os.path.realpath(path)
+    best = "/"
+    with open(mountinfo) as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if (path == point or path.startswith(point.rstrip("/") + "/")) \
+                    and len(point) > len(best):
+                best = point
+    return best
+
+
+def _unescape(field: str) -> str:
+    """mountinfo's octal escapes (\\040 for a space) undone."""
+    if "\\" not in field:
+        return field
+    import re
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 @functools.lru_cache(maxsize=1)
@@ -298,11 +332,13 @@ def _parent(sc: Syscalls, root: str, path: str) -> Iterator[tuple[str, str]]:
 
 # -- the first half: before and up to pivot_root -----------------------------------
 
-def prepare(sc: Syscalls, cfg: RootfsConfig) -> None:
-    try:
-        sc.mount(None, "/", None, cfg.propagation)
-    except OSError as e:
-        raise step_failed("make the mount tree private", e) from None
+def prepare(sc: Syscalls, cfg: RootfsConfig,
+            before_pivot: Callable[[], None] | None = None) -> None:
+    """before_pivot runs once everything is mounted (the createRuntime and
+    createContainer hooks' moment). Without a mount namespace of its own the tree's
+    propagation is the caller's business and the init chroots (runc 1.1.5)."""
+    if cfg.mount_ns:
+        _set_tree_propagation(sc, cfg)
     _mount_rootfs(sc, cfg)
     for m in cfg.mounts:
         mount_entry(sc, cfg, m)
@@ -310,7 +346,28 @@ def prepare(sc: Syscalls, cfg: RootfsConfig) -> None:
         _populate_dev(sc, cfg)
     for d in () if cfg.setup_dev else cfg.devices:
         _create_device(sc, cfg.root, d)
+    if before_pivot is not None:
+        before_pivot()
+    if not cfg.mount_ns:
+        chroot(sc, cfg.root)
+        return
     pivot_root(sc, cfg.root)
+    if cfg.root_propagation:
+        try:
+            sc.mount(None, "/", None, cfg.root_propagation)
+        except OSError as e:
+            raise step_failed("set the rootfs's propagation", e) from None
+
+
+def _set_tree_propagation(sc: Syscalls, cfg: RootfsConfig) -> None:
+    try:
+        sc.mount(None, "/", None, cfg.propagation)
+        if cfg.private_parent:
+            # a rootfs bound inside a shared mount would show up in its peers (the
+            # host's, too), and pivot_root refuses a shared parent: runc does the same
+            sc.mount(None, cfg.private_parent, None, L.MS_PRIVATE)
+    except OSError as e:
+        raise step_failed("set the mount tree's propagation", e) from None
 
 
 def _mount_rootfs(sc: Syscalls, cfg: RootfsConfig) -> None:
@@ -330,9 +387,11 @@ def mount_entry(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> None:
             _mount_cgroup(sc, cfg, m)
         elif m.is_bind:
             _mount_bind(sc, cfg.root, m)
-        else:
-            with _target(sc, cfg.root, m.destination, "dir") as dest:
-                sc.mount(m.source or m.type, dest, m.type, m.flags, m.data or None)
+        elif not _mount_new(sc, cfg, m):
+            # sysfs belongs to the network namespace: in a user namespace without a
+            # network namespace of its own only the host's can be bound (runc)
+            _mount_bind(sc, cfg.root, m._replace(source="/sys",
+                                                 flags=m.flags | L.MS_BIND | L.MS_REC))
         if m.propagation or m.attr_set or m.attr_clr:
             with _target(sc, cfg.root, m.destination) as dest:   # the new mount
                 for propagation in m.propagation:
@@ -342,6 +401,18 @@ def mount_entry(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> None:
     except OSError as e:
         raise step_failed(f'mount "{m.source or m.type}" to rootfs at "{m.destination}"',
                           e) from None
+
+
+def _mount_new(sc: Syscalls, cfg: RootfsConfig, m: MountEntry) -> bool:
+    """Mount a file system; False for a sysfs that the kernel refused (EPERM)."""
+    with _target(sc, cfg.root, m.destination, "dir") as dest:
+        try:
+            sc.mount(m.source or m.type, dest, m.type, m.flags, m.data or None)
+        except PermissionError:
+            if m.type != "sysfs":
+                raise
+            return False
+    return True
 
 
 def _mount_bind(sc: Syscalls, root: str, m: MountEntry) -> None:
@@ -456,16 +527,33 @@ def pivot_root(sc: Syscalls, root: str) -> None:
 
     pivot_root(".", ".") stacks the old root on top of the new one, so no put_old
     directory is needed; the old root is then made a slave (its unmount must not
-    propagate anywhere) and detached.
+    propagate anywhere: with shared propagation its mounts have peers on the host)
+    and detached. Both through a descriptor of the old root, as runc does: what "."
+    names after pivot_root is the new root, whose propagation is the spec's.
     """
     try:
-        sc.chdir(root)
-        sc.pivot_root(".", ".")
-        sc.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-        sc.umount2(".", L.MNT_DETACH)
-        sc.chdir("/")
+        old = sc.open_in_root("/", "/")
+        try:
+            sc.chdir(root)
+            sc.pivot_root(".", ".")
+            sc.fchdir(old)
+            sc.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+            sc.umount2(".", L.MNT_DETACH)
+            sc.chdir("/")
+        finally:
+            sc.close(old)
     except OSError as e:
         raise step_failed(f'pivot_root to "{root}"', e) from None
+
+
+def chroot(sc: Syscalls, root: str) -> None:
+    """The jail of a container without a mount namespace of its own (runc's)."""
+    try:
+        sc.chdir(root)
+        sc.chroot(".")
+        sc.chdir("/")
+    except OSError as e:
+        raise step_failed(f'chroot to "{root}"', e) from None
 
 
 # -- the second half: after pivot_root, in container paths -------------------------

@@ -9,6 +9,10 @@
         seccomp.bpf               the container's compiled seccomp filter, if any, for the
                                   processes exec'd into it: flags (u32 LE), then the BPF
         exec.fifo                 from create until start: it existing means "created"
+        hooks.json                the startContainer, poststart and poststop hooks and
+                                  the process, when the spec has any of those hooks
+        host-mounts               without a mount namespace: the mount ids the container
+                                  added at its rootfs in the caller's namespace, to undo
 
 The status is never stored; it is derived each time (see `status`): the init is alive
 (and is the same process: /proc/<pid>/stat start time as recorded), the cgroup is frozen,
@@ -98,6 +102,18 @@ class StateDir:
         except FileNotFoundError:
             return None
         return data[4:], int.from_bytes(data[:4], "little")
+
+    def write(self, name: str, data: bytes) -> None:
+        """A file of this container's, for later calls (hooks.json, host-mounts)."""
+        with open(os.path.join(self.path, name), "wb") as f:
+            f.write(data)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.path, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def load(self) -> Record | None:
         """The record; None while the container is still being created."""

@@ -42,6 +42,12 @@ class RecordingSyscalls:
     def pivot_root(self, new_root, put_old):
         self._call("pivot_root", new_root, put_old)
 
+    def chroot(self, path):
+        self._call("chroot", path)
+
+    def fchdir(self, fd):
+        self._call("fchdir", fd)
+
     def unshare(self, flags):
         self._call("unshare", flags)
 

@@ -115,9 +115,57 @@ def test_rootfs_config_refuses_a_missing_root(tmp_path):
         rootfs.rootfs_config({"root": {"path": "nothere"}}, str(tmp_path))
 
 
-def test_shared_root_propagation_is_not_supported_yet(tmp_path):
-    with pytest.raises(errors.NotImplementedYet):
-        _config(tmp_path, {"linux": {"rootfsPropagation": "rshared"}})
+@pytest.mark.parametrize(("name", "tree", "root"), [
+    ("shared", L.MS_SHARED | L.MS_REC, L.MS_SHARED),
+    ("rshared", L.MS_SHARED | L.MS_REC, L.MS_SHARED | L.MS_REC),
+    ("unbindable", L.MS_PRIVATE | L.MS_REC, L.MS_UNBINDABLE),
+    ("runbindable", L.MS_PRIVATE | L.MS_REC, L.MS_UNBINDABLE | L.MS_REC),
+    ("slave", L.MS_SLAVE | L.MS_REC, 0),
+    ("private", L.MS_PRIVATE | L.MS_REC, 0),
+])
+def test_root_propagation(tmp_path, name, tree, root):
+    cfg = _config(tmp_path, {"linux": {"rootfsPropagation": name}})
+    assert (cfg.propagation, cfg.root_propagation) == (tree, root)
+    assert bool(cfg.private_parent) == ("shared" in name)
+
+
+def test_a_bad_root_propagation_is_refused(tmp_path):
+    with pytest.raises(errors.InvalidArgument, match='"sideways"'):
+        _config(tmp_path, {"linux": {"rootfsPropagation": "sideways"}})
+
+
+def test_shared_propagation_makes_the_rootfs_parent_private_then_the_root_shared():
+    sc = RecordingSyscalls()
+    cfg = RootfsConfig(root=ROOT, setup_dev=False, propagation=L.MS_SHARED | L.MS_REC,
+                       root_propagation=L.MS_SHARED, private_parent="/")
+    rootfs.prepare(sc, cfg)
+    assert sc.named("mount")[:2] == [("mount", None, "/", None, L.MS_SHARED | L.MS_REC, None),
+                                     ("mount", None, "/", None, L.MS_PRIVATE, None)]
+    assert sc.calls[-1] == ("mount", None, "/", None, L.MS_SHARED, None)
+    assert ("pivot_root", ".", ".") in sc.calls
+
+
+def test_without_a_mount_namespace_nothing_changes_propagation_and_it_chroots():
+    sc = RecordingSyscalls()
+    calls = []
+    rootfs.prepare(sc, RootfsConfig(root=ROOT, setup_dev=False, mount_ns=False),
+                   before_pivot=lambda: calls.append(len(sc.calls)))
+    assert sc.calls[0] == ("mount", ROOT, ROOT, None, L.MS_BIND | L.MS_REC, None)
+    assert sc.calls[-3:] == [("chdir", ROOT), ("chroot", "."), ("chdir", "/")]
+    assert not sc.named("pivot_root")
+    assert calls == [1]           # after the mounts, before the jail
+
+
+def test_a_refused_sysfs_is_bound_from_the_host():
+    def refuse_sysfs(name, args):
+        return PermissionError(1, "nope") if name == "mount" and args[2] == "sysfs" else None
+    sc = RecordingSyscalls(dirs={"/sys"}, fail=refuse_sysfs)
+    cfg = RootfsConfig(root=ROOT, setup_dev=False, mounts=(
+        MountEntry("/sys", "sysfs", "sysfs", L.MS_RDONLY | L.MS_NOSUID),))
+    rootfs.prepare(sc, cfg)
+    binds = [c for c in sc.named("mount") if c[1] == "/sys"]
+    assert binds[0][4] == L.MS_BIND | L.MS_REC
+    assert binds[1][4] & (L.MS_REMOUNT | L.MS_RDONLY) == L.MS_REMOUNT | L.MS_RDONLY
 
 
 def test_prepare_mounts_in_order_then_pivots():
@@ -135,6 +183,7 @@ def test_prepare_mounts_in_order_then_pivots():
         ("mount", "tmpfs", f"{ROOT}/dev", "tmpfs", L.MS_NOSUID, "mode=755"),
         ("chdir", ROOT),
         ("pivot_root", ".", "."),
+        ("fchdir", "/"),                     # the old root, whatever "." is now
         ("mount", None, ".", None, L.MS_SLAVE | L.MS_REC, None),
         ("umount2", ".", L.MNT_DETACH),
         ("chdir", "/"),

@@ -36,22 +36,97 @@ def test_init_config_from_a_minimal_spec(tmp_path):
 
 
 @pytest.mark.parametrize(("namespaces", "error", "match"), [
-    ([{"type": "pid"}], errors.InvalidArgument, "needs a mount namespace"),
     ([{"type": "mount"}, {"type": "mount"}], errors.InvalidArgument, "listed twice"),
     ([{"type": "mount"}, {"type": "bogus"}], errors.InvalidArgument, '"bogus" is not valid'),
-    ([{"type": "mount"}, {"type": "user"}], errors.NotImplementedYet, "user namespaces"),
-    ([{"type": "mount", "path": "/proc/1/ns/mnt"}], errors.NotImplementedYet, "by path"),
+    ([{"type": "mount"}, {"type": "user"}], errors.InvalidArgument, "needs linux.uidMappings"),
 ])
 def test_namespace_lists_that_are_refused(tmp_path, namespaces, error, match):
     with pytest.raises(error, match=match):
         process.init_config(_spec(tmp_path, linux={"namespaces": namespaces}), str(tmp_path))
 
 
-def test_hooks_are_refused_rather_than_skipped(tmp_path):
-    assert process.init_config(_spec(tmp_path, hooks={"prestart": []}), str(tmp_path))
-    with pytest.raises(errors.NotImplementedYet, match="hooks"):
-        process.init_config(_spec(tmp_path, hooks={"poststop": [{"path": "/bin/true"}]}),
-                            str(tmp_path))
+def test_a_namespace_not_listed_is_the_callers_mount_included(tmp_path):
+    cfg = process.init_config(_spec(tmp_path, linux={"namespaces": [{"type": "pid"}]}),
+                              str(tmp_path))
+    assert cfg.namespaces == {"pid": None}
+    assert not cfg.rootfs.mount_ns
+
+
+@pytest.mark.parametrize(("linux", "match"), [
+    ({"maskedPaths": ["/proc/kcore"]}, "need a mount namespace"),
+    ({"readonlyPaths": ["/proc/sys"]}, "need a mount namespace"),
+    ({"rootfsPropagation": "shared"}, "rootfsPropagation needs a mount namespace"),
+])
+def test_what_only_a_mount_namespace_can_do_is_refused_without_one(tmp_path, linux, match):
+    spec = _spec(tmp_path, linux={"namespaces": [{"type": "pid"}], **linux})
+    with pytest.raises(errors.InvalidArgument, match=match):
+        process.init_config(spec, str(tmp_path))
+
+
+def test_joining_a_mount_namespace_by_path(tmp_path):
+    spec = _spec(tmp_path, linux={"namespaces": [{"type": "mount", "path": "/proc/1/ns/mnt"}]})
+    cfg = process.init_config(spec, str(tmp_path))
+    assert cfg.namespaces == {"mount": "/proc/1/ns/mnt"}
+    assert cfg.rootfs.mount_ns
+
+
+USERNS = [{"type": "mount"}, {"type": "user"}]
+MAPS = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 10},
+                        {"containerID": 10, "hostID": 300000, "size": 1}]}
+
+
+def test_user_namespace_mappings_become_the_kernels_text(tmp_path):
+    cfg = process.init_config(_spec(tmp_path, linux={"namespaces": USERNS, **MAPS}),
+                              str(tmp_path))
+    assert cfg.namespaces["user"] is None
+    assert cfg.id_maps == ("0 100000 65536\n", "0 200000 10\n10 300000 1\n")
+    assert process.map_id(cfg.id_maps[1], 10) == 300000
+    assert process.map_id(cfg.id_maps[1], 11) is None
+
+
+@pytest.mark.parametrize(("linux", "match"), [
+    ({"namespaces": [{"type": "mount"}], **MAPS}, "need a user namespace"),
+    ({"namespaces": USERNS, "uidMappings": MAPS["uidMappings"]}, "needs linux.uidMappings"),
+    ({"namespaces": USERNS, "uidMappings": [{"containerID": 0, "hostID": 1}],
+      "gidMappings": MAPS["gidMappings"]}, "uidMappings entry"),
+    ({"namespaces": USERNS, "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}],
+      "gidMappings": MAPS["gidMappings"]}, "uidMappings entry"),
+    ({"namespaces": [{"type": "mount"}], "timeOffsets": {"monotonic": {"secs": 1}}},
+     "needs a new time namespace"),
+    ({"namespaces": [{"type": "mount"}, {"type": "time"}], "timeOffsets": {"realtime": {}}},
+     'clock "realtime" is not valid'),
+])
+def test_user_and_time_settings_that_are_refused(tmp_path, linux, match):
+    with pytest.raises(errors.InvalidArgument, match=match):
+        process.init_config(_spec(tmp_path, linux=linux), str(tmp_path))
+
+
+def test_joining_a_user_namespace_needs_no_mappings(tmp_path):
+    linux = {"namespaces": [{"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}]}
+    cfg = process.init_config(_spec(tmp_path, linux=linux), str(tmp_path))
+    assert cfg.namespaces["user"] == "/proc/1/ns/user"
+
+
+def test_time_offsets_become_the_kernels_text(tmp_path):
+    linux = {"namespaces": [{"type": "mount"}, {"type": "time"}],
+             "timeOffsets": {"monotonic": {"secs": 86400}, "boottime": {"secs": 1,
+                                                                        "nanosecs": 5}}}
+    cfg = process.init_config(_spec(tmp_path, linux=linux), str(tmp_path))
+    assert cfg.time_offsets == "1 86400 0\n7 1 5\n"
+
+
+def test_hooks_are_parsed_into_the_init_config(tmp_path):
+    spec = _spec(tmp_path, hooks={
+        "prestart": [], "createRuntime": [{"path": "/bin/true"}],
+        "createContainer": [{"path": "/bin/echo", "args": ["echo", "hi"], "env": ["A=1"],
+                             "timeout": 5}]})
+    assert process.init_config(spec, str(tmp_path)).runtime_hooks
+    (hook,) = process.parse_hooks(spec)["createContainer"]
+    assert (hook.path, hook.args, hook.env, hook.timeout) == ("/bin/echo", ("echo", "hi"),
+                                                              ("A=1",), 5)
+    assert not process.init_config(_spec(tmp_path, hooks={"prestart": []}),
+                                   str(tmp_path)).runtime_hooks
 
 
 def test_hostname_needs_a_uts_namespace(tmp_path):
