@@ -113,9 +113,12 @@ class Runtime:
 
         def runtime_hooks(child: int) -> None:
             from kade.runtime import hooks
-            state = hooks.state(version, id, "creating", child, bundle, annotations)
-            hooks.run_all("prestart", found_hooks["prestart"], state)
-            hooks.run_all("createRuntime", found_hooks["createRuntime"], state)
+            # prestart (deprecated) sees "created", as crun shows it and runtime-tools'
+            # hooks_stdin checks; createRuntime runs while the runtime is still creating
+            hooks.run_all("prestart", found_hooks["prestart"],
+                          hooks.state(version, id, "created", child, bundle, annotations))
+            hooks.run_all("createRuntime", found_hooks["createRuntime"],
+                          hooks.state(version, id, "creating", child, bundle, annotations))
 
         def join_cgroup(child: int) -> None:
             # made while the child is still coming out of fork: the two overlap

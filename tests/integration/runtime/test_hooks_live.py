@@ -69,7 +69,7 @@ def test_every_hook_runs_at_its_moment_in_its_namespace(harness, tmp_path):
         "prestart", "createRuntime", "createContainer", "startContainer", "poststart",
         "user", "poststop"]
     host_mnt = os.readlink("/proc/self/ns/mnt")
-    expected = {"prestart": ("creating", pid, host_mnt),
+    expected = {"prestart": ("created", pid, host_mnt),
                 "createRuntime": ("creating", pid, host_mnt),
                 "createContainer": ("creating", 1, container_mnt),
                 "startContainer": ("created", 1, container_mnt),
