@@ -59,7 +59,9 @@ UPSTREAM_TIMEOUT = 4.0     # docker's extIOTimeout, per upstream
 MAX_FORWARDS = 1024        # docker's maxConcurrent: beyond it, SERVFAIL at once
 TCP_IDLE = 10.0            # a TCP client idle this long (nothing pending) is closed
 DEFAULT_UPSTREAMS = ("8.8.8.8", "8.8.4.4")  # docker's, when the host names none
+OUR_PAYLOAD = 1232         # the EDNS UDP size we announce (DNS flag day 2020)
 _CLONE_NEWNET = 0x40000000
+_A, _PTR, _MX, _AAAA = 1, 12, 15, 28
 _RCODE_NOERROR, _RCODE_FORMERR, _RCODE_SERVFAIL = 0, 1, 2
 _RCODE_NXDOMAIN, _RCODE_NOTIMP, _RCODE_REFUSED = 3, 4, 5
 
@@ -209,10 +211,28 @@ class Answerer:
 
     def answer(self, wire: bytes, networks: list[_Network], udp: bool) -> bytes | None:
         """Our answer; b'' to send nothing; None to forward."""
-        dns = self._dns
         bad = _header_problem(wire)
         if bad is not None:
             return bad
+        q = _plain_question(wire)
+        if q is not None:
+            name, qtype, qend, payload, edns = q
+            if qtype in (_A, _AAAA):
+                family = 4 if qtype == _A else 6
+                addrs = resolve(networks, name, family)
+                if addrs is None:
+                    return None
+                out = _address_reply(wire, qend, qtype, self._rotate(name, family, addrs),
+                                     edns)
+                if len(out) <= (max(512, payload) if udp else 65535):
+                    return out
+            elif qtype not in (_PTR, _MX):  # only those two need dnspython's look
+                return None
+        return self._parsed(wire, networks, udp)
+
+    def _parsed(self, wire: bytes, networks: list[_Network], udp: bool) -> bytes | None:
+        """The general path, with dnspython: PTR, MX, truncation, malformed queries."""
+        dns = self._dns
         try:
             query = dns.message.from_wire(wire)
         except Exception:  # dnspython raises many kinds for malformed input
@@ -257,7 +277,7 @@ class Answerer:
 
     def _reply(self, query, qname, rdtype, values: list[str]):
         dns = self._dns
-        resp = dns.message.make_response(query)
+        resp = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
         resp.flags |= dns.flags.RA
         if values:
             resp.answer.append(dns.rrset.from_text_list(qname, TTL, dns.rdataclass.IN,
@@ -283,6 +303,50 @@ class Answerer:
             except dns.exception.TooBig:
                 continue
         return resp.to_wire(max_size=limit, want_shuffle=False)
+
+
+def _plain_question(wire: bytes) -> tuple[str, int, int, int, bool] | None:
+    """(name in lower case, qtype, end of the question, EDNS payload, EDNS present) of a
+    plain IN query with one question and at most an EDNS0 OPT record; None for anything
+    else, which takes the general path."""
+    qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+    if qd != 1 or an or ns or ar > 1:
+        return None
+    labels, i, size = [], 12, len(wire)
+    while i < size and wire[i]:
+        n = wire[i]
+        label = wire[i + 1:i + 1 + n]
+        if n & 0xC0 or len(label) != n or b"." in label or not label.isascii():
+            return None
+        labels.append(label)
+        i += n + 1
+    if i + 5 > size:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, i + 1)
+    qend = i + 5
+    if qclass != 1:
+        return None
+    name = b".".join(labels).lower().decode()
+    if not ar:
+        return (name, qtype, qend, 0, False) if qend == size else None
+    if qend + 11 > size or wire[qend] != 0:
+        return None
+    rtype, payload, _rcode, version, _flags, rdlen = struct.unpack_from("!HHBBHH", wire, qend + 1)
+    if rtype != 41 or version != 0 or qend + 11 + rdlen != size:
+        return None
+    return name, qtype, qend, payload, True
+
+
+def _address_reply(wire: bytes, qend: int, qtype: int, addrs: list[str], edns: bool) -> bytes:
+    """The answer to a plain A/AAAA query: the question as asked, each address under a
+    pointer to it, and an OPT record when the query had one."""
+    flags = 0x8000 | (wire[2] & 0x01) << 8 | 0x80  # QR, RD as asked, RA
+    head = wire[:2] + struct.pack("!HHHHH", flags, 1, len(addrs), 0, int(edns))
+    af, size = (socket.AF_INET, 4) if qtype == _A else (socket.AF_INET6, 16)
+    rrs = b"".join(struct.pack("!HHHIH", 0xC00C, qtype, 1, TTL, size) + socket.inet_pton(af, a)
+                   for a in addrs)
+    opt = b"\x00" + struct.pack("!HHIH", 41, OUR_PAYLOAD, 0, 0) if edns else b""
+    return head + wire[12:qend] + rrs + opt
 
 
 def _header_problem(wire: bytes) -> bytes | None:

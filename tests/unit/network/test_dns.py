@@ -290,3 +290,17 @@ def test_a_record_with_a_bad_address_is_refused():
     with pytest.raises(InvalidArgument, match='"172.30.0.3"'):
         s.set_network(NET1, [Record(("web",), None, "172.30.0.3")])
     s.stop()
+
+
+def test_edns_queries_get_an_opt_record_back(c1):
+    for name, rdtype in (("web", "A"), ("web", "AAAA"), ("db", "AAAA"),
+                         (dns.reversename.from_address("172.30.0.3"), "PTR")):
+        r = c1.ask(name, rdtype, use_edns=0, payload=1232)
+        assert r.edns == 0 and r.rcode() == dns.rcode.NOERROR, (name, rdtype)
+    assert c1.addrs("db", "AAAA") == []
+
+
+def test_queries_with_escaped_names_take_the_general_path(c1, upstream):
+    r = c1.ask("w\\.eb")  # one label "w.eb": no record has it, so it is forwarded
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    assert upstream.seen == [("udp", "w\\.eb.", "A")]
