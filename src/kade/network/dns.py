@@ -32,7 +32,6 @@ dnspython is imported on the first query, not with this module.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import heapq
 import ipaddress
@@ -398,8 +397,10 @@ _libc = None
 def _setns(fd: int) -> None:
     global _libc
     if _libc is None:  # Python 3.11's os has no setns
+        import ctypes
         _libc = ctypes.CDLL(None, use_errno=True)
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        import ctypes
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -536,6 +537,8 @@ class DNSServer:
             self._thread.start()
 
     def stop(self) -> None:
+        if self._sel.get_map() is None:  # stopped already
+            return
         self._stopping = True
         if self._thread is not None and self._thread.is_alive():
             os.eventfd_write(self._wake, 1)

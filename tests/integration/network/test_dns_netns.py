@@ -130,3 +130,26 @@ def test_detach_closes_the_server_in_the_namespace(server, netns):
     server.detach("c1")
     out = ns.run(sys.executable, "-c", CLIENT, "web", "A", str(tcp), "tcp")
     assert out.returncode != 0 and "ConnectionRefused" in out.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nft") or not os.path.exists("/bin/busybox"),
+                    reason="needs nft and busybox-static")
+def test_busybox_nslookup_through_a_dnat_of_127_0_0_11_port_53(server, netns, upstream):
+    """What a container does: its resolv.conf says 127.0.0.11 (port 53), and a DNAT in
+    its namespace (the firewall's redirect_dns; here one made by hand) leads to our ports."""
+    ns = netns()
+    udp, tcp = server.attach("c1", ns.fd, ["n1"])
+    rules = "\n".join(["table ip kadetest {", "chain out {",
+                       "type nat hook output priority -100;",
+                       f"ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:{udp}",
+                       f"ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:{tcp}",
+                       "}", "}", ""])
+    out = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=rules,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    web = ns.run("/bin/busybox", "nslookup", "web", "127.0.0.11")
+    assert web.returncode == 0 and "Address: 10.89.0.2" in web.stdout, web.stdout + web.stderr
+    ext = ns.run("/bin/busybox", "nslookup", "example.test", "127.0.0.11")
+    assert ext.returncode == 0 and "Address: 192.0.2.10" in ext.stdout
+    nx = ns.run("/bin/busybox", "nslookup", "secret", "127.0.0.11")
+    assert nx.returncode != 0 and "NXDOMAIN" in nx.stdout

@@ -2,6 +2,7 @@
 queries over UDP and TCP to the server's sockets on 127.0.0.1 (attach_sockets, the seam
 that needs no namespace), forwarding to a fake host resolver on 127.0.0.1."""
 
+import os
 import re
 import socket
 import struct
@@ -16,7 +17,7 @@ import dns.reversename
 import pytest
 from dns_upstream import BIG, FakeUpstream
 
-from kade.errors import InvalidArgument
+from kade.errors import InvalidArgument, Unavailable
 from kade.network.dns import DNSServer, Record, parse_upstream
 
 NET1, NET2 = "net1id", "net2id"
@@ -304,3 +305,28 @@ def test_queries_with_escaped_names_take_the_general_path(c1, upstream):
     r = c1.ask("w\\.eb")  # one label "w.eb": no record has it, so it is forwarded
     assert r.rcode() == dns.rcode.NXDOMAIN
     assert upstream.seen == [("udp", "w\\.eb.", "A")]
+
+
+def test_attach_to_something_that_is_no_network_namespace_fails_in_one_line(server, tmp_path):
+    (tmp_path / "f").write_text("")
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        with pytest.raises(Unavailable, match="network namespace"):
+            server.attach("c9", fd, [NET1])
+    finally:
+        os.close(fd)
+    server.update("c9", [NET1])  # nothing was attached: a no-op
+    server.detach("c9")
+
+
+def test_stop_twice_and_attach_after_stop(upstream):
+    s = DNSServer(upstreams=[upstream.address])
+    s.start()
+    s.stop()
+    s.stop()
+    fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        with pytest.raises(Unavailable, match="stopped"):
+            s.attach("c", fd, [NET1])
+    finally:
+        os.close(fd)
