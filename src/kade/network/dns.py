@@ -395,12 +395,11 @@ _libc = None
 
 
 def _setns(fd: int) -> None:
+    import ctypes  # Python 3.11's os has no setns
     global _libc
-    if _libc is None:  # Python 3.11's os has no setns
-        import ctypes
+    if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        import ctypes
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -457,7 +456,6 @@ class _Attachment:
         self.network_ids = list(network_ids)
         self.upstreams = upstreams
         self.clients: set[_TcpClient] = set()
-        self.closed = False
 
 
 class DNSServer:
@@ -577,7 +575,7 @@ class DNSServer:
         with self._calls_lock:
             calls, self._calls = self._calls, []
         for fn in calls:
-            fn()
+            _guarded(fn)
 
     def _drain_wake(self, _mask: int) -> None:
         try:
@@ -588,10 +586,7 @@ class DNSServer:
     def _loop(self) -> None:
         while not self._stopping:
             for key, mask in self._sel.select(self._next_timeout()):
-                try:
-                    key.data(mask)
-                except Exception:  # one bad packet or peer must not stop the server
-                    pass
+                _guarded(key.data, mask)
             self._run_calls()
             self._expire()
 
@@ -609,7 +604,6 @@ class DNSServer:
         att = self._attachments.pop(key, None)
         if att is None:
             return
-        att.closed = True
         for s in (att.udp, att.tcp):
             self._unregister(s)
             s.close()
@@ -636,7 +630,7 @@ class DNSServer:
         while self._timers and self._timers[0][0] <= now:
             deadline, _, obj = heapq.heappop(self._timers)
             if obj.deadline == deadline:
-                obj.expire()
+                _guarded(obj.expire)
 
     # -- queries
     def _views(self, att: _Attachment) -> list[_Network]:
@@ -685,6 +679,15 @@ class DNSServer:
                 return
             conn.setblocking(False)
             _TcpClient(self, att, conn)
+
+
+def _guarded(fn, *args) -> None:
+    """Run one piece of the server's work: one bad packet or peer must not stop the
+    server for every container."""
+    try:
+        fn(*args)
+    except Exception:
+        pass
 
 
 class _TcpClient:
