@@ -311,12 +311,14 @@ class Firewall:
         key's previous rules). `key` is the container id; `bridge` names its network,
         which forwards published traffic by the ct status dnat rule."""
         import ipaddress
+        if not 0 < len(key) <= 64 or len(key.split()) != 1 or not key.isprintable():
+            raise InvalidArgument(f"cannot publish for {key!r}: not a container id")
         addresses = [ipaddress.ip_address(ip) for ip in container_ips]
         rules = []
         for binding in ports:
             comment = _port_comment(key, binding)
-            if len(comment) > _COMMENT_MAX or len(key.split()) != 1:
-                raise InvalidArgument(f"cannot publish for {key!r}: not a container id")
+            if len(comment) > _COMMENT_MAX or binding.proto not in ("tcp", "udp", "sctp"):
+                raise InvalidArgument(f"cannot publish {binding}")
             for address in addresses:
                 expr = _dnat_rule(binding, address)
                 if expr is not None:
