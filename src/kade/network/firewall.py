@@ -39,6 +39,10 @@ bridge gets route_localnet=1 and the host's packets to it are masqueraded, as
 docker does. route_localnet alone would let a container send packets to the host's
 127.0.0.1 services through the bridge; the guard chain drops those. IPv6 has no
 route_localnet: ::1 is never published (neither is it by docker without its proxy).
+Where br_netfilter is loaded (docker loads it), a container's packet to a published
+port of a container on its own bridge is bridged after the DNAT, back out of the
+port it came in by for its own port: the bridge driver must set hairpin mode on each
+container's bridge port (IFLA_BRPORT_MODE), as docker does without its proxy.
 
 Other tables' verdicts still apply: nftables evaluates the base chains of every
 table at a hook, and an accept here ends evaluation in this table only. On a host

@@ -152,6 +152,7 @@ class Lab:
         self.spaces.append(ns)
         self.veths += 1
         host, peer = f"kv{self.veths}", f"kp{self.veths}"
+        ns.host_if = host
         sh(f"ip link add {host} type veth peer name {peer} "
            f"&& ip link set {peer} netns {ns.proc.pid} && ip link set {host} up")
         if master:  # hairpin: what the bridge driver sets on a port, as docker does

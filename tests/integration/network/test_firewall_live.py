@@ -53,6 +53,31 @@ def test_a_published_port_answers_from_outside_loopback_and_the_hosts_addresses(
 
 
 @isolated
+def test_ipv6_ports_are_published_and_ipv6_traffic_is_masqueraded():
+    with Lab() as lab:
+        lab.bridge("kt0", "10.88.0.1/24")
+        sh("ip addr add fd88::1/64 dev kt0 nodad")
+        c1 = lab.container("kt0", "10.88.0.2/24", "10.88.0.1")
+        c1.sh("ip addr add fd88::2/64 dev eth0 nodad && ip -6 route add default via fd88::1")
+        out = lab.outside("10.90.0.1/24", "10.90.0.2/24")
+        sh(f"ip addr add fd90::1/64 dev {out.host_if} nodad")
+        out.sh("ip addr add fd90::2/64 dev eth0 nodad && ip -6 route add default via fd90::1")
+        fw = Firewall()
+        fw.add_network("kt0", ["10.88.0.0/24", "fd88::/64"], internal=False)
+        lab.serve(c1, "tcp", "::", 80)
+        lab.serve(out, "tcp", "::", 7000)
+        fw.publish(KEY, "kt0", ["10.88.0.2", "fd88::2"], [PortBinding("", 8080, 80, "tcp")])
+        assert talk("tcp", "fd90::1", 8080, ns=out) == "hello from fd90::2"
+        assert talk("tcp", "fd90::1", 8080) == "hello from fd88::1"
+        assert talk("tcp", "127.0.0.1", 8080) == "hello from ::ffff:10.88.0.1"
+        assert talk("tcp", "fd90::2", 7000, ns=c1) == "hello from fd90::1"
+        fw.publish(KEY, "kt0", ["10.88.0.2", "fd88::2"], [PortBinding("::", 8081, 80, "tcp")])
+        assert talk("tcp", "fd90::1", 8081, ns=out) == "hello from fd90::2"
+        assert talk("tcp", "10.90.0.1", 8081, ns=out) == "ConnectionRefusedError"
+        assert talk("tcp", "fd90::1", 8080, ns=out) == "ConnectionRefusedError"
+
+
+@isolated
 def test_a_container_reaches_its_own_and_a_neighbours_published_port():
     with Lab() as lab:
         fw, c1, _ = _lab(lab)
