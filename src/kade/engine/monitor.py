@@ -101,6 +101,7 @@ class Supervisor:
         listener = self._listen()
         _log("serving")
         self.adopt_all(held)
+        threading.Thread(target=_reconcile_networks, args=(self.engine,), daemon=True).start()
         _warm_up(self.engine.runtime.seccomp_cache)
         while self._keep_running():
             try:
@@ -413,6 +414,48 @@ def _clear_stale_runtime_state(engine, cid: str) -> None:
             pass
 
 
+def _join_networks(engine, cid: str, record: dict, plan, pid: int) -> None:
+    """The container's interfaces, DNS and ports, between create and start; a failure
+    kills the init it made (the start fails, docker's way)."""
+    from kade.engine import endpoints
+    try:
+        endpoints.join(engine, cid, record, plan, pid)
+    except BaseException as e:
+        try:
+            engine.runtime.delete(cid, force=True)
+        except KadeError:
+            pass
+        if isinstance(e, KadeError):
+            raise
+        _debug_traceback()
+        raise KadeError(f"cannot set up the container's network: {e}") from None
+
+
+def _release_networks(engine, cid: str) -> None:
+    from kade.engine import endpoints
+    try:
+        endpoints.release(engine, cid)
+    except Exception:  # noqa: BLE001 - what stays is reconcile's to clean
+        _debug_traceback()
+
+
+def _readopt_networks(engine, cid: str, record: dict, pid: int) -> None:
+    from kade.engine import endpoints
+    try:
+        endpoints.readopt(engine, cid, record, pid)
+    except Exception:  # noqa: BLE001 - the container runs on without name resolution
+        _debug_traceback()
+
+
+def _reconcile_networks(engine) -> None:
+    """What a killed process left of networks (kade.engine.networks.reconcile)."""
+    try:
+        if engine.db.q1("SELECT 1 FROM networks LIMIT 1") is not None:
+            engine.networks.reconcile()
+    except Exception:  # noqa: BLE001 - prune does it again
+        _debug_traceback()
+
+
 def _pidfd_of(pid: int, start) -> int | None:
     """A pidfd of the container's init if it is still that process (even a zombie)."""
     from kade.engine.containers import pid_start
@@ -665,6 +708,7 @@ class Monitor:
                                       prepared.rootfs_mounts, stdio.child_fds())
                 stdio.close_child_ends()
                 pidfd = os.pidfd_open(waited)
+                _join_networks(engine, cid, record, prepared.net, pid)
             else:
                 pid = waited = engine.runtime.create(
                     cid, prepared.bundle, spec=prepared.spec, stdio=stdio.child_fds(),
@@ -672,9 +716,11 @@ class Monitor:
                 stdio.close_child_ends()
                 stdio.take_console(pid)
                 pidfd = os.pidfd_open(pid)
+                _join_networks(engine, cid, record, prepared.net, pid)
                 engine.runtime.start(cid)
         except KadeError as e:
             stdio.close()
+            _release_networks(engine, cid)
             self._failed_start(e)
             return None
         del prepared  # its spec (~16 KB) is not needed while the container runs, for days
@@ -709,6 +755,7 @@ class Monitor:
                 error: str = "") -> int:
         engine, cid = self.engine, self.cid
         oom_killed = not external and _oom_killed(engine, cid)  # before its cgroup goes
+        _release_networks(engine, cid)
         try:
             if external:
                 from kade.engine import external as ext
@@ -740,6 +787,7 @@ class Monitor:
                                          "MonitorStart": pid_start(os.getpid())})
             if self.link is not None:
                 self.link.hold(cid, stdio.held())
+            _readopt_networks(engine, cid, record, pid)
             self.adopting = True
             self._watch(record, pidfd, stdio)
         else:

@@ -20,7 +20,6 @@ starts (before re-adopting), and `network prune` / `system prune` run it too.
 
 from __future__ import annotations
 
-import os
 import threading
 
 from kade.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
@@ -275,16 +274,12 @@ class Networks:
 
     # --- firewall and DNS (the net-nft and net-dns modules) ----------------------
     def firewall(self):
-        """The nftables table of this netns, or None where it cannot be had (no
-        libnftables): published ports and isolation then do not work, said in the log."""
+        """The nftables table of this process's network namespace."""
         if self._firewall is None:
-            try:
-                from kade.network.firewall import Firewall
-                fw = Firewall()
-                fw.ensure()
-                self._firewall = fw
-            except ImportError:
-                return None
+            from kade.network.firewall import Firewall
+            fw = Firewall()
+            fw.ensure()  # no nftables at all: the error says so, in one line
+            self._firewall = fw
         return self._firewall
 
     def _firewall_add(self, record: dict) -> None:
@@ -310,7 +305,7 @@ class Networks:
         from kade.engine.containers import pid_alive
         running = {rec["Id"] for rec, _ in self.db.containers()
                    if self.engine.containers.state(rec["Id"]).get("Status") in RUNNING}
-        for nid, _addr, cid, owner in self.db.leases():
+        for _nid, _addr, cid, owner in self.db.leases():
             pid, _, start = owner.partition(":")
             if cid not in running and not pid_alive(int(pid or 0), int(start or 0) or None):
                 self.db.release(cid)

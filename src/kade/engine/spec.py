@@ -15,7 +15,9 @@ _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nic
 
 
 def build(record: dict, *, passwd: bytes | None, group: bytes | None,
-          volume_mounts: list[dict], init_path: str | None = None) -> dict:
+          volume_mounts: list[dict], init_path: str | None = None,
+          netns_path: str | None = None) -> dict:
+    """netns_path: the network namespace to join (`--network container:NAME`)."""
     cfg, host = record["Config"], record["HostConfig"]
     uid, gid, extra = users.resolve(cfg.get("User") or "0", passwd, group)
     caps = defaults.resolve(host.get("CapAdd") or [], host.get("CapDrop") or [],
@@ -45,7 +47,7 @@ def build(record: dict, *, passwd: bytes | None, group: bytes | None,
         "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
         "hostname": cfg["Hostname"],
         "mounts": mounts(record, volume_mounts, init_path),
-        "linux": linux(record, caps),
+        "linux": linux(record, caps, netns_path),
     }
     return spec
 
@@ -97,11 +99,13 @@ def mounts(record: dict, volume_mounts: list[dict], init_path: str | None) -> li
     return out + volume_mounts
 
 
-def linux(record: dict, caps: list[str]) -> dict:
+def linux(record: dict, caps: list[str], netns_path: str | None = None) -> dict:
     host = record["HostConfig"]
     privileged = host.get("Privileged", False)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
-    if host.get("NetworkMode") != "host":
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif host.get("NetworkMode") != "host":
         namespaces.append({"type": "network"})
     out: dict = {
         "namespaces": namespaces,

@@ -86,6 +86,9 @@ class BridgeDriver:
                                   f"{e}") from None
             idx = netlink.index(ipr, ep.host_ifname)
             ipr.link("set", index=idx, master=bridge, state="up")
+            # hairpin: a container reaching its own published port through the host
+            # (br_netfilter's DNAT) gets the packet back out of the port it came by
+            _quietly(ipr.brport, "set", index=idx, mode=1)
         netlink.in_netns(netns_fd, lambda ns: _configure_inside(ns, ep))
 
     def leave(self, net: Network, ep: Endpoint) -> None:
