@@ -326,3 +326,51 @@ def rewrite(path: str, text: str) -> None:
             data = data[os.write(fd, data):]
     finally:
         os.close(fd)
+
+
+# --- network connect / disconnect of a running container (in its supervisor) ------
+def connect_running(engine, cid: str, name: str) -> None:
+    record, state = engine.db.container(cid)
+    net = engine.networks.get(name)
+    eps = dict((state.get("Net") or {}).get("Endpoints") or {})
+    if net["Name"] in eps or net["Driver"] != "bridge":
+        return
+    settings = record["NetworkSettings"]["Networks"].get(net["Name"]) or {}
+    index = 1 + max([int(e.get("Ifname", "eth0")[3:] or 0) for e in eps.values()] or [-1])
+    ep = _lease(engine, cid, net, settings, index, first=not eps)
+    fd = os.open(f"/proc/{state['Pid']}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _ensure(engine, net)
+        engine.networks._driver(net).join(engine.networks.value(net), ep, fd)
+        eps[net["Name"]] = _runtime_settings(net, ep, cid)
+        engine.db.update_state(cid, {"Net": {**(state.get("Net") or {}), "Endpoints": eps}})
+        users = [engine.networks.get(n) for n in eps if n not in BUILTIN]
+        if users:
+            dns = engine.networks.dns()
+            if any(n not in BUILTIN for n in list(eps)[:-1]):
+                for u in users:
+                    refresh_dns(engine, u)
+                dns.update(cid, [u["Id"] for u in users])
+            else:
+                _attach_dns(engine, cid, record, fd, users)
+    except BaseException:
+        engine.db.release(cid, net["Id"])
+        raise
+    finally:
+        os.close(fd)
+
+
+def disconnect_running(engine, cid: str, name: str) -> None:
+    record, state = engine.db.container(cid)
+    eps = dict((state.get("Net") or {}).get("Endpoints") or {})
+    ep = eps.pop(name, None)
+    if ep is None:
+        return
+    net = engine.networks.get(name)
+    _leave(engine, net, ep)
+    engine.db.release(cid, net["Id"])
+    engine.db.update_state(cid, {"Net": {**(state.get("Net") or {}), "Endpoints": eps}})
+    nets = engine.networks
+    if name not in BUILTIN and nets._dns is not None:
+        refresh_dns(engine, net)
+        nets._dns.update(cid, [nets.get(n)["Id"] for n in eps if n not in BUILTIN])

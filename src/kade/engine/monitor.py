@@ -175,6 +175,8 @@ class Supervisor:
             conn.sendall(encode({"ok": idle}))
         elif msg.get("op") == "adopt":
             conn.sendall(encode({"adopted": self.adopt_all({})}))
+        elif msg.get("op") == "network":
+            conn.sendall(encode(self._network(msg)))
         elif msg.get("op") == "start":
             self._monitor(conn, msg["cid"], msg.get("attach"), fds)
         elif msg.get("op") == "run":
@@ -222,6 +224,20 @@ class Supervisor:
                 self.active.discard(cid)
             self.last_activity = time.monotonic()
 
+
+    def _network(self, msg: dict) -> dict:
+        """`network connect|disconnect` of a running container: here, where its DNS is."""
+        from kade.engine import endpoints
+        fn = endpoints.connect_running if msg["action"] == "connect" else \
+            endpoints.disconnect_running
+        try:
+            fn(self.engine, msg["cid"], msg["network"])
+            return {"ok": True}
+        except KadeError as e:
+            return {"error": str(e), "kind": type(e).__name__}
+        except Exception as e:  # noqa: BLE001 - a bad request must not end the supervisor
+            _debug_traceback()
+            return {"error": f"network {msg['action']} failed: {e}", "kind": "KadeError"}
 
     # --- re-adoption -----------------------------------------------------------------
     def adopt_all(self, held: dict) -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 
-from kade.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from kade.errors import Conflict, FailedPrecondition, Forbidden, InvalidArgument, NotFound
 
 BUILTIN = ("bridge", "host", "none")
 DEFAULT_MODES = ("default", "bridge")
@@ -68,6 +68,32 @@ class Networks:
             except Exception:  # noqa: BLE001 - another process made it first
                 pass
 
+    def listing(self, filters: dict) -> list[dict]:
+        """`network ls`: docker's filters (driver, id, label, name, scope, type,
+        dangling), each key any of its values; newest last, as docker sorts by name."""
+        from kade.util.filters import bool_filter, check_keys, match_labels
+        check_keys(filters, ("driver", "id", "label", "name", "scope", "type", "dangling"))
+        tests = {
+            "driver": lambda r, v: r["Driver"] == v,
+            "id": lambda r, v: r["Id"].startswith(v),
+            "name": lambda r, v: v in r["Name"],
+            "scope": lambda r, v: v == "local",
+            "type": lambda r, v: _check_type(v) == (r["Name"] in BUILTIN),
+        }
+        out = []
+        dangling = bool_filter(filters, "dangling", False) if "dangling" in filters else None
+        for record in self.all():
+            if any(not any(tests[k](record, v) for v in vals)
+                   for k, vals in filters.items() if k in tests):
+                continue
+            if "label" in filters and not match_labels(record.get("Labels"), filters["label"]):
+                continue
+            if dangling is not None and dangling == (record["Name"] in BUILTIN or bool(
+                    self.users(record))):
+                continue
+            out.append(record)
+        return sorted(out, key=lambda r: r["Name"])
+
     def get(self, ref: str) -> dict:
         records = self.all()
         for match in (lambda r: r["Id"] == ref, lambda r: r["Name"] == ref,
@@ -97,7 +123,7 @@ class Networks:
         record = _record(nid, name, driver, ipam=ipam, internal=internal, ipv6=ipv6,
                          labels=labels, options=options, attachable=attachable)
         record["Private"] = {"Bridge": (options or {}).get("com.docker.network.bridge.name")
-                             or f"kade-{nid[:12]}"}
+                             or f"kade-{nid[:10]}"}
         self._check_bridge_name(record["Private"]["Bridge"])
         with self._lock:
             # recorded first: a kill before the bridge exists leaves a record whose
@@ -218,6 +244,74 @@ class Networks:
         names = list((record.get("NetworkSettings") or {}).get("Networks") or {})
         return [n for n in names if n not in ("host", "none")]
 
+    # --- connect and disconnect --------------------------------------------------
+    def connect(self, ref: str, container: str, aliases=(), ip=None, ip6=None,
+                links=()) -> None:
+        net = self.get(ref)
+        cid = self.engine.containers.resolve(container)
+        record, _ = self.db.container(cid)
+        mode = record["HostConfig"].get("NetworkMode") or "default"
+        if mode == "host" or mode.startswith("container:") or net["Name"] in ("host", "none"):
+            raise Forbidden("container sharing network namespace with another container or "
+                            "host cannot be connected to any other network")
+        nets = record["NetworkSettings"].setdefault("Networks", {})
+        if net["Name"] in nets:
+            raise Forbidden(f"endpoint with name {record['Name'].lstrip('/')} already "
+                            f"exists in network {net['Name']}")
+        if "none" in nets:
+            raise Forbidden("container cannot be disconnected from host network or "
+                            "connected to host network")
+        if (ip or ip6 or aliases) and net["Name"] in BUILTIN:
+            raise InvalidArgument("user specified IP address is supported on user defined "
+                                  "networks only")
+        nets[net["Name"]] = endpoint_settings(net["Id"], aliases=aliases, ip=ip, ip6=ip6,
+                                              links=links)
+        self.db.save_record(cid, record)
+        if self.engine.containers.state(cid).get("Running"):
+            try:
+                self._ask_supervisor("connect", cid, net["Name"])
+            except BaseException:
+                nets.pop(net["Name"], None)
+                self.db.save_record(cid, record)
+                raise
+        self.engine.emit("network", "connect", net["Id"], {"container": cid,
+                                                            "name": net["Name"],
+                                                            "type": net["Driver"]})
+
+    def disconnect(self, ref: str, container: str, force: bool = False) -> None:
+        net = self.get(ref)
+        cid = self.engine.containers.resolve(container)
+        record, _ = self.db.container(cid)
+        nets = record["NetworkSettings"].get("Networks") or {}
+        if net["Name"] not in nets:
+            if force:
+                return
+            raise Forbidden(f"container {cid} is not connected to network {net['Name']}")
+        if net["Name"] in ("host", "none") and not force:
+            raise Forbidden("container cannot be disconnected from host network or "
+                            "connected to host network")
+        if self.engine.containers.state(cid).get("Running"):
+            self._ask_supervisor("disconnect", cid, net["Name"])
+        nets.pop(net["Name"])
+        self.db.save_record(cid, record)
+        self.engine.emit("network", "disconnect", net["Id"], {"container": cid,
+                                                               "name": net["Name"],
+                                                               "type": net["Driver"]})
+
+    def _ask_supervisor(self, action: str, cid: str, name: str) -> None:
+        """The supervisor that runs the container joins or leaves (it holds the DNS)."""
+        from kade.engine import monitorclient
+        sock = monitorclient.connect(self.engine)
+        try:
+            monitorclient.send(sock, {"op": "network", "action": action, "cid": cid,
+                                      "network": name})
+            msg = monitorclient.Reader(sock.fileno()).read() or {
+                "error": "container monitor died", "kind": "KadeError"}
+        finally:
+            sock.close()
+        if "error" in msg:
+            raise monitorclient.error_class(msg["kind"])(msg["error"])
+
     # --- docker's JSON ----------------------------------------------------------
     def inspect(self, ref: str) -> dict:
         record = dict(self.get(ref))
@@ -329,8 +423,11 @@ class Networks:
         return out
 
 
-class Forbidden(Conflict):
-    """docker answers these with 403; for the CLI they are exit code 1 like a conflict."""
+def _check_type(value: str) -> bool:
+    """type=builtin -> True, type=custom -> False."""
+    if value not in ("builtin", "custom"):
+        raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+    return value == "builtin"
 
 
 def endpoint_settings(nid: str, aliases=(), ip=None, ip6=None, links=()) -> dict:
