@@ -162,6 +162,8 @@ class Containers:
         public = {k: v for k, v in state.items() if k[0].isupper() and k not in
                   PRIVATE_STATE}
         out = dict(record)
+        from kade.engine.netview import network_settings
+        out["NetworkSettings"] = network_settings(record, state)
         out["State"] = public
         out["Driver"] = self.engine.driver
         out["GraphDriver"] = self._graph_driver(cid)

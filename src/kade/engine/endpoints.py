@@ -209,14 +209,31 @@ def _bindings(engine, cid: str, record: dict, p: Plan):
     exposed = record["Config"].get("ExposedPorts") or {}
     if not (exposed or host.get("PortBindings")) or not p.endpoints:
         return None
-    from kade.network import ports as portmod
     fw = engine.networks.firewall()
     net, ep, _ = p.endpoints[0]
     ips = [a.split("/")[0] for a in (ep.ipv4, ep.ipv6) if a]
-    published, ports = portmod.bind(host.get("PortBindings") or {}, exposed,
-                                    bool(host.get("PublishAllPorts")),
-                                    fw.published() if fw is not None else {}, cid)
+    published = allocate_ports(host, exposed, taken_ports(fw, cid))
+    ports = {k: None for k in exposed}
+    for b in published:
+        key = f"{b.container_port}/{b.proto}"
+        hosts = [b.host_ip] if b.host_ip else ["0.0.0.0", "::"]
+        ports[key] = (ports.get(key) or []) + [{"HostIp": h, "HostPort": str(b.host_port)}
+                                               for h in hosts]
     return fw, engine.networks.value(net).bridge, ips, ports, published
+
+
+def taken_ports(fw, cid: str = "") -> list:
+    return [b for key, bs in fw.published().items() if key != cid for b in bs]
+
+
+def allocate_ports(host: dict, exposed: dict, taken: list) -> list:
+    from kade.network import ports as portmod
+    requests = portmod.from_port_bindings(host.get("PortBindings") or {})
+    if host.get("PublishAllPorts"):
+        have = {(r.container_port, r.proto) for r in requests}
+        requests += [r for r in portmod.publish_all(exposed)
+                     if (r.container_port, r.proto) not in have]
+    return portmod.allocate(requests, taken)
 
 
 # --- the end ---------------------------------------------------------------------

@@ -360,11 +360,22 @@ class Networks:
                                       "behavior")
         for link in opts.links:
             self.engine.containers.resolve(link.split(":")[0])
-        if record["Name"] == "host" and (opts.publish or opts.publish_all):
-            pass  # docker warns and ignores published ports in host mode
+        if opts.publish and record["Driver"] == "bridge":
+            self._check_ports(opts.publish)
         return {record["Name"]: endpoint_settings(
             record["Id"], aliases=opts.network_aliases, ip=opts.ip, ip6=opts.ip6,
             links=opts.links if record["Name"] == "bridge" else [])}
+
+    def _check_ports(self, publish: list[str]) -> None:
+        """A fixed host port that is taken: docker's error now, not at start (a
+        run with a taken port then leaves no container behind). The start checks
+        again: another may take it in between."""
+        from kade.engine.endpoints import taken_ports
+        from kade.network import ports
+        fixed = [r for r in ports.parse_publish(publish)
+                 if r.host_port and r.host_port == r.host_port_end]
+        if fixed:
+            ports.allocate(fixed, taken_ports(self.firewall()))
 
     # --- firewall and DNS (the net-nft and net-dns modules) ----------------------
     def firewall(self):
