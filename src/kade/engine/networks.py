@@ -400,7 +400,7 @@ class Networks:
         with self._lock:
             if self._dns is None:
                 from kade.network.dns import DNSServer
-                self._dns = DNSServer()
+                self._dns = DNSServer(list(self._config().dns) or None)
                 self._dns.start()
             return self._dns
 

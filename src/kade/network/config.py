@@ -2,7 +2,9 @@
 
     {"bip": "172.17.0.1/16",          the default bridge's gateway and subnet
      "mtu": 1500,                     every bridge's and veth's MTU
-     "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, ...]}
+     "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, ...],
+     "dns": ["192.0.2.53", "127.0.0.1:5353"]}   the resolvers the embedded DNS
+                                      forwards to (default: the host's); a port may follow
 
 read from `<root>/daemon.json`, else /etc/kade/daemon.json; missing means docker's
 defaults. A malformed file is an error naming it, not a silent default.
@@ -22,11 +24,12 @@ DEFAULT_POOLS = tuple([(f"172.{n}.0.0/16", 16) for n in range(17, 32)] + [("192.
 
 
 class NetConfig:
-    __slots__ = ("bip", "mtu", "pools", "bridge")
+    __slots__ = ("bip", "mtu", "pools", "bridge", "dns")
 
     def __init__(self, bip: str | None = None, mtu: int = 1500,
-                 pools: tuple = DEFAULT_POOLS, bridge: str = DEFAULT_BRIDGE):
+                 pools: tuple = DEFAULT_POOLS, bridge: str = DEFAULT_BRIDGE, dns=()):
         self.bip, self.mtu, self.pools, self.bridge = bip, mtu, pools, bridge
+        self.dns = tuple(dns)
 
 
 def load(root: str) -> NetConfig:
@@ -45,7 +48,8 @@ def parse(path: str) -> NetConfig:
             raise ValueError("not a JSON object")
         return NetConfig(bip=_bip(data.get("bip")), mtu=_mtu(data.get("mtu", 1500)),
                          pools=_pools(data.get("default-address-pools")),
-                         bridge=str(data.get("bridge") or DEFAULT_BRIDGE))
+                         bridge=str(data.get("bridge") or DEFAULT_BRIDGE),
+                         dns=[str(d) for d in data.get("dns") or ()])
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise InvalidArgument(f"unable to configure the daemon with file {path}: {e}") from None
 
