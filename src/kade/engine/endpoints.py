@@ -38,6 +38,8 @@ def wanted(engine, record: dict) -> dict:
     if nets or mode.startswith("container:"):
         return nets
     name = mode_network(mode)
+    if name == "bridge":
+        name = engine.networks.default_network()
     return {name: endpoint_settings(engine.networks.get(name)["Id"])}
 
 
@@ -117,8 +119,9 @@ def join(engine, cid: str, record: dict, p: Plan, pid: int) -> None:
         return
     fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        from kade.network import netlink
-        netlink.lo_up(fd)
+        if not p.endpoints:  # else the driver brings lo up with the rest, in one thread
+            from kade.network import netlink
+            netlink.lo_up(fd)
         settled = {}
         for net, ep, _settings in p.endpoints:
             _ensure(engine, net)
@@ -237,8 +240,10 @@ def allocate_ports(host: dict, exposed: dict, taken: list) -> list:
 
 
 # --- the end ---------------------------------------------------------------------
-def release(engine, cid: str) -> None:
-    """Undo join and plan; safe to call at any point, and twice."""
+def release(engine, cid: str, exited: bool = False) -> None:
+    """Undo join and plan; safe to call at any point, and twice. exited: the init is
+    dead, so its namespace goes and the kernel deletes the veths in it, and their
+    peers (deleting them here would wait ~10 ms each for the kernel's RCU grace)."""
     try:
         state = engine.db.container(cid)[1]
     except NotFound:
@@ -250,7 +255,7 @@ def release(engine, cid: str) -> None:
     fw = nets._firewall
     if fw is not None and (state.get("Net") or {}).get("Ports"):
         fw.unpublish(cid)
-    for name, ep in eps.items():
+    for name, ep in eps.items() if not exited else ():
         try:
             net = nets.get(name)
         except NotFound:

@@ -447,10 +447,10 @@ def _join_networks(engine, cid: str, record: dict, plan, pid: int) -> None:
         raise KadeError(f"cannot set up the container's network: {e}") from None
 
 
-def _release_networks(engine, cid: str) -> None:
+def _release_networks(engine, cid: str, exited: bool = False) -> None:
     from kade.engine import endpoints
     try:
-        endpoints.release(engine, cid)
+        endpoints.release(engine, cid, exited)
     except Exception:  # noqa: BLE001 - what stays is reconcile's to clean
         _debug_traceback()
 
@@ -771,7 +771,7 @@ class Monitor:
                 error: str = "") -> int:
         engine, cid = self.engine, self.cid
         oom_killed = not external and _oom_killed(engine, cid)  # before its cgroup goes
-        _release_networks(engine, cid)
+        _release_networks(engine, cid, exited=True)
         try:
             if external:
                 from kade.engine import external as ext

@@ -43,11 +43,19 @@ class Networks:
         self._lock = threading.RLock()
         self._dns = None
         self._firewall = None
+        self._cfg = None
 
     # --- records ----------------------------------------------------------------
     def _config(self):
-        from kade.network import config
-        return config.load(self.engine.root)
+        if self._cfg is None:  # read once per process, as dockerd reads daemon.json
+            from kade.network import config
+            self._cfg = config.load(self.engine.root)
+        return self._cfg
+
+    def default_network(self) -> str:
+        """What `run` without --network joins: the default bridge, or nothing but lo
+        where daemon.json says "bridge": "none" (docker's --bridge=none)."""
+        return "none" if self._config().bridge == "none" else "bridge"
 
     def all(self) -> list[dict]:
         records = self.db.networks()
@@ -345,6 +353,10 @@ class Networks:
                                       "container type network mode")
             return {}
         name = mode_network(mode)
+        if name == "bridge" and self.default_network() == "none":
+            if mode == "bridge":
+                raise NotFound("network bridge not found")
+            name = "none"
         record = self.get(name)
         static = opts.ip or opts.ip6
         if static and (record["Name"] in BUILTIN):

@@ -3,6 +3,8 @@
     {"bip": "172.17.0.1/16",          the default bridge's gateway and subnet
      "mtu": 1500,                     every bridge's and veth's MTU
      "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, ...],
+     "bridge": "none",                no default bridge: `run` gets only lo, as
+                                      dockerd --bridge=none (the test suite's roots)
      "dns": ["192.0.2.53", "127.0.0.1:5353"]}   the resolvers the embedded DNS
                                       forwards to (default: the host's); a port may follow
 
