@@ -117,7 +117,10 @@ def _lease(engine, cid: str, net: dict, settings: dict, index: int, first: bool)
 def join(engine, cid: str, record: dict, p: Plan, pid: int) -> None:
     if not p.own_netns:
         return
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:  # an external runtime's container that ran and exited
+        return
     try:
         if not p.endpoints:  # else the driver brings lo up with the rest, in one thread
             from kade.network import netlink
