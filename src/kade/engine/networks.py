@@ -212,10 +212,8 @@ class Networks:
 
     def _drop(self, record: dict) -> None:
         bridge = (record.get("Private") or {}).get("Bridge")
-        if bridge:
-            fw = self.firewall()
-            if fw is not None:
-                fw.remove_network(bridge)
+        if bridge and record["Driver"] == "bridge":
+            self.firewall().remove_network(bridge)
         self._driver(record).delete(self.value(record))
         self.db.delete_network(record["Id"])
 
@@ -426,14 +424,18 @@ class Networks:
             pid, _, start = owner.partition(":")
             if cid not in running and not pid_alive(int(pid or 0), int(start or 0) or None):
                 self.db.release(cid)
+        if not self._uses_kernel():
+            return  # no bridge ever: no table or veth of ours to look at (nor to make)
         fw = self.firewall()
-        if fw is not None:
-            for key in fw.published():
-                if key not in running:
-                    fw.unpublish(key)
-        if any(r["Driver"] == "bridge" for r in self.db.networks()):
-            from kade.network import driver as drivers
-            drivers.get("bridge").sweep({c[:10] for c in running} | self._starting())
+        for key in fw.published():
+            if key not in running:
+                fw.unpublish(key)
+        from kade.network import driver as drivers
+        drivers.get("bridge").sweep({c[:10] for c in running} | self._starting())
+
+    def _uses_kernel(self) -> bool:
+        return any(r["Driver"] == "bridge" and (r.get("IPAM") or {}).get("Config")
+                   for r in self.db.networks())
 
     def _starting(self) -> set[str]:
         """Id prefixes of containers a live worker is starting (their leases' owner)."""
