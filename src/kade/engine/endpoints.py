@@ -56,7 +56,8 @@ def plan(engine, cid: str, record: dict) -> Plan:
             net = _network(nets, name, settings)
             if net["Driver"] != "bridge":
                 continue
-            ep = _lease(engine, cid, net, settings, index, first=not out)
+            ep = _lease(engine, cid, net, settings, index, first=not out,
+                        mac=record["Config"].get("MacAddress") if index == 0 else None)
             out.append((net, ep, settings))
             index += 1
     except BaseException:
@@ -87,7 +88,8 @@ def _owner() -> str:
     return f"{os.getpid()}:{pid_start(os.getpid())}"
 
 
-def _lease(engine, cid: str, net: dict, settings: dict, index: int, first: bool):
+def _lease(engine, cid: str, net: dict, settings: dict, index: int, first: bool,
+           mac: str | None = None):
     from kade.network import ipam
     from kade.network.bridge import host_ifname
     from kade.network.driver import Endpoint
@@ -107,7 +109,7 @@ def _lease(engine, cid: str, net: dict, settings: dict, index: int, first: bool)
         else:
             v4, gw4 = cidr, sub.gateway
     default_route = first and not value.internal
-    mac = (settings.get("MacAddress") or "") if index == 0 else ""
+    mac = mac or settings.get("MacAddress") or ""
     return Endpoint(ifname=f"eth{index}", host_ifname=host_ifname(cid, index), ipv4=v4,
                     ipv6=v6, mac=mac or (ipam.mac_for(v4.split("/")[0]) if v4 else ""),
                     gateway4=gw4 if default_route else None,

@@ -54,6 +54,27 @@ def test_default_bridge_address_route_and_files(netkade):
     assert netkade("ps", "-a", "--format", "{{.Networks}}").stdout.strip() in ("", "bridge")
 
 
+def test_dns_flags_host_gateway_and_mac(netkade):
+    out = netkade("run", "--rm", "--dns", "192.0.2.1", "--dns-search", "example.test",
+                  "--dns-option", "ndots:3", "--add-host", "gw:host-gateway",
+                  "--mac-address", "92:d0:c6:0a:29:33", "busybox", "sh", "-c",
+                  "cat /etc/resolv.conf /etc/hosts; ip link show eth0").stdout
+    gateway = netkade.inspect("network", "inspect", "bridge")[0]["IPAM"]["Config"][0][
+        "Gateway"]
+    assert "search example.test\nnameserver 192.0.2.1\noptions ndots:3\n" in out
+    assert f"{gateway}\tgw\n" in out
+    assert "link/ether 92:d0:c6:0a:29:33" in out
+
+
+def test_build_runs_on_the_default_bridge(netkade, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN ip -4 addr show eth0 > /addr\n")
+    netkade("build", "-q", "-t", "netbuild", str(tmp_path))
+    try:
+        assert "inet " in netkade("run", "--rm", "netbuild", "cat", "/addr").stdout
+    finally:
+        netkade("rmi", "netbuild")
+
+
 def test_published_port_on_loopback_and_gateway(netkade):
     cid = run_d(netkade, "-p", "8080:80", *HTTPD)
     try:
