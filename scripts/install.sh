@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-PKGS="busybox-static tini python3-venv python3-pip debootstrap"
+PKGS="busybox-static tini python3-venv python3-pip debootstrap nftables"
 if ! dpkg -s $PKGS >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq $PKGS >/dev/null

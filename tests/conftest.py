@@ -41,12 +41,22 @@ class Kade:
 def kade(tmp_path_factory):
     _needs_root()
     root = str(tmp_path_factory.mktemp("kade-root"))
+    _no_default_bridge(root)
     k = Kade(root)
     k("image", "bootstrap", "busybox")
     yield k
     k.cleanup()
     if not os.environ.get("KADE_KEEP_TEST_ROOT"):
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _no_default_bridge(root: str) -> None:
+    """The suite's roots run in the host's network namespace: no default bridge there
+    (docker's --bridge=none), so their containers get lo only and no test touches the
+    host's interfaces or rules. Network tests run Kade in a namespace of their own
+    (tests/integration/network/conftest.py)."""
+    with open(os.path.join(root, "daemon.json"), "w") as f:
+        f.write('{"bridge": "none"}\n')
 
 
 @pytest.fixture(scope="session", autouse=True)

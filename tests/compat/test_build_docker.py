@@ -202,6 +202,9 @@ class KadeSide:
 
     def __init__(self, root: Path):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        # RUN steps would make a default bridge in the host's namespace (tests/conftest.py)
+        (root / "daemon.json").write_text('{"bridge": "none"}\n')
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = run([*KADE, "--root", str(self.root), *args], timeout=timeout)

@@ -212,6 +212,8 @@ def _fresh_root(tmp_path, kade):
     """A root of its own, with busybox: what a new user has before the first run."""
     root = str(tmp_path / "fresh")
     os.mkdir(root)
+    with open(os.path.join(root, "daemon.json"), "w") as f:
+        f.write('{"bridge": "none"}\n')  # no bridge in the host's namespace (conftest)
     subprocess.run(KADE + ["--root", root, "image", "bootstrap", "busybox"], check=True,
                    capture_output=True)
     return root

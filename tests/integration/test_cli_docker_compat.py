@@ -197,6 +197,7 @@ GROUPS = {"container": ["commit", "cp", "create", "diff", "exec", "export", "ins
           "image": ["bootstrap", "build", "history", "import", "inspect", "load", "ls",
                     "prune", "pull", "push", "rm", "save", "tag"],
           "builder": ["build", "prune"], "volume": ["create", "inspect", "ls", "prune", "rm"],
+          "network": ["connect", "create", "disconnect", "inspect", "ls", "prune", "rm"],
           "system": ["check", "df", "info", "monitor", "prune"], "registry": ["gc", "serve"]}
 FLAG = re.compile(r"^  (?:-(\w), )?\s*--([\w-]+)(?: ([a-z0-9]+))?(?:\s{2,}(\S.*))?$")
 

@@ -29,7 +29,7 @@ EXIT = [
 # any other verb gets an error back from the engine
 ENGINE_FAILURE = {"run": 125, "create": 125}
 # verbs whose engine errors carry docker's "Error response from daemon:" prefix
-DAEMON_PREFIX = {"cp", "diff", "export", "commit", "top", "stats", "port"}
+DAEMON_PREFIX = {"cp", "diff", "export", "commit", "top", "stats", "port", "network"}
 
 
 class Failed(Exception):

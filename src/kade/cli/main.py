@@ -19,7 +19,8 @@ VERBS = {
     "export": "files", "commit": "files",
     "images": "images", "rmi": "images", "tag": "images", "history": "images",
     "import": "images", "save": "images", "load": "images",
-    "volume": "volume", "runtime": "runtime_", "system": "system", "version": "system",
+    "volume": "volume", "network": "network",
+    "runtime": "runtime_", "system": "system", "version": "system",
     "info": "system", "pull": "pull", "push": "push", "login": "login", "logout": "login",
     "registry": "registry", "build": "build", "builder": "build",
 }
@@ -40,6 +41,8 @@ GROUPS = {
 # groups whose module takes the subcommand itself: the names it knows
 OWN_GROUPS = {
     "volume": ("create", "ls", "list", "inspect", "rm", "remove", "prune"),
+    "network": ("create", "ls", "list", "inspect", "rm", "remove", "prune", "connect",
+                "disconnect"),
     "system": ("df", "prune", "check", "info", "monitor"),
     "registry": ("serve", "gc", "garbage-collect"),
 }

@@ -44,6 +44,7 @@ class Row(dict):
 
 
 def make_row(engine, record: dict, state: dict, now: float, trunc: bool, size: bool) -> Row:
+    from kade.engine import netview
     from kade.util.ids import parse_rfc3339
     from kade.util.units import human_duration
     cmd = " ".join([record["Path"], *record["Args"]])
@@ -55,12 +56,13 @@ def make_row(engine, record: dict, state: dict, now: float, trunc: bool, size: b
               Command=f'"{cmd}"', CreatedAt=time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                                                           time.gmtime(created)),
               RunningFor=human_duration(now - created) + " ago",
-              Status=status_text(state, now), State=state["Status"], Ports="",
+              Status=status_text(state, now), State=state["Status"],
+              Ports=netview.ports_column(record, state),
               Names=record["Name"].lstrip("/"),
               Labels=",".join(f"{k}={v}" for k, v in (record["Config"].get("Labels") or {})
                               .items()),
               Mounts=",".join(m.get("Name") or m.get("Source", "") for m in record["Mounts"]),
-              Networks=record["HostConfig"].get("NetworkMode", ""), Size="")
+              Networks=netview.networks_column(record), Size="")
     if size:
         from kade.util.units import human_size
         try:

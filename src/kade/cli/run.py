@@ -50,7 +50,23 @@ def parser(verb: str) -> ArgParser:
       help=f'Pull image before {"running" if verb == "run" else "creating"} '
       '("always"|"missing"|"never")')
     a("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping (host:ip)")
-    a("--dns", action="append", default=[], help="Set custom DNS servers")
+    a("--dns", action="append", default=[], metavar="list", help="Set custom DNS servers")
+    a("--dns-search", action="append", default=[], metavar="list",
+      help="Set custom DNS search domains")
+    a("--dns-option", action="append", default=[], metavar="list", help="Set DNS options")
+    a("--network-alias", "--net-alias", action="append", default=[], metavar="list",
+      help="Add network-scoped alias for the container")
+    a("--ip", metavar="string", help="IPv4 address (e.g., 172.30.100.104)")
+    a("--ip6", metavar="string", help="IPv6 address (e.g., 2001:db8::33)")
+    a("--mac-address", metavar="string", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    a("--link", action="append", default=[], metavar="list",
+      help="Add link to another container")
+    a("-p", "--publish", action="append", default=[], metavar="list",
+      help="Publish a container's port(s) to the host")
+    a("-P", "--publish-all", action="store_true",
+      help="Publish all exposed ports to random ports")
+    a("--expose", action="append", default=[], metavar="list",
+      help="Expose a port or a range of ports")
     a("-m", "--memory", metavar="bytes", help="Memory limit")
     a("--memory-swap", metavar="bytes",
       help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
@@ -176,7 +192,10 @@ def options_from(ns):
         security_opt=ns.security_opt, restart=ns.restart, mounts=mounts,
         network=ns.network or "default",
         ulimits=ns.ulimit, stop_signal=ns.stop_signal, stop_timeout=ns.stop_timeout,
-        add_hosts=ns.add_host, dns=ns.dns, memory=memory, memory_swap=swap,
+        add_hosts=ns.add_host, dns=ns.dns, dns_search=ns.dns_search,
+        dns_options=ns.dns_option, network_aliases=ns.network_alias, ip=ns.ip, ip6=ns.ip6,
+        mac_address=ns.mac_address, links=ns.link, publish=ns.publish,
+        publish_all=ns.publish_all, expose=ns.expose, memory=memory, memory_swap=swap,
         nano_cpus=_cpus(ns.cpus), cpu_shares=ns.cpu_shares,
         pids_limit=ns.pids_limit, healthcheck=_healthcheck(ns), pull=ns.pull,
         runtime=ns.runtime, devices=ns.device, device_cgroup_rules=ns.device_cgroup_rule)

@@ -76,7 +76,8 @@ def _prune(ctx, args) -> int:
     ns = p.parse_args(args)
     from kade.engine import prune
     flt = prune.system_filter(ns.filter, ns.volumes)  # bad filters fail before the question
-    lines = ["WARNING! This will remove:", "  - all stopped containers"]
+    lines = ["WARNING! This will remove:", "  - all stopped containers",
+             "  - all networks not used by at least one container"]
     if ns.volumes:
         lines.append("  - all anonymous volumes not used by at least one container")
     lines.append("  - all images without at least one container associated to them"
@@ -88,6 +89,8 @@ def _prune(ctx, args) -> int:
     out = prune.system(ctx.engine, ns.all, ns.volumes, flt)
     if out["containers"]:
         print("Deleted Containers:\n" + "\n".join(out["containers"]) + "\n")
+    if out["networks"]:
+        print("Deleted Networks:\n" + "\n".join(out["networks"]) + "\n")
     if out["volumes"]:
         print("Deleted Volumes:\n" + "\n".join(out["volumes"]) + "\n")
     if out["images"]:

@@ -162,6 +162,8 @@ class Containers:
         public = {k: v for k, v in state.items() if k[0].isupper() and k not in
                   PRIVATE_STATE}
         out = dict(record)
+        from kade.engine.netview import network_settings
+        out["NetworkSettings"] = network_settings(record, state)
         out["State"] = public
         out["Driver"] = self.engine.driver
         out["GraphDriver"] = self._graph_driver(cid)
@@ -192,6 +194,8 @@ class Containers:
         cid = ids.new_id()
         name = records.validate_name(opts.name) if opts.name else None
         record = records.new_record(cid, name or "", image_id, opts, image_config, engine.root)
+        # an unknown network, a missing --link target: refused before anything exists
+        record["NetworkSettings"]["Networks"] = engine.networks.settings_for(opts)
         volume_mounts = engine.volumes.plan(opts.mounts, image_config.get("Volumes") or {})
         record["Mounts"] = [m.inspect() for m in volume_mounts]
         record["Private"] = {"VolumeMounts": [m.to_json() for m in volume_mounts]}
@@ -236,7 +240,9 @@ class Containers:
         spec.write_new(record["HostnamePath"], cfg["Hostname"] + "\n")
         spec.write_new(record["HostsPath"],
                        spec.hosts_file(cfg["Hostname"], host.get("ExtraHosts") or []))
-        spec.write_new(record["ResolvConfPath"], spec.resolv_conf(host.get("Dns") or []))
+        spec.write_new(record["ResolvConfPath"], spec.resolv_conf(
+            host.get("Dns") or [], host.get("DnsSearch") or (), host.get("DnsOptions") or (),
+            mode=_resolv_mode(record)))
         engine.volumes.prepare(_vol_mounts(record), lambda fn: _in_layers(engine, cid, fn))
 
     # --- renaming and removing -------------------------------------------------
@@ -299,6 +305,7 @@ class Containers:
             engine.snapshots.remove(cid)
         from kade.util.fs import remove_tree  # fcntl, contextlib: not for `ps`
         remove_tree(self.bundle(cid))
+        self.db.release(cid)  # a lease a killed start left
         if record and remove_volumes:
             self.db.delete_container(cid)  # first: the volumes are in use until it is gone
             engine.volumes.remove_anonymous(_vol_mounts(record))
@@ -367,3 +374,11 @@ def _event_attrs(record: dict) -> dict:
     cfg = record["Config"]
     return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
             "name": record["Name"].lstrip("/")}
+
+
+def _resolv_mode(record: dict) -> str:
+    mode = record["HostConfig"].get("NetworkMode") or "default"
+    if mode == "host":
+        return "host"
+    nets = list((record.get("NetworkSettings") or {}).get("Networks") or {})
+    return "user" if nets and nets[0] not in ("bridge", "none") else "bridge"

@@ -94,6 +94,11 @@ class Engine:
         from kade.engine.containers import Containers
         return Containers(self)
 
+    @cached_property
+    def networks(self):
+        from kade.engine.networks import Networks
+        return Networks(self)
+
     def close_handles(self) -> None:
         """Close the database and drop everything holding it. Must precede fork():
         SQLite state copied into a child makes it skip real locks, and then the
@@ -101,7 +106,7 @@ class Engine:
         db = self.__dict__.pop("db", None)
         if db is not None:
             db.conn.close()
-        for name in ("snapshots", "images", "volumes", "containers"):
+        for name in ("snapshots", "images", "volumes", "containers", "networks"):
             self.__dict__.pop(name, None)
 
     # --- events --------------------------------------------------------------

@@ -32,10 +32,11 @@ def parse_signal(text: str | int) -> int:
 
 # --- what the monitor needs to run a container -----------------------------------
 class Prepared:
-    __slots__ = ("bundle", "spec", "rootfs_mounts")
+    __slots__ = ("bundle", "spec", "rootfs_mounts", "net")
 
-    def __init__(self, bundle: str, spec: dict, rootfs_mounts: list):
+    def __init__(self, bundle: str, spec: dict, rootfs_mounts: list, net=None):
         self.bundle, self.spec, self.rootfs_mounts = bundle, spec, rootfs_mounts
+        self.net = net  # kade.engine.endpoints.Plan: what join() puts in the netns
 
 
 def prepare_run(engine, cid: str, record: dict) -> Prepared:
@@ -48,14 +49,21 @@ def prepare_run(engine, cid: str, record: dict) -> Prepared:
     volume_mounts = [PlannedMount.from_json(m).oci()
                      for m in record.get("Private", {}).get("VolumeMounts", [])]
     init_path = _init_binary() if record["HostConfig"].get("Init") else None
-    spec = specmod.build(record, passwd=read_file(snaps, cid, "/etc/passwd"),
-                         group=read_file(snaps, cid, "/etc/group"),
-                         volume_mounts=volume_mounts, init_path=init_path)
+    from kade.engine import endpoints
+    net = endpoints.plan(engine, cid, record)  # leases and /etc/hosts, before the init
+    try:
+        spec = specmod.build(record, passwd=read_file(snaps, cid, "/etc/passwd"),
+                             group=read_file(snaps, cid, "/etc/group"),
+                             volume_mounts=volume_mounts, init_path=init_path,
+                             netns_path=net.netns_path)
+    except BaseException:
+        engine.db.release(cid)
+        raise
     # compact: with indent json falls back to its pure-Python encoder (~1.5 ms here)
     specmod.ensure_file(os.path.join(bundle, "config.json"), json.dumps(spec))
     throwaway = bool(record["HostConfig"].get("AutoRemove"))
     rootfs = [_at_root(m, throwaway) for m in snaps.mounts(cid)]
-    return Prepared(bundle, spec, rootfs)
+    return Prepared(bundle, spec, rootfs, net)
 
 
 def _at_root(mount, throwaway: bool):

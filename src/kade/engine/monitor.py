@@ -101,6 +101,7 @@ class Supervisor:
         listener = self._listen()
         _log("serving")
         self.adopt_all(held)
+        threading.Thread(target=_reconcile_networks, args=(self.engine,), daemon=True).start()
         _warm_up(self.engine.runtime.seccomp_cache)
         while self._keep_running():
             try:
@@ -174,6 +175,8 @@ class Supervisor:
             conn.sendall(encode({"ok": idle}))
         elif msg.get("op") == "adopt":
             conn.sendall(encode({"adopted": self.adopt_all({})}))
+        elif msg.get("op") == "network":
+            conn.sendall(encode(self._network(msg)))
         elif msg.get("op") == "start":
             self._monitor(conn, msg["cid"], msg.get("attach"), fds)
         elif msg.get("op") == "run":
@@ -221,6 +224,20 @@ class Supervisor:
                 self.active.discard(cid)
             self.last_activity = time.monotonic()
 
+
+    def _network(self, msg: dict) -> dict:
+        """`network connect|disconnect` of a running container: here, where its DNS is."""
+        from kade.engine import endpoints
+        fn = endpoints.connect_running if msg["action"] == "connect" else \
+            endpoints.disconnect_running
+        try:
+            fn(self.engine, msg["cid"], msg["network"])
+            return {"ok": True}
+        except KadeError as e:
+            return {"error": str(e), "kind": type(e).__name__}
+        except Exception as e:  # noqa: BLE001 - a bad request must not end the supervisor
+            _debug_traceback()
+            return {"error": f"network {msg['action']} failed: {e}", "kind": "KadeError"}
 
     # --- re-adoption -----------------------------------------------------------------
     def adopt_all(self, held: dict) -> list[str]:
@@ -411,6 +428,48 @@ def _clear_stale_runtime_state(engine, cid: str) -> None:
             engine.runtime.delete(cid, force=True)
         except KadeError:
             pass
+
+
+def _join_networks(engine, cid: str, record: dict, plan, pid: int) -> None:
+    """The container's interfaces, DNS and ports, between create and start; a failure
+    kills the init it made (the start fails, docker's way)."""
+    from kade.engine import endpoints
+    try:
+        endpoints.join(engine, cid, record, plan, pid)
+    except BaseException as e:
+        try:
+            engine.runtime.delete(cid, force=True)
+        except KadeError:
+            pass
+        if isinstance(e, KadeError):
+            raise
+        _debug_traceback()
+        raise KadeError(f"cannot set up the container's network: {e}") from None
+
+
+def _release_networks(engine, cid: str, exited: bool = False) -> None:
+    from kade.engine import endpoints
+    try:
+        endpoints.release(engine, cid, exited)
+    except Exception:  # noqa: BLE001 - what stays is reconcile's to clean
+        _debug_traceback()
+
+
+def _readopt_networks(engine, cid: str, record: dict, pid: int) -> None:
+    from kade.engine import endpoints
+    try:
+        endpoints.readopt(engine, cid, record, pid)
+    except Exception:  # noqa: BLE001 - the container runs on without name resolution
+        _debug_traceback()
+
+
+def _reconcile_networks(engine) -> None:
+    """What a killed process left of networks (kade.engine.networks.reconcile)."""
+    try:
+        if engine.db.q1("SELECT 1 FROM networks LIMIT 1") is not None:
+            engine.networks.reconcile()
+    except Exception:  # noqa: BLE001 - prune does it again
+        _debug_traceback()
 
 
 def _pidfd_of(pid: int, start) -> int | None:
@@ -665,6 +724,7 @@ class Monitor:
                                       prepared.rootfs_mounts, stdio.child_fds())
                 stdio.close_child_ends()
                 pidfd = os.pidfd_open(waited)
+                _join_networks(engine, cid, record, prepared.net, pid)
             else:
                 pid = waited = engine.runtime.create(
                     cid, prepared.bundle, spec=prepared.spec, stdio=stdio.child_fds(),
@@ -672,9 +732,11 @@ class Monitor:
                 stdio.close_child_ends()
                 stdio.take_console(pid)
                 pidfd = os.pidfd_open(pid)
+                _join_networks(engine, cid, record, prepared.net, pid)
                 engine.runtime.start(cid)
         except KadeError as e:
             stdio.close()
+            _release_networks(engine, cid)
             self._failed_start(e)
             return None
         del prepared  # its spec (~16 KB) is not needed while the container runs, for days
@@ -709,6 +771,7 @@ class Monitor:
                 error: str = "") -> int:
         engine, cid = self.engine, self.cid
         oom_killed = not external and _oom_killed(engine, cid)  # before its cgroup goes
+        _release_networks(engine, cid, exited=True)
         try:
             if external:
                 from kade.engine import external as ext
@@ -740,6 +803,7 @@ class Monitor:
                                          "MonitorStart": pid_start(os.getpid())})
             if self.link is not None:
                 self.link.hold(cid, stdio.held())
+            _readopt_networks(engine, cid, record, pid)
             self.adopting = True
             self._watch(record, pidfd, stdio)
         else:

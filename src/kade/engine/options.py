@@ -32,6 +32,16 @@ DEFAULTS: dict = {
     "stop_timeout": None,
     "add_hosts": [],
     "dns": [],
+    "dns_search": [],
+    "dns_options": [],
+    "network_aliases": [],
+    "ip": None,
+    "ip6": None,
+    "mac_address": None,
+    "links": [],
+    "publish": [],               # -p values, as typed
+    "publish_all": False,
+    "expose": [],                # --expose values, as typed
     "memory": 0,
     "memory_swap": 0,
     "nano_cpus": 0,

@@ -158,12 +158,21 @@ def _familiar(name: str) -> str:
 def system(engine, all_: bool = False, volumes: bool = False, flt: Filter = NO_FILTER
            ) -> dict:
     cs, c_space = containers(engine, flt)
+    nets = networks(engine, flt)
     ims, i_space = images(engine, all_, flt)
     _, b_space = build_cache(engine, all_, flt.until)
     vols, v_space = engine.volumes.prune(match=flt.matches) if volumes else ([], 0)
     garbage = collect_garbage(engine)
-    return {"containers": cs, "images": ims, "volumes": vols,
+    return {"containers": cs, "networks": nets, "images": ims, "volumes": vols,
             "space": c_space + i_space + v_space + b_space + garbage}
+
+
+def networks(engine, flt: Filter = NO_FILTER) -> list[str]:
+    """Unused networks, and what a killed process left of any (leases, rules, veths);
+    nothing at all where no network was ever made (no netlink, no nftables)."""
+    if engine.db.q1("SELECT 1 FROM networks LIMIT 1") is None:
+        return []
+    return engine.networks.prune(None if flt is NO_FILTER else flt)
 
 
 def collect_garbage(engine) -> int:

@@ -99,6 +99,11 @@ def new_record(cid: str, name: str, image_id: str, opts: CreateOptions,
         "Labels": {**(image_config.get("Labels") or {}), **opts.labels},
         "StopSignal": opts.stop_signal or image_config.get("StopSignal") or "SIGTERM",
     }
+    exposed = _exposed(opts, image_config)
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if opts.mac_address:
+        config["MacAddress"] = opts.mac_address
     if opts.stop_timeout is not None:
         config["StopTimeout"] = opts.stop_timeout
     health = opts.healthcheck or image_config.get("Healthcheck")
@@ -133,12 +138,32 @@ def host_config(opts: CreateOptions, restart: dict) -> dict:
         "CpuShares": opts.cpu_shares, "PidsLimit": opts.pids_limit or None,
         "Ulimits": [_ulimit(u) for u in opts.ulimits] or None, "Init": opts.init or None,
         "Runtime": _runtime(opts),
+        "PortBindings": _port_bindings(opts.publish), "PublishAllPorts": opts.publish_all,
+        "Links": list(opts.links) or None, "DnsSearch": opts.dns_search,
+        "DnsOptions": opts.dns_options,
         "Devices": _devices(opts.devices),
         "DeviceCgroupRules": _device_cgroup_rules(opts.device_cgroup_rules),
         "Mounts": [{"Type": m["type"], "Source": m["source"], "Target": m["target"],
                     "ReadOnly": m["readonly"]} for m in opts.mounts if m["type"] != "bind"]
         or None,
     }
+
+
+def _port_bindings(publish: list[str]) -> dict:
+    if not publish:
+        return {}
+    from kade.network import ports
+    return ports.to_port_bindings(ports.parse_publish(publish))
+
+
+def _exposed(opts: CreateOptions, image_config: dict) -> dict:
+    """Config.ExposedPorts: the image's, --expose's and every -p's container port."""
+    keys = list(image_config.get("ExposedPorts") or {})
+    if opts.expose or opts.publish:
+        from kade.network import ports
+        keys += ports.parse_expose(opts.expose)
+        keys += ports.exposed_ports(ports.parse_publish(opts.publish))
+    return {k: {} for k in keys}
 
 
 def _devices(values: list[str]) -> list[dict]:
@@ -194,7 +219,7 @@ def extra_host(item: str) -> tuple[str, str]:
     if not sep or not name or not addr:
         raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
                               f'bad format for add-host: "{item}"')
-    if not _is_ip(addr.strip("[]")):
+    if addr != "host-gateway" and not _is_ip(addr.strip("[]")):
         raise InvalidArgument(f'invalid argument "{item}" for "--add-host" flag: '
                               f'invalid IP address in add-host: "{addr}"')
     return name, addr
@@ -229,6 +254,7 @@ def _check_start_options(opts: CreateOptions) -> None:
                                   f"{item} is not an ip address")
     for item in opts.add_hosts:
         extra_host(item)
+    _check_network_options(opts)
     for opt in opts.security_opt:
         key, _, value = opt.partition("=" if "=" in opt else ":")
         if key not in ("seccomp", "no-new-privileges", "apparmor", "label"):
@@ -236,6 +262,31 @@ def _check_start_options(opts: CreateOptions) -> None:
         if key == "seccomp" and value != "unconfined" and not os.path.isfile(value):
             raise InvalidArgument(f'opening seccomp profile ("{value}") failed: '
                                   "no such file or directory")
+
+
+def _check_network_options(opts: CreateOptions) -> None:
+    for value, version in ((opts.ip, 4), (opts.ip6, 6)):
+        if value:
+            import ipaddress
+            try:
+                if ipaddress.ip_address(value).version != version:
+                    raise ValueError
+            except ValueError:
+                raise InvalidArgument(f"invalid IPv{version} address: {value}") from None
+    if opts.mac_address:
+        parts = opts.mac_address.split(":")
+        if len(parts) != 6 or not all(len(p) == 2 and all(
+                c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+            raise InvalidArgument(f"{opts.mac_address} is not a valid mac address")
+    mode = opts.network or "default"
+    if mode == "host" and (opts.links or opts.mac_address):
+        raise InvalidArgument("conflicting options: host type networking can't be used with "
+                              "links. This would result in undefined behavior" if opts.links
+                              else "conflicting options: mac-address and the network mode")
+    for link in opts.links:
+        name, _, alias = link.partition(":")
+        if not name:
+            raise InvalidArgument(f"invalid argument \"{link}\" for \"--link\" flag")
 
 
 def _is_ip(text: str) -> bool:

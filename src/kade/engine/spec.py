@@ -15,7 +15,9 @@ _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nic
 
 
 def build(record: dict, *, passwd: bytes | None, group: bytes | None,
-          volume_mounts: list[dict], init_path: str | None = None) -> dict:
+          volume_mounts: list[dict], init_path: str | None = None,
+          netns_path: str | None = None) -> dict:
+    """netns_path: the network namespace to join (`--network container:NAME`)."""
     cfg, host = record["Config"], record["HostConfig"]
     uid, gid, extra = users.resolve(cfg.get("User") or "0", passwd, group)
     caps = defaults.resolve(host.get("CapAdd") or [], host.get("CapDrop") or [],
@@ -45,7 +47,7 @@ def build(record: dict, *, passwd: bytes | None, group: bytes | None,
         "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
         "hostname": cfg["Hostname"],
         "mounts": mounts(record, volume_mounts, init_path),
-        "linux": linux(record, caps),
+        "linux": linux(record, caps, netns_path),
     }
     return spec
 
@@ -97,11 +99,13 @@ def mounts(record: dict, volume_mounts: list[dict], init_path: str | None) -> li
     return out + volume_mounts
 
 
-def linux(record: dict, caps: list[str]) -> dict:
+def linux(record: dict, caps: list[str], netns_path: str | None = None) -> dict:
     host = record["HostConfig"]
     privileged = host.get("Privileged", False)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
-    if host.get("NetworkMode") != "host":
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif host.get("NetworkMode") != "host":
         namespaces.append({"type": "network"})
     out: dict = {
         "namespaces": namespaces,
@@ -168,30 +172,64 @@ def resources(host: dict) -> dict:
     return res
 
 
-def hosts_file(hostname: str, extra: list[str]) -> str:
+def hosts_file(hostname: str, extra: list[str], links=(), own=(),
+               gateway: str | None = None) -> str:
+    """docker's /etc/hosts: the fixed lines, --add-host entries (host-gateway is
+    `gateway`), --link entries (address, names), then the container's own address."""
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
              "ff02::2\tip6-allrouters"]
     from kade.engine.records import extra_host
     for item in extra:
         name, addr = extra_host(item)  # checked at create already; records may be older
+        if addr == "host-gateway":
+            if not gateway:
+                continue
+            addr = gateway
         lines.append(f"{addr}\t{name}")
+    lines += [f"{addr}\t{names}" for addr, names in links]
+    lines += [f"{addr}\t{hostname}" for addr in own]
     return "\n".join(lines) + "\n"
 
 
-def resolv_conf(dns: list[str]) -> str:
-    if dns:
-        return "".join(f"nameserver {d}\n" for d in dns)
+def resolv_conf(dns: list[str], search=(), options=(), mode: str = "bridge") -> str:
+    """docker's /etc/resolv.conf. mode: "bridge" (the default bridge and none: the
+    host's resolvers without loopback ones, or Google's if none is left), "host"
+    (the host's file as it is), "user" (a user network: the embedded server at
+    127.0.0.11, which forwards to --dns or the host's resolvers)."""
     try:
         with open("/etc/resolv.conf") as f:
             text = f.read()
     except OSError:
-        return ""
-    # loopback resolvers of the host are unreachable from the container's netns
-    kept = [ln for ln in text.splitlines()
-            if not (ln.startswith("nameserver") and ln.split()[1:2] in (["127.0.0.53"],
-                                                                         ["127.0.0.1"]))]
-    return "\n".join(kept) + "\n"
+        text = ""
+    lines = text.splitlines()
+    host_search = [w for ln in lines if ln.startswith(("search", "domain"))
+                   for w in ln.split()[1:]]
+    host_opts = [w for ln in lines if ln.startswith("options") for w in ln.split()[1:]]
+    if mode == "host" and not (dns or search or options):
+        return text
+    if mode == "user":
+        servers = ["127.0.0.11"]
+        opts = list(options or [o for o in host_opts if not o.startswith("ndots")])
+        opts = ["ndots:0", *[o for o in opts if o != "ndots:0"]] if not any(
+            o.startswith("ndots") for o in options) else opts
+    else:
+        servers = list(dns) or [w for ln in lines if ln.startswith("nameserver")
+                                for w in ln.split()[1:2] if not _loopback(w)]
+        if not servers and mode != "host":
+            servers = ["8.8.8.8", "8.8.4.4"]  # docker's defaults when none is left
+        opts = list(options) or host_opts
+    out = [f"search {' '.join(search or host_search)}"] if (search or host_search) else []
+    if list(search) == ["."]:
+        out = []
+    out += [f"nameserver {s}" for s in servers]
+    if opts:
+        out.append(f"options {' '.join(opts)}")
+    return "\n".join(out) + "\n"
+
+
+def _loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr == "::1"
 
 
 def ensure_file(path: str, text: str) -> None:

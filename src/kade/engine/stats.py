@@ -209,8 +209,9 @@ def parse_net_dev(lines: list[str]) -> tuple[int, int]:
 # --- port -----------------------------------------------------------------------
 def ports(engine, cid: str) -> list[tuple[str, str]]:
     """Published ports: (private "80/tcp", public "0.0.0.0:8080"), docker's order."""
-    record, _ = engine.containers.get(cid)
-    published = (record.get("NetworkSettings") or {}).get("Ports") or {}
+    from kade.engine.netview import network_settings
+    record, state = engine.containers.get(cid)
+    published = network_settings(record, state).get("Ports") or {}
     out = []
     for private in sorted(published, key=_port_key):
         for binding in published[private] or []:

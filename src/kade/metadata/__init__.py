@@ -11,6 +11,11 @@ Tables (schema version in PRAGMA user_version; migrations in MIGRATIONS):
     events(seq, time, record)
     build_cache(key, image_id, created, last_used)   a build step's cache key ->
                                        the (intermediate) image it made
+    networks(id, name, created, record)   record = docker's network JSON + Private
+    leases(network_id, address, container_id, owner)   an endpoint's address, taken
+                                       by owner ("pid:start" of the supervisor worker
+                                       that started the container); stale once the
+                                       container is not running and owner is dead
 
 Writers use BEGIN IMMEDIATE so that several `kade` processes serialise on the
 database, never on a global file lock, and a crash mid-transaction rolls back.

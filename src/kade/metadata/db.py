@@ -35,6 +35,14 @@ MIGRATIONS = [
         created REAL NOT NULL, last_used REAL NOT NULL);
     CREATE INDEX build_cache_image ON build_cache(image_id);
     """,
+    """
+    CREATE TABLE networks(id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+        created REAL NOT NULL, record TEXT NOT NULL);
+    CREATE TABLE leases(network_id TEXT NOT NULL, address TEXT NOT NULL,
+        container_id TEXT NOT NULL, owner TEXT NOT NULL,
+        PRIMARY KEY(network_id, address));
+    CREATE INDEX leases_container ON leases(container_id);
+    """,
 ]
 
 
@@ -240,6 +248,44 @@ class DB:
     def delete_volume(self, name: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    # networks, and the addresses their endpoints lease (kade.engine.networks)
+    def add_network(self, nid: str, name: str, created: float, record: dict) -> None:
+        try:
+            with self.tx() as c:
+                c.execute("INSERT INTO networks(id, name, created, record) VALUES(?,?,?,?)",
+                          (nid, name, created, dumps(record)))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"network with name {name} already exists") from None
+
+    def networks(self) -> list[dict]:
+        return [loads(r[0]) for r in self.q("SELECT record FROM networks ORDER BY created")]
+
+    def delete_network(self, nid: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM networks WHERE id=?", (nid,))
+            c.execute("DELETE FROM leases WHERE network_id=?", (nid,))
+
+    def lease(self, nid: str, cid: str, owner: str, choose) -> str:
+        """Take the address choose(used addresses) returns, in one transaction."""
+        with self.tx() as c:
+            used = [r[0] for r in c.execute("SELECT address FROM leases WHERE network_id=?",
+                                            (nid,))]
+            address = choose(used)
+            c.execute("INSERT INTO leases(network_id, address, container_id, owner) "
+                      "VALUES(?,?,?,?)", (nid, address, cid, owner))
+            return address
+
+    def leases(self) -> list[tuple[str, str, str, str]]:
+        return self.q("SELECT network_id, address, container_id, owner FROM leases")
+
+    def release(self, cid: str, nid: str | None = None) -> None:
+        with self.tx() as c:
+            if nid is None:
+                c.execute("DELETE FROM leases WHERE container_id=?", (cid,))
+            else:
+                c.execute("DELETE FROM leases WHERE container_id=? AND network_id=?",
+                          (cid, nid))
 
     # the build cache: a step's cache key -> the image it made
     def cache_get(self, key: str) -> str | None:

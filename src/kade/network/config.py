@@ -1,0 +1,84 @@
+"""daemon.json's network settings, docker's names and meaning:
+
+    {"bip": "172.17.0.1/16",          the default bridge's gateway and subnet
+     "mtu": 1500,                     every bridge's and veth's MTU
+     "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, ...],
+     "bridge": "none",                no default bridge: `run` gets only lo, as
+                                      dockerd --bridge=none (the test suite's roots)
+     "dns": ["192.0.2.53", "127.0.0.1:5353"]}   the resolvers the embedded DNS
+                                      forwards to (default: the host's); a port may follow
+
+read from `<root>/daemon.json`, else /etc/kade/daemon.json; missing means docker's
+defaults. A malformed file is an error naming it, not a silent default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from kade.errors import InvalidArgument
+
+SYSTEM_CONFIG = "/etc/kade/daemon.json"
+DEFAULT_BRIDGE = "kade0"
+# docker 20.10's (libnetwork/ipamutils): 172.17-31/16 whole, then 192.168/16 in /20s
+DEFAULT_POOLS = tuple([(f"172.{n}.0.0/16", 16) for n in range(17, 32)] + [("192.168.0.0/16", 20)])
+
+
+class NetConfig:
+    __slots__ = ("bip", "mtu", "pools", "bridge", "dns")
+
+    def __init__(self, bip: str | None = None, mtu: int = 1500,
+                 pools: tuple = DEFAULT_POOLS, bridge: str = DEFAULT_BRIDGE, dns=()):
+        self.bip, self.mtu, self.pools, self.bridge = bip, mtu, pools, bridge
+        self.dns = tuple(dns)
+
+
+def load(root: str) -> NetConfig:
+    for path in (os.path.join(root, "daemon.json"), SYSTEM_CONFIG):
+        if os.path.exists(path):
+            return parse(path)
+    return NetConfig()
+
+
+def parse(path: str) -> NetConfig:
+    import json
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return NetConfig(bip=_bip(data.get("bip")), mtu=_mtu(data.get("mtu", 1500)),
+                         pools=_pools(data.get("default-address-pools")),
+                         bridge=str(data.get("bridge") or DEFAULT_BRIDGE),
+                         dns=[str(d) for d in data.get("dns") or ()])
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise InvalidArgument(f"unable to configure the daemon with file {path}: {e}") from None
+
+
+def _bip(value) -> str | None:
+    if value in (None, ""):
+        return None
+    iface = ipaddress.ip_interface(value)  # ValueError names the bad value
+    if iface.version != 4:
+        raise ValueError(f"bip must be an IPv4 address with a prefix: {value}")
+    return str(iface)
+
+
+def _mtu(value) -> int:
+    mtu = int(value)
+    if not 68 <= mtu <= 65535:
+        raise ValueError(f"invalid mtu {value}")
+    return mtu
+
+
+def _pools(value) -> tuple:
+    if not value:
+        return DEFAULT_POOLS
+    out = []
+    for pool in value:
+        base, size = ipaddress.ip_network(pool["base"]), int(pool["size"])
+        if size < base.prefixlen:
+            raise ValueError(f"invalid pool {pool}: size smaller than the base's prefix")
+        out.append((str(base), size))
+    return tuple(out)

@@ -1,0 +1,132 @@
+"""Netlink through pyroute2: one socket in the caller's namespace, and short-lived
+threads for work inside a container's namespace (a netlink socket keeps the namespace
+it was made in; the thread that made it setns-es there and ends, so no thread of ours
+stays in a container's namespace)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from kade.errors import Unavailable
+
+_CLONE_NEWNET = 0x40000000
+_libc = None
+_host = None
+_host_lock = threading.Lock()
+
+
+class HostLinks:
+    """The process's netlink socket in its own namespace, serialised (pyroute2's
+    sockets are not for concurrent use)."""
+
+    def __init__(self) -> None:
+        from pyroute2 import IPRoute
+        self.ipr = IPRoute()
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        self.lock.acquire()
+        return self.ipr
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
+
+
+def host() -> HostLinks:
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = HostLinks()
+        return _host
+
+
+def index(ipr, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def setns(fd: int) -> None:
+    import ctypes  # Python 3.11's os has no setns
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def in_netns(netns_fd: int, work) -> None:
+    """work(ipr) with a netlink socket in the namespace of netns_fd, in a thread of
+    its own; its exception is raised here."""
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            setns(netns_fd)
+            from pyroute2 import IPRoute
+            with IPRoute() as ipr:
+                work(ipr)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="kade-netns")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+
+
+def lo_up(netns_fd: int) -> None:
+    """lo up (the kernel then gives it 127.0.0.1/8 and ::1) in a namespace, with one
+    ioctl: every container with a netns of its own, `--network none` included."""
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            setns(netns_fd)
+            _ioctl_lo_up()
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="kade-netns-lo")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise Unavailable(f"cannot bring up the container's loopback: {out['error']}")
+
+
+def _ioctl_lo_up() -> None:
+    import fcntl
+    import socket
+    import struct
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, siocgifflags,
+                                                     struct.pack("16sH22x", b"lo", 0)))[1]
+        if not flags & iff_up:
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+
+
+def host_networks() -> list[str]:
+    """Every prefix routed or addressed in this namespace (IPv4 and IPv6, CIDR):
+    what a new subnet must not overlap, as docker's netutils.CheckRouteOverlaps."""
+    out = []
+    with host() as ipr:
+        for r in ipr.get_routes(table=254):
+            dst, plen = r.get_attr("RTA_DST"), r["dst_len"]
+            if dst and plen:
+                out.append(f"{dst}/{plen}")
+        for a in ipr.get_addr():
+            addr = a.get_attr("IFA_ADDRESS")
+            if addr and not addr.startswith(("127.", "::1", "fe80")):
+                out.append(f"{addr}/{a['prefixlen']}")
+    return out
+
+
+def write_sysctl(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError:
+        pass  # not there (IPv6 off) or read-only: the feature it enables is missing
