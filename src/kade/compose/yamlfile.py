@@ -49,7 +49,7 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
 
 
 _RESOLVERS = [
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN\0"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
      "-+0123456789"),
@@ -59,7 +59,7 @@ _RESOLVERS = [
     ("tag:yaml.org,2002:merge", r"^(?:<<)$", "<"),
 ]
 for _tag, _pattern, _first in _RESOLVERS:
-    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))  # type: ignore
 
 
 def _int(loader, node):
