@@ -276,7 +276,15 @@ def _deploy(deploy: dict, path: str, where: str) -> dict:
 
 
 def _file_refs(entries: list) -> list:
-    return [{"source": e} if isinstance(e, str) else dict(e) for e in entries]
+    out = []
+    for e in entries:
+        e = {"source": e} if isinstance(e, str) else dict(e)
+        if "mode" in e:  # a FileMode prints as Go's "0%o"
+            mode = e["mode"]
+            mode = int(mode, 8) if isinstance(mode, str) else int(mode)
+            e["mode"] = f"0{mode:o}"
+        out.append(e)
+    return out
 
 
 def _extra_hosts(value) -> list:

@@ -108,25 +108,38 @@ def _braced(body: str, whole: str, lookup: Lookup, warn) -> str:
 
 # -- the tree walk --------------------------------------------------------------
 
+def _to_int(v: str) -> int:
+    if not re.fullmatch(r"[-+]?[0-9]+", v):
+        raise ValueError(f'strconv.Atoi: parsing "{v}": invalid syntax')
+    return int(v)
+
+
+def _to_float(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        raise ValueError(f'strconv.ParseFloat: parsing "{v}": invalid syntax') from None
+
+
 def _to_bool(v: str):
     low = v.lower()
     if low in ("true", "y", "yes", "on"):
         return True
     if low in ("false", "n", "no", "off"):
         return False
-    raise ValueError(f"invalid boolean: {v}")
+    raise ValueError(f"invalid boolean: {v!r}")
 
 
 _SVC = "services.*."
 CASTS = {
-    **{_SVC + k: int for k in (
+    **{_SVC + k: _to_int for k in (
         "cpu_count", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
         "cpu_shares", "deploy.replicas", "deploy.update_config.parallelism",
         "deploy.rollback_config.parallelism", "deploy.restart_policy.max_attempts",
         "deploy.placement.max_replicas_per_node", "healthcheck.retries", "oom_score_adj",
         "pids_limit", "ports.[].target", "scale", "ulimits.*", "ulimits.*.hard",
         "ulimits.*.soft")},
-    **{_SVC + k: float for k in (
+    **{_SVC + k: _to_float for k in (
         "cpu_percent", "cpus", "deploy.update_config.max_failure_ratio",
         "deploy.rollback_config.max_failure_ratio")},
     **{_SVC + k: _to_bool for k in (

@@ -60,9 +60,9 @@ def load(opts: Options) -> Project:
     env["COMPOSE_PROJECT_NAME"] = name
     ctx = _Context(opts, env, working_dir)
     model = load_model(texts, ctx)
-    if not model:
-        raise InvalidArgument("empty compose file")
     where = ", ".join(p if p != "-" else "(stdin)" for p in paths)
+    if not model:
+        raise InvalidArgument(f"{where}: empty compose file")
     return _project(model, name, ctx, paths, where)
 
 
@@ -116,9 +116,11 @@ def _project_name(opts: Options, env: dict, texts: list, working_dir: str) -> st
                 declared = doc["name"]
     if declared and opts.interpolate:
         declared = interpolate({"name": declared}, env.get, texts[0][0])["name"]
-    name = files.normalize_name(declared or os.path.basename(working_dir))
+    source = declared or os.path.basename(working_dir)
+    name = files.normalize_name(source)
     if not name:
-        raise InvalidArgument("project name must not be empty")
+        raise InvalidArgument(f"project name must not be empty: \"{source}\" has no "
+                              "lowercase letter, digit, dash or underscore to keep")
     return name
 
 

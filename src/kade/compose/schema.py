@@ -42,6 +42,12 @@ class Failure:
         return f"{where} {self.message}"
 
 
+def shown(value) -> str:
+    """The bad value, as JSON, cut to a readable length."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def validate(doc) -> str | None:
     """The one-line error for `doc`, or None when it is valid."""
     failure = _check(doc, schema(), ())
@@ -83,17 +89,17 @@ def _check(value, sch: dict, path: tuple) -> Failure | None:
     if want is not None:
         types = want if isinstance(want, list) else [want]
         if not any(_TYPES[t](value) for t in types):
-            return Failure(path, f"must be a {_human(types)}")
+            return Failure(path, f"must be a {_human(types)}, not {shown(value)}")
     if "enum" in sch and value not in sch["enum"]:
         allowed = ", ".join(json.dumps(v) for v in sch["enum"])
-        return Failure(path, f"must be one of the following: {allowed}")
+        return Failure(path, f"must be one of the following: {allowed}, not {shown(value)}")
     if isinstance(value, dict):
         return _check_object(value, sch, path)
     if isinstance(value, list):
         return _check_array(value, sch, path)
     if isinstance(value, str) and "pattern" in sch:
         if not _pattern(sch["pattern"]).search(value):
-            return Failure(path, f"Does not match pattern '{sch['pattern']}'")
+            return Failure(path, f"Does not match pattern '{sch['pattern']}': {shown(value)}")
     if _TYPES["number"](value):
         if "minimum" in sch and value < sch["minimum"]:
             return Failure(path, f"must be greater than or equal to {sch['minimum']}")
@@ -122,7 +128,8 @@ def _one_of(value, branches: list, path: tuple) -> Failure | None:
         for b in branches:
             t = _resolve(b).get("type")
             types += t if isinstance(t, list) else [t] if t else []
-        return Failure(path, f"must be a {_human(list(dict.fromkeys(types)))}")
+        return Failure(path, f"must be a {_human(list(dict.fromkeys(types)))}, "
+                             f"not {shown(value)}")
     return best
 
 

@@ -68,6 +68,8 @@ def _int(loader, node):
         return int(text[2:], 8)
     if text.startswith("0x"):
         return int(text[2:], 16)
+    if re.fullmatch(r"[-+]?0[0-7]+", text):  # go-yaml parses with base 0: 0644 is octal
+        return int(text, 8)
     return int(text, 10)
 
 
