@@ -224,7 +224,7 @@ def _project(model: dict, name: str, ctx: _Context, paths: list[str], where: str
             model[kind] = {k: canonical.resource(kind, k, v, name, ctx.working_dir)
                            for k, v in model[kind].items()}
     checks.check(model, disabled, where)
-    for svc_name, svc in active.items():
+    for svc in active.values():
         _resolve_env_files(svc, ctx)
     return Project(name=name, working_dir=ctx.working_dir, model=model,
                    config_files=paths, environment=ctx.env, disabled=disabled,

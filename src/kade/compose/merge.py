@@ -102,7 +102,11 @@ def to_mapping(value, default: dict | None) -> dict:
 
 
 def _sequence(base, other, path):
-    return to_sequence(base) + to_sequence(strip(other))
+    left = to_sequence(base)
+    if isinstance(other, dict):  # `KEY: !reset` drops KEY from what came before
+        gone = {k for k, v in other.items() if isinstance(v, Reset)}
+        left = [e for e in left if _key_value(e) not in gone]
+    return left + to_sequence(strip(other))
 
 
 def _override(base, other, path):
