@@ -22,7 +22,7 @@ VERBS = {
     "volume": "volume", "network": "network",
     "runtime": "runtime_", "system": "system", "version": "system",
     "info": "system", "pull": "pull", "push": "push", "login": "login", "logout": "login",
-    "registry": "registry", "build": "build", "builder": "build",
+    "registry": "registry", "build": "build", "builder": "build", "compose": "compose",
 }
 GROUPS = {
     "container": {"ls": "ps", "list": "ps", "ps": "ps", "run": "run", "create": "create",

@@ -50,6 +50,8 @@ DESCRIPTIONS = {
     # management commands and the subcommands that are not a top-level verb
     "builder": "Manage builds",
     "builder prune": "Remove build cache",
+    "compose": "Define and run multi-container applications",
+    "compose config": "Parse, resolve and render compose file in canonical format",
     "container": "Manage containers",
     "container inspect": "Display detailed information on one or more containers",
     "container ls": "List containers",
@@ -88,6 +90,7 @@ DESCRIPTIONS = {
 # each group's subcommands as its help lists them (aliases are not listed)
 GROUPS = {
     "builder": ["build", "prune"],
+    "compose": ["config"],
     "container": ["commit", "cp", "create", "diff", "exec", "export", "inspect", "kill",
                   "logs", "ls", "pause", "port", "prune", "rename", "restart", "rm", "run",
                   "start", "stats", "stop", "top", "unpause", "wait"],
@@ -98,8 +101,8 @@ GROUPS = {
     "system": ["check", "df", "info", "monitor", "prune"],
     "volume": ["create", "inspect", "ls", "prune", "rm"],
 }
-MANAGEMENT = ["builder", "container", "image", "network", "registry", "runtime", "system",
-              "volume"]
+MANAGEMENT = ["builder", "compose", "container", "image", "network", "registry", "runtime",
+              "system", "volume"]
 COMMANDS = ["commit", "cp", "create", "diff", "events", "exec", "export", "history", "images",
             "import", "info", "inspect", "kill", "load", "login", "logout", "logs", "pause",
             "port", "ps", "pull", "push", "rename", "restart", "rm", "rmi", "run", "save",
