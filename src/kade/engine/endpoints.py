@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from kade.engine.networks import BUILTIN, endpoint_settings, mode_network
+from kade.engine.networks import BUILTIN, endpoint_settings, mode_network, taken_ports
 from kade.errors import FailedPrecondition, NotFound
 
 _ensured: set[str] = set()  # networks whose bridge and rules this process has made
@@ -84,7 +84,7 @@ def _other_netns(engine, ref: str) -> str:
 
 
 def _owner() -> str:
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     return f"{os.getpid()}:{pid_start(os.getpid())}"
 
 
@@ -228,10 +228,6 @@ def _bindings(engine, cid: str, record: dict, p: Plan):
         ports[key] = (ports.get(key) or []) + [{"HostIp": h, "HostPort": str(b.host_port)}
                                                for h in hosts]
     return fw, engine.networks.value(net).bridge, ips, ports, published
-
-
-def taken_ports(fw, cid: str = "") -> list:
-    return [b for key, bs in fw.published().items() if key != cid for b in bs]
 
 
 def allocate_ports(host: dict, exposed: dict, taken: list) -> list:

@@ -242,7 +242,7 @@ def commit(engine, cid: str, opts: CommitOptions) -> str:
 def _paused(engine, cid: str, state: dict, wanted: bool) -> Iterator[None]:
     """Docker's commit -p: freeze a running container while its layer is written."""
     from kade.engine import lifecycle
-    from kade.engine.containers import me
+    from kade.engine.procs import me
     if not (wanted and state["Running"] and not state["Paused"]):
         yield
         return
@@ -447,7 +447,7 @@ def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
     """mode "read": docker's view, the layers plus volumes and the hosts files;
     "export": the layers alone; "write": a running container's own root (its
     mount namespace, through /proc), otherwise the layers read-write plus volumes."""
-    from kade.engine.containers import pid_alive
+    from kade.engine.procs import pid_alive
     record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
     if mode == "write" and running:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from kade.errors import Conflict, FailedPrecondition, InvalidArgument
+from kade.errors import Conflict, FailedPrecondition
 
 # `kade run` imports this module for run() alone: everything else imports what it
 # needs when called (json, signal and the container store cost ~15 ms together)
 
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init",
                    "/usr/libexec/docker/docker-init")
-
-
-# --- signals -------------------------------------------------------------------
-def parse_signal(text: str | int) -> int:
-    import signal as _signal
-    if isinstance(text, int) or str(text).isdigit():
-        num = int(text)
-        if not 0 < num < 65:
-            raise InvalidArgument(f"invalid signal: {text}")
-        return num
-    name = str(text).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(getattr(_signal.Signals, name))
-    except AttributeError:
-        raise InvalidArgument(f"invalid signal: {text}") from None
 
 
 # --- what the monitor needs to run a container -----------------------------------
@@ -107,7 +91,7 @@ def external_runtime(record: dict) -> str | None:
 
 # --- state transitions, written by the monitor -----------------------------------
 def mark_running(engine, cid: str, pid: int, record: dict | None = None) -> None:
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     from kade.util.ids import now_rfc3339
     engine.db.update_state(cid, {
         "Status": "running", "Running": True, "Paused": False, "Restarting": False,
@@ -404,6 +388,7 @@ def stop(engine, cid: str, timeout: int | None = None, signal: int | None = None
     engine.db.update_state(cid, {"ManualStop": True})
     if timeout is None:
         timeout = record["Config"].get("StopTimeout", 10)
+    from kade.engine.signals import parse_signal
     sig = signal or parse_signal(record["Config"].get("StopSignal") or "SIGTERM")
     pid = state["Pid"]
     if pid:

@@ -244,7 +244,7 @@ class Supervisor:
         """Take over every container the store says is running (or restarting) that
         no live supervisor watches: a previous worker died. held: what the keeper
         gave back (cid -> {name: fd}); the rest is reopened through /proc."""
-        from kade.engine.containers import pid_alive
+        from kade.engine.procs import pid_alive
         adopted = []
         for record, state in self.engine.db.containers():
             cid = record["Id"]
@@ -474,7 +474,7 @@ def _reconcile_networks(engine) -> None:
 
 def _pidfd_of(pid: int, start) -> int | None:
     """A pidfd of the container's init if it is still that process (even a zombie)."""
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     if pid <= 0:
         return None
     try:
@@ -798,7 +798,7 @@ class Monitor:
         held = _reopen_output(record, pid, held) if pidfd is not None else held
         stdio = _adopted_stdio(record, held)
         if pidfd is not None:
-            from kade.engine.containers import pid_start
+            from kade.engine.procs import pid_start
             engine.db.update_state(cid, {"MonitorPid": os.getpid(),
                                          "MonitorStart": pid_start(os.getpid())})
             if self.link is not None:

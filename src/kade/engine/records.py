@@ -243,7 +243,7 @@ def _check_start_options(opts: CreateOptions) -> None:
         raise InvalidArgument(f"the working directory '{opts.workdir}' is invalid, it needs "
                               "to be an absolute path")
     if opts.stop_signal:
-        from kade.engine.lifecycle import parse_signal
+        from kade.engine.signals import parse_signal
         try:
             parse_signal(opts.stop_signal)
         except InvalidArgument:
