@@ -15,6 +15,8 @@ HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest":
 
 TYPE_CHECKING = False  # not `from typing`: `kade images` must not import it
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from kade.cli.backend import ImagesBackend
     from kade.engine.listing import ImageSummary
 
@@ -157,7 +159,7 @@ def _import(ctx, verb, args):
             f = open(ns.source, "rb")
         except OSError as e:
             from kade.errors import NotFound
-            raise NotFound(f"open {ns.source}: {e.strerror.lower()}") from None
+            raise NotFound(f"open {ns.source}: {(e.strerror or str(e)).lower()}") from None
         with f:
             image_id = import_tarball(ctx.engine.images, f, ns.reference, ns.change,
                                       ns.message, ns.source)
@@ -195,12 +197,13 @@ def _load(ctx, verb, args):
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
     ns = p.parse_args(args)
     from kade.images import saveload
+    f: BinaryIO
     if ns.input:
         try:
             f = open(ns.input, "rb")
         except OSError as e:
             from kade.errors import NotFound
-            raise NotFound(f"open {ns.input}: {e.strerror.lower()}") from None
+            raise NotFound(f"open {ns.input}: {(e.strerror or str(e)).lower()}") from None
     else:
         if sys.stdin.isatty():
             raise UsageError("requested load from stdin, but stdin is empty")

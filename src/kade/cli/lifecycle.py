@@ -74,8 +74,11 @@ def _kill(ctx, verb, args):
     from kade.engine import lifecycle
     from kade.engine.signals import parse_signal
     sig = parse_signal(ns.signal)
-    return each(ns.containers, lambda ref: (
-        lifecycle.kill(engine, engine.containers.resolve(ref), sig), ref)[1])
+
+    def one(ref: str) -> str:
+        lifecycle.kill(engine, engine.containers.resolve(ref), sig)
+        return ref
+    return each(ns.containers, one)
 
 
 def _simple(ctx, verb, args):

@@ -410,7 +410,7 @@ class BuildRequest:
     (Dockerfile in the context)."""
 
     def __init__(self, context: str | None, dockerfile: str | None = None, *,
-                 tags: list[str] = (), stdin=None, **options) -> None:
+                 tags: list[str] | tuple[str, ...] = (), stdin=None, **options) -> None:
         self.context = context
         self.dockerfile = dockerfile
         self.tags = list(tags)

@@ -50,7 +50,8 @@ def plan(engine, cid: str, record: dict) -> Plan:
     if mode.startswith("container:"):
         return Plan(netns_path=_other_netns(engine, mode.split(":", 1)[1]), own_netns=False)
     nets = engine.networks
-    out, index = [], 0
+    out: list[tuple] = []
+    index = 0
     try:
         for name, settings in wanted(engine, record).items():
             net = _network(nets, name, settings)
@@ -161,7 +162,7 @@ def _runtime_settings(net: dict, ep, cid: str) -> dict:
 
 
 def engine_subnets(net: dict) -> dict:
-    out = {}
+    out: dict = {}
     for c in (net.get("IPAM") or {}).get("Config") or ():
         out.setdefault(6 if ":" in c["Subnet"] else 4, c["Gateway"])
     return out
@@ -221,7 +222,7 @@ def _bindings(engine, cid: str, record: dict, p: Plan):
     net, ep, _ = p.endpoints[0]
     ips = [a.split("/")[0] for a in (ep.ipv4, ep.ipv6) if a]
     published = allocate_ports(host, exposed, taken_ports(fw, cid))
-    ports = {k: None for k in exposed}
+    ports: dict[str, list | None] = {k: None for k in exposed}
     for b in published:
         key = f"{b.container_port}/{b.proto}"
         hosts = [b.host_ip] if b.host_ip else ["0.0.0.0", "::"]

@@ -7,6 +7,12 @@ import time
 
 from kade.errors import Conflict, FailedPrecondition
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+
+    from kade.util.pipes import Feed
+
 # `kade run` imports this module for run() alone: everything else imports what it
 # needs when called (json, signal and the container store cost ~15 ms together)
 
@@ -147,12 +153,12 @@ class Stdio:
             if keep_log else None
         self.console_socket: int | None = None  # the runtime sends the pty master here
         self.master = -1
-        self.pty_name = None
-        self._console = None
+        self.pty_name: str | None = None
+        self._console: _socket.socket | None = None
         self._child: list[int] = []
         self._parent: dict[int, str] = {}
         self._stdin_w: int | None = None
-        self.feed = None  # the client's stdin into the container's (kade.util.pipes.Feed)
+        self.feed: Feed | None = None  # the client's stdin into the container's
         if adopt is not None:
             self._stdin = self._stdout = self._stderr = None
             self._parent = {fd: stream for stream, fd in adopt.items()}
@@ -187,6 +193,14 @@ class Stdio:
 
     def child_fds(self) -> tuple[int | None, int | None, int | None]:
         return self._stdin, self._stdout, self._stderr
+
+    def pipe_fds(self) -> tuple[int, int, int]:
+        """child_fds, which are pipes unless a terminal's are made in the container
+        (which external runtimes refuse: kade.engine.external.check)."""
+        i, o, e = self.child_fds()
+        if i is None or o is None or e is None:
+            raise FailedPrecondition("a container with a terminal has no stdio pipes")
+        return i, o, e
 
     def take_console(self, pid: int) -> None:
         """Once the runtime has made the container's pty: keep its master, and name its

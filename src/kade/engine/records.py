@@ -176,7 +176,7 @@ def _devices(values: list[str]) -> list[dict]:
     return mappings
 
 
-def _device_cgroup_rules(values: list[str]) -> list[str]:
+def _device_cgroup_rules(values: list[str]) -> list[str] | None:
     if values:
         from kade.engine import devices
         for v in values:
