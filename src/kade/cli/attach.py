@@ -21,7 +21,7 @@ class terminal:
 
     def __init__(self, raw: bool):
         self.raw = raw
-        self.saved = None
+        self.saved: list | None = None
 
     def __enter__(self) -> None:
         if self.raw:

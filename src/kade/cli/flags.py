@@ -28,7 +28,15 @@ class UsageError(Exception):
     """A bad flag or argument: printed with a `See 'kade VERB --help'.` hint."""
 
 
+TYPE_CHECKING = False  # not `from typing`: every verb parses its flags here
+if TYPE_CHECKING:
+    from typing import Any
+
+
 class Namespace:
+    if TYPE_CHECKING:  # the flags a parser declared: as many attributes, of any type
+        def __getattr__(self, name: str) -> Any: ...
+
     def __init__(self, **kw):
         self.__dict__.update(kw)
 
@@ -42,7 +50,7 @@ class _Flag:
         self.long = next((n[2:] for n in names if n.startswith("--")), None)
         self.short = next((n[1:] for n in names if not n.startswith("--")), None)
         self.action = kw.get("action", "store")
-        self.dest = kw.get("dest") or (self.long or self.short).replace("-", "_")
+        self.dest = kw.get("dest") or (self.long or self.short or "").replace("-", "_")
         self.type = kw.get("type")
         self.choices = kw.get("choices")
         self.help = kw.get("help", "")
@@ -185,7 +193,7 @@ class FlagParser:
         else:
             values[flag.dest] = value
 
-    def _convert(self, flag: _Flag, raw: str):
+    def _convert(self, flag: _Flag, raw: str | None):
         if flag.choices and raw not in flag.choices:
             raise UsageError(f'invalid argument "{raw}" for "{flag.label()}" flag: '
                              f"must be one of {', '.join(flag.choices)}")
@@ -251,7 +259,8 @@ class FlagParser:
 
     def visible_flags(self) -> list[_Flag]:
         """In pflag's order: sorted by name."""
-        return sorted((f for f in self._flags if not f.hidden), key=lambda f: f.long or f.short)
+        return sorted((f for f in self._flags if not f.hidden),
+                      key=lambda f: f.long or f.short or "")
 
     def option_lines(self, width: int = 80) -> list[str]:
         flags = self.visible_flags()

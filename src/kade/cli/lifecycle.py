@@ -58,7 +58,8 @@ def _stop(ctx, verb, args):
     ns = p.parse_args(args)
     engine = ctx.engine
     from kade.engine import lifecycle
-    sig = None if ns.signal is None else lifecycle.parse_signal(ns.signal)
+    from kade.engine.signals import parse_signal
+    sig = None if ns.signal is None else parse_signal(ns.signal)
     fn = lifecycle.stop if verb == "stop" else lifecycle.restart
     return each(ns.containers, lambda ref: (
         fn(engine, engine.containers.resolve(ref), ns.time, sig), ref)[1])
@@ -71,9 +72,13 @@ def _kill(ctx, verb, args):
     ns = p.parse_args(args)
     engine = ctx.engine
     from kade.engine import lifecycle
-    sig = lifecycle.parse_signal(ns.signal)
-    return each(ns.containers, lambda ref: (
-        lifecycle.kill(engine, engine.containers.resolve(ref), sig), ref)[1])
+    from kade.engine.signals import parse_signal
+    sig = parse_signal(ns.signal)
+
+    def one(ref: str) -> str:
+        lifecycle.kill(engine, engine.containers.resolve(ref), sig)
+        return ref
+    return each(ns.containers, one)
 
 
 def _simple(ctx, verb, args):

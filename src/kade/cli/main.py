@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # not `from typing`: every command starts here
+if TYPE_CHECKING:
+    from kade.engine.core import Engine
+
 # verb -> module under kade.cli; "group sub" entries are docker's management commands
 VERBS = {
     "run": "run", "create": "run", "start": "lifecycle", "stop": "lifecycle",
@@ -54,10 +58,10 @@ class Context:
     def __init__(self, root: str | None, driver: str | None):
         self.root = root
         self.driver = driver
-        self._engine = None
+        self._engine: Engine | None = None
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         if self._engine is None:
             from kade.engine import Engine
             self._engine = Engine(self.root, self.driver)

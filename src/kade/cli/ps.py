@@ -13,8 +13,11 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "Ports": "PORTS", "Names": "NAMES", "State": "STATE", "Size": "SIZE",
            "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
            "LocalVolumes": "LOCAL VOLUMES"}
-FILTERS = {"status", "name", "label", "ancestor", "exited", "id", "before", "since",
-           "volume", "network", "health", "is-task", "publish", "expose"}
+
+TYPE_CHECKING = False  # not `from typing`: `kade ps` must not import it
+if TYPE_CHECKING:
+    from kade.cli.backend import PsBackend
+    from kade.engine.listing import ContainerSummary
 
 
 def status_text(state: dict, now: float) -> str:
@@ -43,75 +46,25 @@ class Row(dict):
     go_struct = "*formatter.ContainerContext"  # an unknown field is an error, as there
 
 
-def make_row(engine, record: dict, state: dict, now: float, trunc: bool, size: bool) -> Row:
+def make_row(c: ContainerSummary, now: float, trunc: bool) -> Row:
     from kade.engine import netview
-    from kade.util.ids import parse_rfc3339
     from kade.util.units import human_duration
-    cmd = " ".join([record["Path"], *record["Args"]])
+    cmd = c.command
     if trunc and len(cmd) > 20:
         cmd = cmd[:19] + "…"
-    created = parse_rfc3339(record["Created"])
-    image = record["Config"]["Image"]
-    row = Row(ID=record["Id"][:12] if trunc else record["Id"], Image=image,
+    row = Row(ID=c.id[:12] if trunc else c.id, Image=c.image,
               Command=f'"{cmd}"', CreatedAt=time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
-                                                          time.gmtime(created)),
-              RunningFor=human_duration(now - created) + " ago",
-              Status=status_text(state, now), State=state["Status"],
-              Ports=netview.ports_column(record, state),
-              Names=record["Name"].lstrip("/"),
-              Labels=",".join(f"{k}={v}" for k, v in (record["Config"].get("Labels") or {})
-                              .items()),
-              Mounts=",".join(m.get("Name") or m.get("Source", "") for m in record["Mounts"]),
-              Networks=netview.networks_column(record), Size="")
-    if size:
+                                                          time.gmtime(c.created)),
+              RunningFor=human_duration(now - c.created) + " ago",
+              Status=status_text(c.state, now), State=c.state["Status"],
+              Ports=netview.ports_column(c.record, c.state), Names=c.name,
+              Labels=",".join(f"{k}={v}" for k, v in c.labels.items()),
+              Mounts=",".join(m.get("Name") or m.get("Source", "") for m in c.mounts),
+              Networks=netview.networks_column(c.record), Size="")
+    if c.size_rw is not None:
         from kade.util.units import human_size
-        try:
-            rw = engine.snapshots.usage(record["Id"])
-        except Exception:
-            rw = 0
-        row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + _image_size(engine, record))})"
+        row["Size"] = f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs or 0)})"
     return row
-
-
-def _image_size(engine, record: dict) -> int:
-    rec = engine.db.get_image(record["Image"])
-    return rec["size"] if rec else 0
-
-
-def matches(engine, record: dict, state: dict, filters: dict) -> bool:
-    if not filters:
-        return True
-    from kade.util.filters import match_label
-    for key, values in filters.items():
-        if key == "status" and state["Status"] not in values:
-            return False
-        if key == "name" and not any(v.lstrip("/") in record["Name"].lstrip("/")
-                                     for v in values):
-            return False
-        if key == "id" and not any(record["Id"].startswith(v) for v in values):
-            return False
-        if key == "label" and not all(match_label(record["Config"].get("Labels") or {}, v)
-                                      for v in values):
-            return False
-        if key == "exited" and not (state["Status"] == "exited" and
-                                    str(state["ExitCode"]) in values):
-            return False
-        if key == "ancestor" and not _ancestor(engine, record, values):
-            return False
-        if key == "volume" and not any(v in (m.get("Name"), m.get("Destination"))
-                                       for m in record["Mounts"] for v in values):
-            return False
-    return True
-
-
-def _ancestor(engine, record: dict, values: list[str]) -> bool:
-    for v in values:
-        try:
-            if engine.images.resolve(v) == record["Image"]:
-                return True
-        except Exception:
-            continue
-    return False
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
@@ -129,22 +82,15 @@ def main(ctx, verb: str, args: list[str]) -> int:
         help="Filter output based on conditions provided")
     p.add_argument("--format", help="Pretty-print containers using a Go template")
     ns = p.parse_args(args)
-    filters: dict = {}
+    filters = None
     if ns.filter:  # kade.util.filters costs ~5 ms: only when asked
-        from kade.util.filters import check_keys, parse_filters
+        from kade.util.filters import parse_filters
         filters = parse_filters(ns.filter)
-        check_keys(filters, FILTERS)
-    engine = ctx.engine
-    show_all = ns.all or ns.last >= 0 or ns.latest or bool(filters.get("status")) or \
-        bool(filters.get("exited"))
-    items = [(r, s) for r, s in engine.containers.list(all_=show_all)
-             if matches(engine, r, s, filters)]
-    if ns.latest:
-        items = items[:1]
-    elif ns.last >= 0:
-        items = items[:ns.last]
+    backend: PsBackend = ctx.engine
+    items = backend.list_containers(all=ns.all, filters=filters, last=ns.last,
+                                    latest=ns.latest, size=ns.size)
     now = time.time()
-    rows = [make_row(engine, r, s, now, not ns.no_trunc, ns.size) for r, s in items]
+    rows = [make_row(c, now, not ns.no_trunc) for c in items]
     if ns.quiet:
         print("\n".join(r["ID"] for r in rows), end="\n" if rows else "")
         return 0

@@ -111,7 +111,7 @@ def _env_files(paths: list[str]) -> list[str]:
                 lines = f.read().splitlines()
         except OSError as e:
             from kade.errors import InvalidArgument
-            raise InvalidArgument(f"open {path}: {e.strerror.lower()}") from None
+            raise InvalidArgument(f"open {path}: {(e.strerror or str(e)).lower()}") from None
         out += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     return out
 
@@ -142,7 +142,7 @@ def _healthcheck(ns) -> dict | None:
     if not ns.health_cmd:
         return None
     from kade.util import units
-    h = {"Test": ["CMD-SHELL", ns.health_cmd]}
+    h: dict = {"Test": ["CMD-SHELL", ns.health_cmd]}
     for key, value in (("Interval", ns.health_interval), ("Timeout", ns.health_timeout),
                        ("StartPeriod", ns.health_start_period)):
         if value:

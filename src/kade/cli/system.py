@@ -8,6 +8,11 @@ import sys
 from kade.cli.common import confirm
 from kade.cli.errmap import ArgParser, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.cli.backend import SystemBackend
+    from kade.engine.diskusage import DiskUsage, UsageSummary
+
 
 def main(ctx, verb: str, args: list[str]) -> int:
     if verb == "version":
@@ -51,18 +56,61 @@ def _df(ctx, args) -> int:
         help="Show detailed information on space usage")
     p.add_argument("--format", help="Pretty-print images using a Go template")
     ns = p.parse_args(args)
-    from kade.engine.diskusage import disk_usage
     from kade.util.table import format_rows
-    usage = disk_usage(ctx.engine)
+    backend: SystemBackend = ctx.engine
+    usage = backend.disk_usage()
     fmt = ns.format or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-    print(format_rows(fmt, usage["summary"], {
+    print(format_rows(fmt, [_summary_row(u) for u in usage.summary], {
         "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
         "Reclaimable": "RECLAIMABLE"}), end="")
     if ns.verbose:
-        for title, fmt, rows, headers in usage["verbose"]:
+        for title, fmt, rows, headers in _df_verbose(usage):
             print(f"\n{title}:")
             print(format_rows(fmt, rows, headers), end="")
     return 0
+
+
+def _summary_row(u: UsageSummary) -> dict:
+    from kade.util.units import human_size
+    reclaim = human_size(u.reclaimable)
+    if u.type != "Build Cache":  # docker shows the share of the rest, not of the cache
+        pct = int(100 * u.reclaimable / u.size) if u.size else 0
+        reclaim = f"{reclaim} ({pct}%)"
+    return {"Type": u.type, "TotalCount": u.total_count, "Active": u.active,
+            "Size": human_size(u.size), "Reclaimable": reclaim}
+
+
+def _df_verbose(usage: DiskUsage) -> list:
+    """df -v's three tables: (title, format, rows, headers)."""
+    from kade.util.units import human_size
+    return [
+        ("Images space usage", "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}"
+         "\t{{.Containers}}",
+         [dict(_repo_tag(t), ID=i.id[7:19], Size=human_size(i.size), Containers=i.containers)
+          for i in usage.images for t in (i.repo_tags or [""])],
+         {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Size": "SIZE",
+          "Containers": "CONTAINERS"}),
+        ("Containers space usage", "table {{.ID}}\t{{.Image}}\t{{.Size}}\t{{.Status}}\t"
+         "{{.Names}}",
+         [{"ID": c.id[:12], "Image": c.image, "Size": human_size(c.size), "Status": c.status,
+           "Names": c.name} for c in usage.containers],
+         {"ID": "CONTAINER ID", "Image": "IMAGE", "Size": "SIZE", "Status": "STATUS",
+          "Names": "NAMES"}),
+        ("Local Volumes space usage", "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+         [{"Name": v.name, "Links": v.links, "Size": human_size(v.size)}
+          for v in usage.volumes],
+         {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+    ]
+
+
+def _repo_tag(name: str) -> dict:
+    """REPOSITORY and TAG as `images` shows them: the familiar name, which keeps a
+    registry and namespace (`localhost:5000/team/app`) and drops only docker.io/library."""
+    if not name:
+        return {"Repository": "<none>", "Tag": "<none>"}
+    from kade.oci import reference
+    ref = reference.parse_stored(name)
+    return {"Repository": ref.familiar_name(), "Tag": ref.tag or "<none>"}
 
 
 def _prune(ctx, args) -> int:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from kade.cli.common import confirm, each
 from kade.cli.errmap import ArgParser
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.cli.backend import VolumeBackend
+
 
 def main(ctx, verb: str, args: list[str]) -> int:
     """`args[0]` is a subcommand: cli.main answers for any other word."""
@@ -37,25 +41,11 @@ def _ls(ctx, args):
         help="Provide filter values (e.g. 'dangling=true')")
     p.add_argument("--format", help="Pretty-print volumes using a Go template")
     ns = p.parse_args(args)
-    volumes = ctx.engine.volumes
-    from kade.util.filters import bool_filter, check_keys, match_label, parse_filters
-    filters = parse_filters(ns.filter)
-    check_keys(filters, ("name", "label", "dangling", "driver"))
-    dangling = bool_filter(filters, "dangling", False)
-    rows = []
-    for rec in volumes.list():
-        if "name" in filters and not any(v in rec["Name"] for v in filters["name"]):
-            continue
-        if "label" in filters and not all(match_label(rec.get("Labels") or {}, v)
-                                          for v in filters["label"]):
-            continue
-        if "dangling" in filters and dangling == bool(volumes.users(rec["Name"])):
-            continue
-        if "driver" in filters and rec["Driver"] not in filters["driver"]:
-            continue
-        rows.append({"Driver": rec["Driver"], "Name": rec["Name"], "Scope": "local",
-                     "Mountpoint": rec["Mountpoint"], "Labels": ",".join(
-                         f"{k}={v}" for k, v in (rec.get("Labels") or {}).items())})
+    from kade.util.filters import parse_filters
+    backend: VolumeBackend = ctx.engine
+    rows = [{"Driver": v.driver, "Name": v.name, "Scope": v.scope, "Mountpoint": v.mountpoint,
+             "Labels": ",".join(f"{k}={x}" for k, x in v.labels.items())}
+            for v in backend.list_volumes(parse_filters(ns.filter))]
     if ns.quiet:
         print("\n".join(r["Name"] for r in rows), end="\n" if rows else "")
         return 0

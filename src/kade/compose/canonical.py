@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import NoReturn
 
 from kade.compose.merge import to_mapping
 from kade.errors import InvalidArgument
@@ -20,7 +21,7 @@ from kade.errors import InvalidArgument
 Env = dict[str, str]
 
 
-def fail(where: str, path: str, message: str):
+def fail(where: str, path: str, message: str) -> NoReturn:
     raise InvalidArgument(f"{where}: {path} {message}" if where else f"{path} {message}")
 
 

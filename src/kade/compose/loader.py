@@ -241,7 +241,8 @@ def _profiles(services: dict, ctx: _Context) -> tuple[dict, dict]:
         if svc_name not in services:
             raise InvalidArgument(f"no such service: {svc_name}")
         enabled.update(services[svc_name].get("profiles") or ())
-    active, disabled = {}, {}
+    active: dict[str, dict] = {}
+    disabled: dict[str, dict] = {}
     for n, svc in sorted(services.items()):
         profiles = svc.get("profiles") or []
         on = not profiles or "*" in enabled or enabled.intersection(profiles)

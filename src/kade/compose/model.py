@@ -212,8 +212,9 @@ def config_hash(service: Service | dict) -> str:
     svc = {k: v for k, v in service.items()
            if not k.startswith("x-") and k not in ("build", "pull_policy", "scale",
                                                    "depends_on", "profiles")}
-    if "deploy" in svc:
-        svc["deploy"] = {k: v for k, v in svc["deploy"].items() if k != "replicas"}
+    deploy = svc.get("deploy")
+    if isinstance(deploy, dict):
+        svc["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}
     svc.setdefault("command", None)
     svc.setdefault("entrypoint", None)
     body = go_json(ordered(svc, ("services", "_")))

@@ -59,7 +59,7 @@ _RESOLVERS = [
     ("tag:yaml.org,2002:merge", r"^(?:<<)$", "<"),
 ]
 for _tag, _pattern, _first in _RESOLVERS:
-    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))  # type: ignore
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
 def _int(loader, node):

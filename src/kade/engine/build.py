@@ -153,7 +153,7 @@ class EngineBackend:
             from kade.oci import platform
             parent = self.engine.images.create({**platform.host(), "config": {}}, [],
                                                parent="")
-        from kade.engine.containers import me
+        from kade.engine.procs import me
         # owned by this build: if it dies, the next reader that lists it removes it
         opts = CreateOptions(parent, kw.pop("command", ["true"]), entrypoint=[""],
                              pull="never", owner=me(), **kw)
@@ -410,7 +410,7 @@ class BuildRequest:
     (Dockerfile in the context)."""
 
     def __init__(self, context: str | None, dockerfile: str | None = None, *,
-                 tags: list[str] = (), stdin=None, **options) -> None:
+                 tags: list[str] | tuple[str, ...] = (), stdin=None, **options) -> None:
         self.context = context
         self.dockerfile = dockerfile
         self.tags = list(tags)

@@ -69,7 +69,8 @@ def plan(layers: list[str], tar_path: str, dest: str,
     parts = [p for p in dest.split("/") if p not in ("", ".")]
     if ".." in parts:
         return None
-    dirs, create, kind = list(layers), [], "dir"
+    dirs, kind = list(layers), "dir"
+    create: list[str] = []
     existing: list[tuple[str, os.stat_result]] = []
     for i, name in enumerate(parts):
         last = i == len(parts) - 1

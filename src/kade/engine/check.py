@@ -84,7 +84,7 @@ def _snapshots(engine, repair: bool) -> list[str]:
 
 
 def _containers(engine, repair: bool) -> list[str]:
-    from kade.engine.containers import owner_alive
+    from kade.engine.procs import owner_alive
     out = []
     for record, state in engine.db.containers():
         cid = record["Id"]
@@ -107,7 +107,7 @@ def _kernel(engine, repair: bool) -> list[str]:
     """Containers whose recorded state disagrees with the kernel: running with no
     process, or with no supervisor watching; a process or cgroup or runtime state of
     a container recorded exited or removed."""
-    from kade.engine.containers import pid_alive
+    from kade.engine.procs import pid_alive
     out: list[str] = []
     unwatched = []
     rows = {}
@@ -135,7 +135,7 @@ def _kernel(engine, repair: bool) -> list[str]:
 
 
 def _supervisor_alive(engine) -> bool:
-    from kade.engine.containers import supervisor_alive
+    from kade.engine.procs import supervisor_alive
     return supervisor_alive(engine.root)
 
 

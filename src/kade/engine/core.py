@@ -8,6 +8,11 @@ import time
 
 from kade.errors import Conflict, InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.engine.diskusage import DiskUsage
+    from kade.engine.listing import ContainerSummary, ImageSummary, VolumeSummary
+
 _opening = _thread.RLock()
 
 
@@ -132,6 +137,31 @@ class Engine:
         cfg = record["Config"]
         return {**(cfg.get("Labels") or {}), "image": cfg.get("Image", ""),
                 "name": record["Name"].lstrip("/")}
+
+    # --- listing: docker's filters, value records (kade.engine.listing) ----------
+    def list_containers(self, all: bool = False, filters: dict | None = None,
+                        last: int = -1, latest: bool = False,
+                        size: bool = False) -> list[ContainerSummary]:
+        from kade.engine import listing
+        return listing.containers(self, all, filters, last, latest, size)
+
+    def list_images(self, all: bool = False,
+                    filters: dict | None = None) -> list[ImageSummary]:
+        from kade.engine import listing
+        return listing.images(self, all, filters)
+
+    def list_volumes(self, filters: dict | None = None) -> list[VolumeSummary]:
+        from kade.engine import listing
+        return listing.volumes(self, filters)
+
+    def list_networks(self, filters: dict | None = None) -> list[dict]:
+        """Network records (inspect's form), filtered as `network ls` does."""
+        return self.networks.listing(filters or {})
+
+    def disk_usage(self) -> DiskUsage:
+        """`system df`'s counts and sizes (kade.engine.diskusage)."""
+        from kade.engine.diskusage import disk_usage
+        return disk_usage(self)
 
     # --- images: policy that spans images and containers ----------------------
     def remove_image(self, ref: str, force: bool = False) -> list[tuple[str, str]]:

@@ -1,14 +1,61 @@
-"""`system df`: images, containers, local volumes and the build cache."""
+"""`system df`: images, containers, local volumes and the build cache, in bytes and
+counts. The front doors format them (`cli/system.py`: human sizes, percentages)."""
 
 from __future__ import annotations
 
 from kade.util.fs import du
+from kade.util.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.engine.core import Engine
 
 
-def build_cache_row(engine, images: list) -> dict:
+@record
+class UsageSummary:
+    """One row of df's summary."""
+    type: str  # docker's: "Images", "Containers", "Local Volumes", "Build Cache"
+    total_count: int
+    active: int
+    size: int  # bytes
+    reclaimable: int  # bytes
+
+
+@record
+class ImageUsage:
+    id: str
+    repo_tags: list  # stored names; empty when untagged
+    size: int
+    containers: int  # how many containers use it
+
+
+@record
+class ContainerUsage:
+    id: str
+    name: str  # without docker's leading "/"
+    image: str  # as the user named it
+    size: int  # the writable layer's bytes
+    status: str
+
+
+@record
+class VolumeUsage:
+    name: str
+    links: int  # how many containers use it
+    size: int
+
+
+@record
+class DiskUsage:
+    summary: list  # [UsageSummary]: images, containers, local volumes, build cache
+    images: list  # [ImageUsage]
+    containers: list  # [ContainerUsage]
+    volumes: list  # [VolumeUsage]
+
+
+def build_cache(engine: Engine, images: list) -> UsageSummary:
     """Intermediate images of build steps: the layer each added, as docker counts
     its build cache records."""
-    from kade.util.units import human_size
     size, count = 0, 0
     for image_id, _, rec in images:
         if not rec.get("intermediate"):
@@ -18,22 +65,10 @@ def build_cache_row(engine, images: list) -> dict:
         parent = (engine.db.get_image(rec.get("parent") or "") or {}).get("layers")
         if top and len(rec["layers"]) > len(parent or []) and engine.snapshots.exists(top):
             size += engine.snapshots.usage(top)
-    return {"Type": "Build Cache", "TotalCount": count, "Active": 0,
-            "Size": human_size(size), "Reclaimable": human_size(size)}
+    return UsageSummary("Build Cache", count, 0, size, size)
 
 
-def _repo_tag(name: str) -> dict:
-    """REPOSITORY and TAG as `images` shows them: the familiar name, which keeps a
-    registry and namespace (`localhost:5000/team/app`) and drops only docker.io/library."""
-    if not name:
-        return {"Repository": "<none>", "Tag": "<none>"}
-    from kade.oci import reference
-    ref = reference.parse_stored(name)
-    return {"Repository": ref.familiar_name(), "Tag": ref.tag or "<none>"}
-
-
-def disk_usage(engine) -> dict:
-    from kade.util.units import human_size
+def disk_usage(engine: Engine) -> DiskUsage:
     # what killed commands left is removed before counting (docker's daemon never
     # leaves any): so every snapshot on disk is one a row below counts
     engine.snapshots.reap(strays=True)
@@ -48,45 +83,24 @@ def disk_usage(engine) -> dict:
         try:
             sizes[r["Id"]] = engine.snapshots.usage(r["Id"])
         except Exception:
-            sizes[r["Id"]] = 0
-    c_size = sum(sizes.values())
+            sizes[r["Id"]] = 0  # its layer went meanwhile
     c_reclaim = sum(sizes[r["Id"]] for r, s in containers if not s["Running"])
     vols = engine.volumes.list()
+    links = {v["Name"]: len(engine.volumes.users(v["Name"])) for v in vols}
     v_sizes = {v["Name"]: du(v["Mountpoint"]) for v in vols}
-    v_active = [v for v in vols if engine.volumes.users(v["Name"])]
-    v_reclaim = sum(v_sizes[v["Name"]] for v in vols if v not in v_active)
-
-    def pct(part, whole):
-        return f"{human_size(part)} ({int(100 * part / whole) if whole else 0}%)"
-
-    summary = [
-        {"Type": "Images", "TotalCount": len(images), "Active": len(used_images),
-         "Size": human_size(img_size), "Reclaimable": pct(img_reclaim, img_size)},
-        {"Type": "Containers", "TotalCount": len(containers),
-         "Active": sum(1 for _, s in containers if s["Running"]),
-         "Size": human_size(c_size), "Reclaimable": pct(c_reclaim, c_size)},
-        {"Type": "Local Volumes", "TotalCount": len(vols), "Active": len(v_active),
-         "Size": human_size(sum(v_sizes.values())),
-         "Reclaimable": pct(v_reclaim, sum(v_sizes.values()))},
-        build_cache_row(engine, every),
-    ]
-    verbose = [
-        ("Images space usage", "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}"
-         "\t{{.Containers}}",
-         [dict(_repo_tag(t), ID=i[7:19], Size=human_size(rec.get("size", 0)),
-               Containers=sum(1 for r, _ in containers if r["Image"] == i))
-          for i, _, rec in images for t in (engine.db.tags_of(i) or [""])],
-         {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Size": "SIZE",
-          "Containers": "CONTAINERS"}),
-        ("Containers space usage", "table {{.ID}}\t{{.Image}}\t{{.Size}}\t{{.Status}}\t"
-         "{{.Names}}",
-         [{"ID": r["Id"][:12], "Image": r["Config"]["Image"], "Size": human_size(sizes[r["Id"]]),
-           "Status": s["Status"], "Names": r["Name"][1:]} for r, s in containers],
-         {"ID": "CONTAINER ID", "Image": "IMAGE", "Size": "SIZE", "Status": "STATUS",
-          "Names": "NAMES"}),
-        ("Local Volumes space usage", "table {{.Name}}\t{{.Links}}\t{{.Size}}",
-         [{"Name": v["Name"], "Links": len(engine.volumes.users(v["Name"])),
-           "Size": human_size(v_sizes[v["Name"]])} for v in vols],
-         {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
-    ]
-    return {"summary": summary, "verbose": verbose}
+    v_reclaim = sum(v_sizes[n] for n in v_sizes if not links[n])
+    return DiskUsage(
+        summary=[
+            UsageSummary("Images", len(images), len(used_images), img_size, img_reclaim),
+            UsageSummary("Containers", len(containers),
+                         sum(1 for _, s in containers if s["Running"]),
+                         sum(sizes.values()), c_reclaim),
+            UsageSummary("Local Volumes", len(vols), sum(1 for n in links if links[n]),
+                         sum(v_sizes.values()), v_reclaim),
+            build_cache(engine, every)],
+        images=[ImageUsage(i, engine.db.tags_of(i), rec.get("size", 0),
+                           sum(1 for r, _ in containers if r["Image"] == i))
+                for i, _, rec in images],
+        containers=[ContainerUsage(r["Id"], r["Name"][1:], r["Config"]["Image"],
+                                   sizes[r["Id"]], s["Status"]) for r, s in containers],
+        volumes=[VolumeUsage(v["Name"], links[v["Name"]], v_sizes[v["Name"]]) for v in vols])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from kade.engine.networks import BUILTIN, endpoint_settings, mode_network
+from kade.engine.networks import BUILTIN, endpoint_settings, mode_network, taken_ports
 from kade.errors import FailedPrecondition, NotFound
 
 _ensured: set[str] = set()  # networks whose bridge and rules this process has made
@@ -50,7 +50,8 @@ def plan(engine, cid: str, record: dict) -> Plan:
     if mode.startswith("container:"):
         return Plan(netns_path=_other_netns(engine, mode.split(":", 1)[1]), own_netns=False)
     nets = engine.networks
-    out, index = [], 0
+    out: list[tuple] = []
+    index = 0
     try:
         for name, settings in wanted(engine, record).items():
             net = _network(nets, name, settings)
@@ -84,7 +85,7 @@ def _other_netns(engine, ref: str) -> str:
 
 
 def _owner() -> str:
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     return f"{os.getpid()}:{pid_start(os.getpid())}"
 
 
@@ -161,7 +162,7 @@ def _runtime_settings(net: dict, ep, cid: str) -> dict:
 
 
 def engine_subnets(net: dict) -> dict:
-    out = {}
+    out: dict = {}
     for c in (net.get("IPAM") or {}).get("Config") or ():
         out.setdefault(6 if ":" in c["Subnet"] else 4, c["Gateway"])
     return out
@@ -221,17 +222,13 @@ def _bindings(engine, cid: str, record: dict, p: Plan):
     net, ep, _ = p.endpoints[0]
     ips = [a.split("/")[0] for a in (ep.ipv4, ep.ipv6) if a]
     published = allocate_ports(host, exposed, taken_ports(fw, cid))
-    ports = {k: None for k in exposed}
+    ports: dict[str, list | None] = {k: None for k in exposed}
     for b in published:
         key = f"{b.container_port}/{b.proto}"
         hosts = [b.host_ip] if b.host_ip else ["0.0.0.0", "::"]
         ports[key] = (ports.get(key) or []) + [{"HostIp": h, "HostPort": str(b.host_port)}
                                                for h in hosts]
     return fw, engine.networks.value(net).bridge, ips, ports, published
-
-
-def taken_ports(fw, cid: str = "") -> list:
-    return [b for key, bs in fw.published().items() if key != cid for b in bs]
 
 
 def allocate_ports(host: dict, exposed: dict, taken: list) -> list:

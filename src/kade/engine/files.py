@@ -242,7 +242,7 @@ def commit(engine, cid: str, opts: CommitOptions) -> str:
 def _paused(engine, cid: str, state: dict, wanted: bool) -> Iterator[None]:
     """Docker's commit -p: freeze a running container while its layer is written."""
     from kade.engine import lifecycle
-    from kade.engine.containers import me
+    from kade.engine.procs import me
     if not (wanted and state["Running"] and not state["Paused"]):
         yield
         return
@@ -355,7 +355,7 @@ def _drop_init(m: tarfile.TarInfo, drop: set[str]) -> tarfile.TarInfo | None:
 def rewrite_tar(src: BinaryIO, fn: Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
                 ) -> BinaryIO:
     """A readable tar stream: src's members passed through fn (None drops one)."""
-    return io.BufferedReader(_Rewritten(src, fn), 1 << 16)  # type: ignore[arg-type]
+    return io.BufferedReader(_Rewritten(src, fn), 1 << 16)
 
 
 def rebased(src: BinaryIO, old: str, new: str) -> BinaryIO:
@@ -390,7 +390,7 @@ class _Rewritten(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         while not self._pending:
             chunk = next(self._parts, None)
             if chunk is None:
@@ -447,7 +447,7 @@ def container_root(engine, cid: str, *, mode: str = "read") -> ContainerRoot:
     """mode "read": docker's view, the layers plus volumes and the hosts files;
     "export": the layers alone; "write": a running container's own root (its
     mount namespace, through /proc), otherwise the layers read-write plus volumes."""
-    from kade.engine.containers import pid_alive
+    from kade.engine.procs import pid_alive
     record, state = engine.containers.get(cid)
     running = state["Running"] and pid_alive(state.get("Pid", 0), state.get("PidStart"))
     if mode == "write" and running:
@@ -808,8 +808,8 @@ def _reading(root: ContainerRoot, work: Work) -> Iterator[tuple[dict, BinaryIO]]
     child = _spawn(root, work, to_child=False)
     try:
         found = child.expect("stat")
-        yield found, child.data  # type: ignore[misc]
-        while child.data.read(1 << 16):  # type: ignore[attr-defined]
+        yield found, child.data
+        while child.data.read(1 << 16):
             pass  # what the caller left, so the helper can finish writing
     except BaseException:
         child.close()  # the helper sees a broken pipe and stops
@@ -840,7 +840,7 @@ def extract_in_root(root: ContainerRoot, dest_dir: str, produce: Callable[[Binar
     try:
         child.expect("ready")
         try:
-            produce(child.data)  # type: ignore[arg-type]
+            produce(child.data)
         except BrokenPipeError:
             pass  # the helper failed; finish() says why
     except BaseException:

@@ -79,7 +79,7 @@ class HealthChecker:
     def _probe(self) -> dict:
         from kade.engine import execs
         begin = now_rfc3339()
-        req = execs.ExecRequest(argv=self.argv)
+        req = execs.ExecRequest(argv=self.argv or [])  # start() probes only with one
         try:
             proc = execs.process_for(self.engine, self.cid, req)
             r, w = os.pipe()

@@ -116,7 +116,7 @@ class Keeper:
         self.held: dict = {}  # cid -> [(name, fd)]
         self.exits: dict = {}  # pid -> (start, code), of children not the worker
         self.worker = 0
-        self.link = None
+        self.link: _socket.socket | None = None  # to the worker, while one runs
         self.draining: dict = {}  # pipe fd -> journal fd or -1 (discard), no worker
         self.next_start = 0.0
         self.backoff = 0.0
@@ -203,12 +203,14 @@ class Keeper:
 
     # --- the link --------------------------------------------------------------------
     def _on_link(self) -> None:
+        link = self.link
+        assert link is not None  # the loop polls it only while a worker runs
         try:
-            msg, fds = recv(self.link)
+            msg, fds = recv(link)
         except OSError:
             msg, fds = None, []
         if msg is None:  # the worker is going; its exit status tells the rest
-            self.link.close()
+            link.close()
             self.link = None
             return
         if "hold" in msg:

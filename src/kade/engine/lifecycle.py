@@ -5,29 +5,19 @@ from __future__ import annotations
 import os
 import time
 
-from kade.errors import Conflict, FailedPrecondition, InvalidArgument
+from kade.errors import Conflict, FailedPrecondition
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+
+    from kade.util.pipes import Feed
 
 # `kade run` imports this module for run() alone: everything else imports what it
 # needs when called (json, signal and the container store cost ~15 ms together)
 
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init",
                    "/usr/libexec/docker/docker-init")
-
-
-# --- signals -------------------------------------------------------------------
-def parse_signal(text: str | int) -> int:
-    import signal as _signal
-    if isinstance(text, int) or str(text).isdigit():
-        num = int(text)
-        if not 0 < num < 65:
-            raise InvalidArgument(f"invalid signal: {text}")
-        return num
-    name = str(text).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(getattr(_signal.Signals, name))
-    except AttributeError:
-        raise InvalidArgument(f"invalid signal: {text}") from None
 
 
 # --- what the monitor needs to run a container -----------------------------------
@@ -107,7 +97,7 @@ def external_runtime(record: dict) -> str | None:
 
 # --- state transitions, written by the monitor -----------------------------------
 def mark_running(engine, cid: str, pid: int, record: dict | None = None) -> None:
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     from kade.util.ids import now_rfc3339
     engine.db.update_state(cid, {
         "Status": "running", "Running": True, "Paused": False, "Restarting": False,
@@ -163,12 +153,12 @@ class Stdio:
             if keep_log else None
         self.console_socket: int | None = None  # the runtime sends the pty master here
         self.master = -1
-        self.pty_name = None
-        self._console = None
+        self.pty_name: str | None = None
+        self._console: _socket.socket | None = None
         self._child: list[int] = []
         self._parent: dict[int, str] = {}
         self._stdin_w: int | None = None
-        self.feed = None  # the client's stdin into the container's (kade.util.pipes.Feed)
+        self.feed: Feed | None = None  # the client's stdin into the container's
         if adopt is not None:
             self._stdin = self._stdout = self._stderr = None
             self._parent = {fd: stream for stream, fd in adopt.items()}
@@ -203,6 +193,14 @@ class Stdio:
 
     def child_fds(self) -> tuple[int | None, int | None, int | None]:
         return self._stdin, self._stdout, self._stderr
+
+    def pipe_fds(self) -> tuple[int, int, int]:
+        """child_fds, which are pipes unless a terminal's are made in the container
+        (which external runtimes refuse: kade.engine.external.check)."""
+        i, o, e = self.child_fds()
+        if i is None or o is None or e is None:
+            raise FailedPrecondition("a container with a terminal has no stdio pipes")
+        return i, o, e
 
     def take_console(self, pid: int) -> None:
         """Once the runtime has made the container's pty: keep its master, and name its
@@ -404,6 +402,7 @@ def stop(engine, cid: str, timeout: int | None = None, signal: int | None = None
     engine.db.update_state(cid, {"ManualStop": True})
     if timeout is None:
         timeout = record["Config"].get("StopTimeout", 10)
+    from kade.engine.signals import parse_signal
     sig = signal or parse_signal(record["Config"].get("StopSignal") or "SIGTERM")
     pid = state["Pid"]
     if pid:

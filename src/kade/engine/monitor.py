@@ -55,6 +55,10 @@ from kade.engine import keeper as _keeper
 from kade.engine.monitorclient import LOCK, LOG, SOCKET, encode, sock_path
 from kade.errors import CommandNotFound, CommandNotInvocable, KadeError, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kade.engine.core import Engine
+
 RESTART_BACKOFF_MAX = 60.0
 IDLE_EXIT = float(os.environ.get("KADE_MONITOR_IDLE", "300"))
 
@@ -70,7 +74,7 @@ class Supervisor:
         self.active: set[str] = set()
         self.in_flight = 0  # accepted connections not yet answered
         self.socket_id = (0, 0)  # (dev, inode) of the socket file we bound
-        self._engine = None
+        self._engine: Engine | None = None
         self.last_activity = time.monotonic()
 
     @property
@@ -105,7 +109,9 @@ class Supervisor:
         _warm_up(self.engine.runtime.seccomp_cache)
         while self._keep_running():
             try:
-                fd, _ = listener._accept()  # socket.socket.accept, without the socket module
+                # socket.socket.accept, without the socket module: typeshed knows only the
+                # public method, _socket.socket has the private one CPython builds it on
+                fd, _ = listener._accept()  # type: ignore[attr-defined]
             except TimeoutError:
                 if _keeper.root_id(self.root) != self.root_id:
                     _log("root directory removed: exiting")
@@ -192,14 +198,16 @@ class Supervisor:
             opts = CreateOptions(**options)
             if engine.images.try_resolve(opts.image) is None:
                 _send(conn.fileno(), {"error": opts.image, "kind": "NeedPull"})
-                return _close_all(fds)
+                _close_all(fds)
+                return None
             return engine.containers.create(opts)
         except KadeError as e:
             _send(conn.fileno(), {"error": str(e), "kind": type(e).__name__})
         except Exception as e:  # noqa: BLE001 - a bad request must not end the supervisor
             _send(conn.fileno(), {"error": f"create failed: {e}", "kind": "KadeError"})
             _debug_traceback()
-        return _close_all(fds)
+        _close_all(fds)
+        return None
 
     def _monitor(self, conn: _socket.socket, cid: str, attach: dict | None,
                  fds: list[int]) -> None:
@@ -244,7 +252,7 @@ class Supervisor:
         """Take over every container the store says is running (or restarting) that
         no live supervisor watches: a previous worker died. held: what the keeper
         gave back (cid -> {name: fd}); the rest is reopened through /proc."""
-        from kade.engine.containers import pid_alive
+        from kade.engine.procs import pid_alive
         adopted = []
         for record, state in self.engine.db.containers():
             cid = record["Id"]
@@ -474,7 +482,7 @@ def _reconcile_networks(engine) -> None:
 
 def _pidfd_of(pid: int, start) -> int | None:
     """A pidfd of the container's init if it is still that process (even a zombie)."""
-    from kade.engine.containers import pid_start
+    from kade.engine.procs import pid_start
     if pid <= 0:
         return None
     try:
@@ -649,7 +657,7 @@ class Monitor:
     """Runs one container to its end (and through its restarts), in its own thread."""
 
     def __init__(self, engine, cid: str, report_fd: int, attach: dict | None,
-                 attach_fds: list[int] = (), link: KeeperLink | None = None):
+                 attach_fds: list[int] | tuple[int, ...] = (), link: KeeperLink | None = None):
         self.engine = engine  # shared with the other monitors of this supervisor
         self.link = link
         self.adopting = False  # watching a container another worker started
@@ -721,7 +729,7 @@ class Monitor:
             if external:
                 from kade.engine import external as ext
                 waited, pid = ext.run(engine, external, cid, prepared.bundle,
-                                      prepared.rootfs_mounts, stdio.child_fds())
+                                      prepared.rootfs_mounts, stdio.pipe_fds())
                 stdio.close_child_ends()
                 pidfd = os.pidfd_open(waited)
                 _join_networks(engine, cid, record, prepared.net, pid)
@@ -750,6 +758,7 @@ class Monitor:
         # not reaped yet: if this worker dies before the exit is recorded, the keeper
         # (the subreaper) reaps the zombie and keeps its status for the next worker
         info = os.waitid(os.P_PID, waited, os.WEXITED | os.WNOWAIT)
+        assert info is not None  # None is only WNOHANG's answer
         status = info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
         del info
         return self._exited(record, status, external, reap=waited)
@@ -798,7 +807,7 @@ class Monitor:
         held = _reopen_output(record, pid, held) if pidfd is not None else held
         stdio = _adopted_stdio(record, held)
         if pidfd is not None:
-            from kade.engine.containers import pid_start
+            from kade.engine.procs import pid_start
             engine.db.update_state(cid, {"MonitorPid": os.getpid(),
                                          "MonitorStart": pid_start(os.getpid())})
             if self.link is not None:

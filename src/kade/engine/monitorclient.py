@@ -24,6 +24,11 @@ from kade.errors import KadeError
 SOCKET = "monitor.sock"
 LOCK = "monitor.lock"
 LOG = "monitor.log"  # the supervisor's stderr: its own failures, never container output
+# The supervisor is a program this client starts (in a forked child, see _spawn), named
+# as one would name a binary to exec: importing it here would close a loop through the
+# whole engine (the supervisor runs lifecycle and the Engine, which ask this client),
+# and the run client would load the supervisor's code for nothing.
+SUPERVISOR = "kade.engine.monitor"
 _HEADER = 4
 
 
@@ -120,7 +125,8 @@ def _spawn(root: str, driver: str) -> None:
         try:
             os.setsid()
             if os.fork() == 0:
-                from kade.engine.monitor import spawn
+                import importlib
+                spawn = importlib.import_module(SUPERVISOR).spawn
                 code = spawn(root, driver)  # returns in the worker only (see its doc)
         except BaseException:  # noqa: BLE001 - nothing to report to but the log
             import traceback

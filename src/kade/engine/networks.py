@@ -380,7 +380,6 @@ class Networks:
         """A fixed host port that is taken: docker's error now, not at start (a
         run with a taken port then leaves no container behind). The start checks
         again: another may take it in between."""
-        from kade.engine.endpoints import taken_ports
         from kade.network import ports
         fixed = [r for r in ports.parse_publish(publish)
                  if r.host_port and r.host_port == r.host_port_end]
@@ -417,7 +416,7 @@ class Networks:
     # --- cleaning what a crash left -------------------------------------------
     def reconcile(self) -> None:
         """Drop stale leases, firewall entries and veths (see the module docstring)."""
-        from kade.engine.containers import pid_alive
+        from kade.engine.procs import pid_alive
         running = {rec["Id"] for rec, _ in self.db.containers()
                    if self.engine.containers.state(rec["Id"]).get("Status") in RUNNING}
         for _nid, _addr, cid, owner in self.db.leases():
@@ -439,7 +438,7 @@ class Networks:
 
     def _starting(self) -> set[str]:
         """Id prefixes of containers a live worker is starting (their leases' owner)."""
-        from kade.engine.containers import pid_alive
+        from kade.engine.procs import pid_alive
         out = set()
         for _nid, _addr, cid, owner in self.db.leases():
             pid, _, start = owner.partition(":")
@@ -453,6 +452,11 @@ def _check_type(value: str) -> bool:
     if value not in ("builtin", "custom"):
         raise InvalidArgument(f"invalid filter: 'type'='{value}'")
     return value == "builtin"
+
+
+def taken_ports(fw, cid: str = "") -> list:
+    """Host ports published in the firewall, but for container cid's own."""
+    return [b for key, bs in fw.published().items() if key != cid for b in bs]
 
 
 def endpoint_settings(nid: str, aliases=(), ip=None, ip6=None, links=()) -> dict:

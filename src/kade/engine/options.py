@@ -57,6 +57,56 @@ DEFAULTS: dict = {
 
 
 class CreateOptions:
+    # the fields of DEFAULTS, for type checkers: __init__ sets them from the table
+    # (tests/unit/engine/test_options.py holds the two lists equal)
+    image: str
+    command: list[str]
+    name: str | None
+    entrypoint: list[str] | None
+    env: list[str]
+    workdir: str | None
+    user: str | None
+    hostname: str | None
+    labels: dict[str, str]
+    tty: bool
+    interactive: bool
+    auto_remove: bool
+    init: bool
+    read_only: bool
+    privileged: bool
+    cap_add: list[str]
+    cap_drop: list[str]
+    security_opt: list[str]
+    restart: str
+    mounts: list[dict]
+    network: str
+    ulimits: list[str]
+    stop_signal: str | None
+    stop_timeout: int | None
+    add_hosts: list[str]
+    dns: list[str]
+    dns_search: list[str]
+    dns_options: list[str]
+    network_aliases: list[str]
+    ip: str | None
+    ip6: str | None
+    mac_address: str | None
+    links: list[str]
+    publish: list[str]
+    publish_all: bool
+    expose: list[str]
+    memory: int
+    memory_swap: int
+    nano_cpus: int
+    cpu_shares: int
+    pids_limit: int
+    devices: list[str]
+    device_cgroup_rules: list[str]
+    healthcheck: dict | None
+    pull: str
+    runtime: str | None
+    owner: list | None
+
     def __init__(self, image: str, command: list[str] | None = None, **kw):
         unknown = kw.keys() - DEFAULTS.keys()
         if unknown:

@@ -176,7 +176,7 @@ def _devices(values: list[str]) -> list[dict]:
     return mappings
 
 
-def _device_cgroup_rules(values: list[str]) -> list[str]:
+def _device_cgroup_rules(values: list[str]) -> list[str] | None:
     if values:
         from kade.engine import devices
         for v in values:
@@ -243,7 +243,7 @@ def _check_start_options(opts: CreateOptions) -> None:
         raise InvalidArgument(f"the working directory '{opts.workdir}' is invalid, it needs "
                               "to be an absolute path")
     if opts.stop_signal:
-        from kade.engine.lifecycle import parse_signal
+        from kade.engine.signals import parse_signal
         try:
             parse_signal(opts.stop_signal)
         except InvalidArgument:

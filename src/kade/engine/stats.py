@@ -17,7 +17,7 @@ from kade.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 
 
 def _running_pid(engine, cid: str) -> int:
-    from kade.engine.containers import pid_alive
+    from kade.engine.procs import pid_alive
     _, state = engine.containers.get(cid)
     pid = state.get("Pid", 0)
     if not state["Running"] or not pid_alive(pid, state.get("PidStart")):

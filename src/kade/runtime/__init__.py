@@ -41,6 +41,10 @@ from kade.runtime.state import (
     write_pid_file,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+
 __all__ = ["Runtime", "load_spec"]
 
 _KILL_TIMEOUT_MS = 10_000
@@ -446,7 +450,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def console_pair() -> tuple[object, int]:
+def console_pair() -> tuple[_socket.socket, int]:
     """(our end, the fd to pass as console_socket): a connected unix socket pair. Close
     the fd once create() or exec() returned; read the pty with receive_console."""
     import _socket

@@ -17,7 +17,7 @@ from __future__ import annotations
 _MISSING = object()
 
 
-class field:  # noqa: N801 - spelled like dataclasses.field
+class _field:  # spelled field, like dataclasses.field (see the end)
     def __init__(self, *, default=_MISSING, default_factory=_MISSING, init: bool = True,
                  repr: bool = True, compare: bool = True) -> None:  # noqa: A002
         self.default = default
@@ -25,16 +25,16 @@ class field:  # noqa: N801 - spelled like dataclasses.field
         self.init, self.repr, self.compare = init, repr, compare
 
 
-def record(cls=None, **_ignored):
+def _record(cls=None, **_ignored):
     """@record or @record(frozen=True) (accepted for dataclass parity, not enforced)."""
     if cls is None:
-        return record
+        return _record
     names = [n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_")]
     defaults = {}
     for n in names:
         if n in cls.__dict__:
             value = cls.__dict__[n]
-            defaults[n] = value if isinstance(value, field) else field(default=value)
+            defaults[n] = value if isinstance(value, _field) else _field(default=value)
     shown = [n for n in names if n not in defaults or defaults[n].repr]
     compared = [n for n in names if n not in defaults or defaults[n].compare]
     names = [n for n in names if n not in defaults or defaults[n].init]
@@ -70,9 +70,19 @@ def record(cls=None, **_ignored):
         return all(getattr(self, n) == getattr(other, n) for n in compared)
 
     for n in defaults:
-        if isinstance(cls.__dict__.get(n), field):
+        if isinstance(cls.__dict__.get(n), _field):
             delattr(cls, n)
     cls.__init__, cls.__repr__, cls.__eq__ = __init__, __repr__, __eq__
     cls.__hash__ = object.__hash__ if "__hash__" not in cls.__dict__ else cls.__hash__
     cls.__record_fields__ = tuple(names)
     return cls
+
+
+# type checkers see dataclasses' (whose __init__, fields and defaults this mirrors),
+# so they check the calls; at run time, the lean one
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+    from dataclasses import field
+else:
+    record, field = _record, _field
