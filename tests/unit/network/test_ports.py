@@ -1,6 +1,7 @@
 """docker 20.10's -p / --expose / -P grammar (go-connections v0.4.0's nat package and
 the CLI's convertToStandardNotation), and host port allocation."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from kade.errors import Conflict, InvalidArgument
+from kade.network import ports
 from kade.network.ports import (PortBinding, PortRequest, allocate, check_free,
                                 from_port_bindings, local_port_range, overlaps, parse_expose,
                                 parse_publish, publish_all, to_port_bindings)
@@ -223,7 +225,9 @@ def test_parsing_imports_nothing_heavy():
             "ports.parse_publish(['127.0.0.1:8080:80/udp']); ports.parse_expose(['80'])\n"
             "print(sorted(m for m in ('re', 'json', 'typing', 'socket', 'ctypes', 'ipaddress')"
             " if m in sys.modules))")
+    # -S: no site, so the editable install's path is not read; name the package's home
+    src = os.path.dirname(os.path.dirname(os.path.dirname(ports.__file__)))
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, env={**os.environ, "PYTHONPATH": src})
     # ipaddress only for a literal address; none of the others
     assert out.stdout.strip() == "['ipaddress']"
