@@ -10,6 +10,12 @@ import pytest
 
 KADE = [sys.executable, "-c", "from kade.cli.main import entry; entry()"]
 
+# Every root this suite makes, whoever makes it, runs in the host's network namespace
+# unless a test gives it one of its own (tests/integration/network): point them all at a
+# bridge-less daemon.json, so no test makes a bridge or rule in the host's namespace.
+_NO_BRIDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-bridge.json")
+os.environ.setdefault("KADE_DAEMON_CONFIG", _NO_BRIDGE)
+
 
 def _needs_root():
     if os.geteuid() != 0:
@@ -57,6 +63,23 @@ def _no_default_bridge(root: str) -> None:
     (tests/integration/network/conftest.py)."""
     with open(os.path.join(root, "daemon.json"), "w") as f:
         f.write('{"bridge": "none"}\n')
+
+
+def _host_kade_links() -> set[str]:
+    try:
+        return {n for n in os.listdir("/sys/class/net") if n.startswith(("kade", "kv"))}
+    except OSError:
+        return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_network_untouched():
+    """The network rule, checked: the suite leaves no Kade bridge or veth in the host's
+    own network namespace."""
+    before = _host_kade_links()
+    yield
+    made = _host_kade_links() - before
+    assert not made, f"the suite made {sorted(made)} in the host's network namespace"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,10 +27,13 @@ class NetKade:
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
         self.enter = ["nsenter", f"--net=/run/netns/{self.ns}"]
+        # in a namespace of its own, Kade may make its default bridge (tests/conftest.py
+        # points every other root at a bridge-less daemon.json)
+        self.env = {k: v for k, v in os.environ.items() if k != "KADE_DAEMON_CONFIG"}
 
     def __call__(self, *args, check=True, timeout=60, input=None):
         proc = subprocess.run(self.enter + KADE + ["--root", self.root, *args], input=input,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"kade {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}{proc.stderr}")
