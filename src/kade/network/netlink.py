@@ -77,6 +77,35 @@ def in_netns(netns_fd: int, work) -> None:
         raise out["error"]
 
 
+def new_netns() -> int:
+    """A new network namespace with lo up, held by the returned fd (O_CLOEXEC): a
+    thread of its own unshares into it, opens it and ends, so no thread of ours stays
+    in it. The container's init joins it by path, so it is set up while the init is
+    made (every container with a netns of its own has lo up, `--network none` too)."""
+    out: dict = {}
+
+    def run() -> None:
+        global _libc
+        import ctypes
+        try:
+            if _libc is None:
+                _libc = ctypes.CDLL(None, use_errno=True)
+            if _libc.unshare(_CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+            out["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            _ioctl_lo_up()
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="kade-netns-new")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise Unavailable(f"cannot create the container's network namespace: {out['error']}")
+    return out["fd"]
+
+
 def lo_up(netns_fd: int) -> None:
     """lo up (the kernel then gives it 127.0.0.1/8 and ::1) in a namespace, with one
     ioctl: every container with a netns of its own, `--network none` included."""
