@@ -3,6 +3,7 @@ network namespace of the test's own (conftest.netkade); traffic goes only to tha
 namespace's loopback and to the networks the tests make."""
 
 import os
+import shutil
 import time
 
 import pytest
@@ -383,3 +384,16 @@ def test_shared_namespace_outlives_x_with_lo_only_and_no_double_lease(netkade):
     finally:
         netkade("rm", "-f", x, y)
         netkade("network", "rm", "tiny")
+
+
+@pytest.mark.parametrize("runtime", ["runc"])  # crun: `run --runtime crun` fails on main too
+def test_external_runtime_process_starts_with_its_network(netkade, runtime):
+    """The first thing the container does sees eth0 with its address and route: the
+    namespace is set up before the runtime runs anything in it."""
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    out = netkade("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c",
+                  "cat /sys/class/net/eth0/operstate; ip -4 route; ip addr show lo").stdout
+    gateway = netkade.inspect("network", "inspect", "bridge")[0]["IPAM"]["Config"][0]["Gateway"]
+    assert out.splitlines()[0] == "up"
+    assert f"default via {gateway}" in out and "127.0.0.1/8" in out
