@@ -119,8 +119,8 @@ class Networks:
                options=None, attachable: bool = False) -> str:
         from kade.network import driver as drivers
         from kade.util.ids import new_id
-        if name in BUILTIN:
-            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
+        if name in (*BUILTIN, "default"):  # docker's PredefinedNetworkError
+            raise Forbidden(f"operation is not permitted on predefined {name} network")
         if any(r["Name"] == name for r in self.all()):
             raise Conflict(f"network with name {name} already exists")
         if driver in ("host", "null", "none"):
