@@ -487,7 +487,11 @@ def _builtin_record(name: str, nid: str, nets: Networks) -> dict:
     else:
         subnet = ipam.pick_subnet(cfg.pools, nets._subnets_in_use() + _host_networks())
         gateway = ipam.gateway_for(subnet, None)
-    record = _record(nid, name, "bridge", ipam=[{"Subnet": subnet, "Gateway": gateway}],
+    config = [{"Subnet": subnet, "Gateway": gateway}]
+    if cfg.ipv6 and cfg.fixed_cidr_v6:  # dockerd's --ipv6 --fixed-cidr-v6
+        config.append({"Subnet": cfg.fixed_cidr_v6,
+                       "Gateway": ipam.gateway_for(cfg.fixed_cidr_v6, None)})
+    record = _record(nid, name, "bridge", ipam=config, ipv6=cfg.ipv6,
                      options={"com.docker.network.bridge.default_bridge": "true",
                               "com.docker.network.bridge.enable_icc": "true",
                               "com.docker.network.bridge.enable_ip_masquerade": "true",

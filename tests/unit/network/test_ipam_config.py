@@ -58,3 +58,17 @@ def test_daemon_json(tmp_path):
     (tmp_path / "daemon.json").write_text('{"mtu": 12}')
     with pytest.raises(InvalidArgument, match="daemon.json"):
         config.load(str(tmp_path))
+
+
+def test_daemon_json_ipv6(tmp_path):
+    assert (config.load(str(tmp_path)).ipv6, config.load(str(tmp_path)).fixed_cidr_v6) == \
+        (False, None)
+    (tmp_path / "daemon.json").write_text('{"ipv6": true, "fixed-cidr-v6": "fd00:1:2::/64"}')
+    cfg = config.load(str(tmp_path))
+    assert (cfg.ipv6, cfg.fixed_cidr_v6) == (True, "fd00:1:2::/64")
+    for bad, word in (('{"ipv6": "yes"}', "ipv6"), ('{"fixed-cidr-v6": "10.0.0.0/8"}',
+                                                     "10.0.0.0/8"),
+                      ('{"fixed-cidr-v6": "fd00::zz/64"}', "fd00::zz/64")):
+        (tmp_path / "daemon.json").write_text(bad)
+        with pytest.raises(InvalidArgument, match=word):
+            config.load(str(tmp_path))
