@@ -434,8 +434,17 @@ class Networks:
         drivers.get("bridge").sweep({c[:10] for c in running} | self._starting())
 
     def _uses_kernel(self) -> bool:
-        return any(r["Driver"] == "bridge" and (r.get("IPAM") or {}).get("Config")
-                   for r in self.db.networks())
+        """A bridge or veth of ours exists in this netns (read from /proc/self/net/dev,
+        not netlink): else there is nothing to sweep, and a worker that only ever runs
+        `--network none` or host containers never loads pyroute2 and nftables."""
+        bridges = {(r.get("Private") or {}).get("Bridge") for r in self.db.networks()
+                   if r["Driver"] == "bridge"}
+        try:
+            with open("/proc/self/net/dev") as f:
+                names = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+        except OSError:
+            return True
+        return any(n in bridges or n.startswith("kv") for n in names)
 
     def _starting(self) -> set[str]:
         """Id prefixes of containers a live worker is starting (their leases' owner)."""

@@ -72,3 +72,14 @@ def test_daemon_json_ipv6(tmp_path):
         (tmp_path / "daemon.json").write_text(bad)
         with pytest.raises(InvalidArgument, match=word):
             config.load(str(tmp_path))
+
+
+def test_host_networks_needs_no_pyroute2():
+    """The default bridge's subnet is picked in whichever process runs first (often a
+    supervisor worker): that must not load pyroute2 (~10 MB for the worker's life)."""
+    import subprocess
+    import sys
+    code = ("import sys; from kade.network import netlink; nets = netlink.host_networks(); "
+            "assert all('/' in n for n in nets), nets; print('pyroute2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
