@@ -15,7 +15,7 @@ def emit(getters, fmt: str | None, names: list[str], kind: str) -> int:
         try:
             results.append(get())
         except errors.NotFound:
-            sys.stderr.write(f"Error: no such {kind}: {escape(name)}\n")
+            sys.stderr.write(f"Error: No such {kind}: {escape(name)}\n")  # docker's words
             failed = 1
     if fmt:
         from kade.util.gotemplate import render

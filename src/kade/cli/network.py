@@ -40,12 +40,61 @@ def _create(ctx, args):
       help="Subnet in CIDR format that represents a network segment")
     a("name")
     ns = p.parse_args(args)
+    try:
+        ranges, gateways = ipam_per_subnet(ns.subnet, ns.ip_range, ns.gateway)
+    except ValueError as e:  # docker's CLI refuses these itself: no daemon prefix
+        from kade.util.escape import escape
+        sys.stderr.write(f"{escape(str(e))}\n")
+        return 1
     nid = ctx.engine.networks.create(
-        ns.name, ns.driver, ns.subnet, ns.gateway, ns.ip_range, internal=ns.internal,
+        ns.name, ns.driver, ns.subnet, gateways, ranges, internal=ns.internal,
         ipv6=ns.ipv6, labels=_pairs(ns.label), options=_pairs(ns.opt),
         attachable=ns.attachable)
     print(nid)
     return 0
+
+
+def ipam_per_subnet(subnets: list, ranges: list, gateways: list) -> tuple[list, list]:
+    """docker 20.10's createIPAMConfig: each --ip-range and --gateway goes to the
+    --subnet that contains it (not by position); returns them aligned with subnets."""
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
+        raise ValueError("every ip-range or gateway must have a corresponding subnet")
+    for i, s in enumerate(subnets):
+        for k in subnets[:i]:
+            if _contains(s, k) or _contains(k, s):
+                raise ValueError("multiple overlapping subnet configuration is not allowed")
+    out = {"range": [""] * len(subnets), "gateway": [""] * len(subnets)}
+    for kind, values in (("range", ranges), ("gateway", gateways)):
+        for value in values:
+            matched = False
+            for i, s in enumerate(subnets):
+                if not _contains(s, value):
+                    continue
+                if out[kind][i]:
+                    what = "ranges" if kind == "range" else "gateways"
+                    prep = "on" if kind == "range" else "for"
+                    raise ValueError(f"cannot configure multiple {what} ({value}, "
+                                     f"{out[kind][i]}) {prep} the same subnet ({s})")
+                out[kind][i], matched = value, True
+            if not matched:
+                raise ValueError(f"no matching subnet for {kind} {value}")
+    return out["range"], out["gateway"]
+
+
+def _contains(subnet: str, data: str) -> bool:
+    """Go's subnetMatches: the subnet holds data's address (a CIDR's or an IP's)."""
+    import ipaddress
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        raise ValueError(f"invalid subnet: invalid CIDR address: {subnet}") from None
+    try:
+        addr = ipaddress.ip_interface(data).ip if "/" in data else ipaddress.ip_address(data)
+    except ValueError:
+        if "/" in data:
+            raise ValueError(f"invalid CIDR address: {data}") from None
+        return False
+    return addr in net
 
 
 LS_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")

@@ -1,15 +1,29 @@
 """A container's endpoints through its life, in the supervisor worker that runs it:
 
-    plan = endpoints.plan(engine, cid, record)    # before the init: leases, /etc/hosts
-    ... runtime.create(...)                      # the init, in its new netns
-    endpoints.join(engine, cid, record, plan, pid)   # lo, veths, DNS, published ports
-    ... runtime.start(...)
+    plan = endpoints.plan(engine, cid, record)    # leases, /etc/hosts, a new netns (fd)
+    endpoints.begin(engine, cid, record, plan)    # lo, veths, DNS, ports: in a thread,
+    ... runtime.create(...)                      #   while the init joins the netns by
+    endpoints.finish(plan)                        #   path and sets up its rootfs
+    ... runtime.start(...)                        # (an external runtime's `run` only
+    plan.close()                                  #   after finish: no process before)
     endpoints.release(engine, cid)                # at exit (and on a failed start)
     endpoints.readopt(engine, cid, record, pid)   # a new worker: DNS sockets again
+
+The worker makes the container's network namespace itself (kade.network.netlink.
+new_netns) and holds it by an fd until the init is in it, so the namespace is ready
+before any process of the container runs, whatever the runtime. A kill of the worker
+closes that fd: a namespace no init joined goes with it, and its veths with it.
 
 Each step records what it made in state["Net"] before the next begins, and every
 resource is keyed by the container id, so whatever a kill interrupts is found by
 Networks.reconcile (see kade.engine.networks).
+
+`--network container:X`: no namespace, no lease; the container joins X's namespace
+and, as docker's initializeNetworking does, takes X's /etc/hosts, /etc/resolv.conf
+and /etc/hostname files (bind-mounted, so X's updates show) and X's hostname. When X
+exits while others still share its namespace, X's interfaces are deleted before its
+addresses are released (docker's sandbox.Delete): the sharers keep the namespace with
+only lo, and no address is leased twice while still configured.
 """
 
 from __future__ import annotations
@@ -23,11 +37,33 @@ _ensured: set[str] = set()  # networks whose bridge and rules this process has m
 
 
 class Plan:
-    __slots__ = ("endpoints", "netns_path", "own_netns")
+    __slots__ = ("endpoints", "netns_path", "own_netns", "netns_fd", "_thread", "_error")
 
     def __init__(self, endpoints=(), netns_path: str | None = None, own_netns: bool = True):
         self.endpoints = list(endpoints)  # (network record, Endpoint, settings)
         self.netns_path, self.own_netns = netns_path, own_netns
+        self.netns_fd = -1  # the container's new netns, until its init is in it
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def make_netns(self) -> None:
+        from kade.network import netlink
+        self.netns_fd = netlink.new_netns()
+        self.netns_path = f"/proc/{os.getpid()}/fd/{self.netns_fd}"
+
+    def close(self) -> None:
+        """Once the init is in the namespace (or never will be): the fd goes, so the
+        namespace lives exactly as long as the container's processes."""
+        self.wait()
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
+
+    def wait(self) -> BaseException | None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self._error
 
 
 def wanted(engine, record: dict) -> dict:
@@ -48,7 +84,8 @@ def plan(engine, cid: str, record: dict) -> Plan:
     if mode == "host":
         return Plan(own_netns=False)
     if mode.startswith("container:"):
-        return Plan(netns_path=_other_netns(engine, mode.split(":", 1)[1]), own_netns=False)
+        return Plan(netns_path=_share(engine, cid, record, mode.split(":", 1)[1]),
+                    own_netns=False)
     nets = engine.networks
     out: list[tuple] = []
     index = 0
@@ -66,6 +103,11 @@ def plan(engine, cid: str, record: dict) -> Plan:
         raise
     p = Plan(out)
     write_hosts(engine, record, p)
+    try:
+        p.make_netns()
+    except BaseException:
+        engine.db.release(cid)
+        raise
     return p
 
 
@@ -76,11 +118,21 @@ def _network(nets, name: str, settings: dict) -> dict:
         return nets.get(name)
 
 
-def _other_netns(engine, ref: str) -> str:
+def _share(engine, cid: str, record: dict, ref: str) -> str:
+    """X's netns path for `container:X`; the record takes X's /etc files and hostname
+    (saved: inspect shows them, as docker's does)."""
     other = engine.containers.resolve(ref)
+    if other == cid:
+        raise FailedPrecondition("cannot join own network")
     state = engine.containers.state(other)
     if not state.get("Running"):
         raise FailedPrecondition(f"cannot join network of a non running container: {ref}")
+    theirs = engine.db.container(other)[0]
+    for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+        record[key] = theirs[key]
+    for key in ("Hostname", "Domainname"):
+        record["Config"][key] = theirs["Config"].get(key, "")
+    engine.db.save_record(cid, record)
     return f"/proc/{state['Pid']}/ns/net"
 
 
@@ -117,29 +169,49 @@ def _lease(engine, cid: str, net: dict, settings: dict, index: int, first: bool,
                     gateway6=gw6 if default_route else None, mtu=value.mtu)
 
 
-def join(engine, cid: str, record: dict, p: Plan, pid: int) -> None:
-    if not p.own_netns:
+def begin(engine, cid: str, record: dict, p: Plan) -> None:
+    """join() in a thread of its own: the interfaces are made while the runtime makes
+    the init; finish() waits for it."""
+    if p.netns_fd < 0 or not p.endpoints:  # lo is up already (new_netns)
         return
-    try:
-        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # an external runtime's container that ran and exited
+    import threading
+
+    def run() -> None:
+        try:
+            join(engine, cid, record, p)
+        except BaseException as e:  # noqa: BLE001 - raised by finish(), in the monitor
+            p._error = e
+
+    p._thread = threading.Thread(target=run, name="kade-join")
+    p._thread.start()
+
+
+def finish(p: Plan) -> None:
+    error = p.wait()
+    if error is not None:
+        raise error
+
+
+def join(engine, cid: str, record: dict, p: Plan) -> None:
+    if p.netns_fd < 0 or not p.endpoints:
         return
-    try:
-        if not p.endpoints:  # else the driver brings lo up with the rest, in one thread
-            from kade.network import netlink
-            netlink.lo_up(fd)
-        settled = {}
-        for net, ep, _settings in p.endpoints:
-            _ensure(engine, net)
-            engine.networks._driver(net).join(engine.networks.value(net), ep, fd)
-            settled[net["Name"]] = _runtime_settings(net, ep, cid)
-        engine.db.update_state(cid, {"Net": {"Endpoints": settled, "Ports": {}}})
-        users = [net for net, _ep, _s in p.endpoints if net["Name"] not in BUILTIN]
-        if users:
-            _attach_dns(engine, cid, record, fd, users)
-        _publish(engine, cid, record, p)
-    finally:
-        os.close(fd)
+    fd = p.netns_fd
+    settled = {}
+    for net, ep, _settings in p.endpoints:
+        _ensure(engine, net)
+        engine.networks._driver(net).join(engine.networks.value(net), ep, fd)
+        settled[net["Name"]] = _runtime_settings(net, ep, cid)
+    engine.db.update_state(cid, {"Net": {"Endpoints": settled, "Ports": {},
+                                         "Netns": _ns_id(fd)}})
+    users = [net for net, _ep, _s in p.endpoints if net["Name"] not in BUILTIN]
+    if users:
+        _attach_dns(engine, cid, record, fd, users)
+    _publish(engine, cid, record, p)
+
+
+def _ns_id(fd: int) -> str:
+    st = os.fstat(fd)
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 def _ensure(engine, net: dict) -> None:
@@ -251,6 +323,8 @@ def release(engine, cid: str, exited: bool = False) -> None:
     except NotFound:
         state = {}
     eps = (state.get("Net") or {}).get("Endpoints") or {}
+    if exited and eps and _shared(engine, cid, (state.get("Net") or {}).get("Netns")):
+        exited = False  # the namespace lives on: its interfaces go before their leases
     nets = engine.networks
     if nets._dns is not None:
         nets._dns.detach(cid)
@@ -275,6 +349,24 @@ def release(engine, cid: str, exited: bool = False) -> None:
                 refresh_dns(engine, nets.get(name))
             except NotFound:
                 pass
+
+
+def _shared(engine, cid: str, netns: str | None) -> bool:
+    """Whether a running container (`--network container:`) is still in the netns
+    whose id ("dev:ino") the exited container had."""
+    if not netns:
+        return False
+    for rec, st in engine.db.containers():
+        mode = rec["HostConfig"].get("NetworkMode") or ""
+        if rec["Id"] == cid or not mode.startswith("container:") or not st.get("Pid"):
+            continue
+        try:
+            info = os.stat(f"/proc/{st['Pid']}/ns/net")
+        except OSError:
+            continue
+        if f"{info.st_dev}:{info.st_ino}" == netns:
+            return True
+    return False
 
 
 def _leave(engine, net: dict, ep: dict) -> None:

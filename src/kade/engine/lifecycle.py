@@ -40,13 +40,14 @@ def prepare_run(engine, cid: str, record: dict) -> Prepared:
                      for m in record.get("Private", {}).get("VolumeMounts", [])]
     init_path = _init_binary() if record["HostConfig"].get("Init") else None
     from kade.engine import endpoints
-    net = endpoints.plan(engine, cid, record)  # leases and /etc/hosts, before the init
+    net = endpoints.plan(engine, cid, record)  # leases, /etc/hosts, netns: before the init
     try:
         spec = specmod.build(record, passwd=read_file(snaps, cid, "/etc/passwd"),
                              group=read_file(snaps, cid, "/etc/group"),
                              volume_mounts=volume_mounts, init_path=init_path,
                              netns_path=net.netns_path)
     except BaseException:
+        net.close()
         engine.db.release(cid)
         raise
     # compact: with indent json falls back to its pure-Python encoder (~1.5 ms here)

@@ -438,17 +438,23 @@ def _clear_stale_runtime_state(engine, cid: str) -> None:
             pass
 
 
-def _join_networks(engine, cid: str, record: dict, plan, pid: int) -> None:
-    """The container's interfaces, DNS and ports, between create and start; a failure
-    kills the init it made (the start fails, docker's way)."""
+def _begin_networks(engine, cid: str, record: dict, plan) -> None:
+    from kade.engine import endpoints
+    endpoints.begin(engine, cid, record, plan)
+
+
+def _join_networks(engine, cid: str, plan, runtime) -> None:
+    """Wait for the container's interfaces, DNS and ports (made in a thread while the
+    runtime made the init); a failure kills the init (the start fails, docker's way)."""
     from kade.engine import endpoints
     try:
-        endpoints.join(engine, cid, record, plan, pid)
+        endpoints.finish(plan)
     except BaseException as e:
-        try:
-            engine.runtime.delete(cid, force=True)
-        except KadeError:
-            pass
+        if runtime is not None:
+            try:
+                runtime.delete(cid, force=True)
+            except KadeError:
+                pass
         if isinstance(e, KadeError):
             raise
         _debug_traceback()
@@ -725,14 +731,15 @@ class Monitor:
         external = lifecycle.external_runtime(record)
         if not external:
             _clear_stale_runtime_state(engine, cid)
+        _begin_networks(engine, cid, record, prepared.net)  # in parallel with the create
         try:
             if external:
                 from kade.engine import external as ext
+                _join_networks(engine, cid, prepared.net, None)  # before any process runs
                 waited, pid = ext.run(engine, external, cid, prepared.bundle,
                                       prepared.rootfs_mounts, stdio.pipe_fds())
                 stdio.close_child_ends()
                 pidfd = os.pidfd_open(waited)
-                _join_networks(engine, cid, record, prepared.net, pid)
             else:
                 pid = waited = engine.runtime.create(
                     cid, prepared.bundle, spec=prepared.spec, stdio=stdio.child_fds(),
@@ -740,13 +747,16 @@ class Monitor:
                 stdio.close_child_ends()
                 stdio.take_console(pid)
                 pidfd = os.pidfd_open(pid)
-                _join_networks(engine, cid, record, prepared.net, pid)
+                _join_networks(engine, cid, prepared.net, engine.runtime)
                 engine.runtime.start(cid)
         except KadeError as e:
+            prepared.net.close()
             stdio.close()
             _release_networks(engine, cid)
             self._failed_start(e)
             return None
+        finally:
+            prepared.net.close()  # the init is in it: the netns lives as long as it does
         del prepared  # its spec (~16 KB) is not needed while the container runs, for days
         lifecycle.mark_running(engine, cid, pid, record)
         if not self.reported:

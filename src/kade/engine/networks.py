@@ -119,8 +119,8 @@ class Networks:
                options=None, attachable: bool = False) -> str:
         from kade.network import driver as drivers
         from kade.util.ids import new_id
-        if name in BUILTIN:
-            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
+        if name in (*BUILTIN, "default"):  # docker's PredefinedNetworkError
+            raise Forbidden(f"operation is not permitted on predefined {name} network")
         if any(r["Name"] == name for r in self.all()):
             raise Conflict(f"network with name {name} already exists")
         if driver in ("host", "null", "none"):
@@ -433,8 +433,17 @@ class Networks:
         drivers.get("bridge").sweep({c[:10] for c in running} | self._starting())
 
     def _uses_kernel(self) -> bool:
-        return any(r["Driver"] == "bridge" and (r.get("IPAM") or {}).get("Config")
-                   for r in self.db.networks())
+        """A bridge or veth of ours exists in this netns (read from /proc/self/net/dev,
+        not netlink): else there is nothing to sweep, and a worker that only ever runs
+        `--network none` or host containers never loads pyroute2 and nftables."""
+        bridges = {(r.get("Private") or {}).get("Bridge") for r in self.db.networks()
+                   if r["Driver"] == "bridge"}
+        try:
+            with open("/proc/self/net/dev") as f:
+                names = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+        except OSError:
+            return True
+        return any(n in bridges or n.startswith("kv") for n in names)
 
     def _starting(self) -> set[str]:
         """Id prefixes of containers a live worker is starting (their leases' owner)."""
@@ -491,7 +500,11 @@ def _builtin_record(name: str, nid: str, nets: Networks) -> dict:
     else:
         subnet = ipam.pick_subnet(cfg.pools, nets._subnets_in_use() + _host_networks())
         gateway = ipam.gateway_for(subnet, None)
-    record = _record(nid, name, "bridge", ipam=[{"Subnet": subnet, "Gateway": gateway}],
+    config = [{"Subnet": subnet, "Gateway": gateway}]
+    if cfg.ipv6 and cfg.fixed_cidr_v6:  # dockerd's --ipv6 --fixed-cidr-v6
+        config.append({"Subnet": cfg.fixed_cidr_v6,
+                       "Gateway": ipam.gateway_for(cfg.fixed_cidr_v6, None)})
+    record = _record(nid, name, "bridge", ipam=config, ipv6=cfg.ipv6,
                      options={"com.docker.network.bridge.default_bridge": "true",
                               "com.docker.network.bridge.enable_icc": "true",
                               "com.docker.network.bridge.enable_ip_masquerade": "true",

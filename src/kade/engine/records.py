@@ -283,10 +283,33 @@ def _check_network_options(opts: CreateOptions) -> None:
         raise InvalidArgument("conflicting options: host type networking can't be used with "
                               "links. This would result in undefined behavior" if opts.links
                               else "conflicting options: mac-address and the network mode")
+    if mode.startswith("container:"):
+        _check_container_mode(opts)
     for link in opts.links:
         name, _, alias = link.partition(":")
         if not name:
             raise InvalidArgument(f"invalid argument \"{link}\" for \"--link\" flag")
+
+
+# docker 20.10's runconfig validateNetContainerMode, in its order
+_CONTAINER_MODE_CONFLICTS = (
+    ("hostname", "conflicting options: hostname and the network mode"),
+    ("links", "conflicting options: container type network can't be used with links. "
+              "This would result in undefined behavior"),
+    ("dns", "conflicting options: dns and the network mode"),
+    ("add_hosts", "conflicting options: custom host-to-IP mapping and the network mode"),
+    ("mac_address", "conflicting options: mac-address and the network mode"),
+    ("publish", "conflicting options: port publishing and the container type network mode"),
+    ("expose", "conflicting options: port exposing and the container type network mode"),
+)
+
+
+def _check_container_mode(opts) -> None:
+    """`--network container:X` shares X's namespace, hostname and /etc files: what
+    would set them is refused."""
+    for field, message in _CONTAINER_MODE_CONFLICTS:
+        if getattr(opts, field, None) or (field == "publish" and opts.publish_all):
+            raise InvalidArgument(message)
 
 
 def _is_ip(text: str) -> bool:

@@ -3,6 +3,10 @@
     {"bip": "172.17.0.1/16",          the default bridge's gateway and subnet
      "mtu": 1500,                     every bridge's and veth's MTU
      "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, ...],
+     "ipv6": true,                    the default bridge has IPv6 too (docker's
+     "fixed-cidr-v6": "fd00:1::/64",  --ipv6, --fixed-cidr-v6): addresses from this
+                                      subnet, gateway its first host; ignored without
+                                      "ipv6", as dockerd ignores it
      "bridge": "none",                no default bridge: `run` gets only lo, as
                                       dockerd --bridge=none (the test suite's roots)
      "dns": ["192.0.2.53", "127.0.0.1:5353"]}   the resolvers the embedded DNS
@@ -29,12 +33,14 @@ DEFAULT_POOLS = tuple([(f"172.{n}.0.0/16", 16) for n in range(17, 32)] + [("192.
 
 
 class NetConfig:
-    __slots__ = ("bip", "mtu", "pools", "bridge", "dns")
+    __slots__ = ("bip", "mtu", "pools", "bridge", "dns", "ipv6", "fixed_cidr_v6")
 
     def __init__(self, bip: str | None = None, mtu: int = 1500,
-                 pools: tuple = DEFAULT_POOLS, bridge: str = DEFAULT_BRIDGE, dns=()):
+                 pools: tuple = DEFAULT_POOLS, bridge: str = DEFAULT_BRIDGE, dns=(),
+                 ipv6: bool = False, fixed_cidr_v6: str | None = None):
         self.bip, self.mtu, self.pools, self.bridge = bip, mtu, pools, bridge
         self.dns = tuple(dns)
+        self.ipv6, self.fixed_cidr_v6 = ipv6, fixed_cidr_v6
 
 
 def load(root: str) -> NetConfig:
@@ -55,7 +61,9 @@ def parse(path: str) -> NetConfig:
         return NetConfig(bip=_bip(data.get("bip")), mtu=_mtu(data.get("mtu", 1500)),
                          pools=_pools(data.get("default-address-pools")),
                          bridge=str(data.get("bridge") or DEFAULT_BRIDGE),
-                         dns=[str(d) for d in data.get("dns") or ()])
+                         dns=[str(d) for d in data.get("dns") or ()],
+                         ipv6=_bool("ipv6", data.get("ipv6", False)),
+                         fixed_cidr_v6=_cidr_v6(data.get("fixed-cidr-v6")))
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise InvalidArgument(f"unable to configure the daemon with file {path}: {e}") from None
 
@@ -67,6 +75,21 @@ def _bip(value) -> str | None:
     if iface.version != 4:
         raise ValueError(f"bip must be an IPv4 address with a prefix: {value}")
     return str(iface)
+
+
+def _bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _cidr_v6(value) -> str | None:
+    if value in (None, ""):
+        return None
+    net = ipaddress.ip_network(value, strict=False)  # ValueError names the bad value
+    if net.version != 6:
+        raise ValueError(f"fixed-cidr-v6 must be an IPv6 subnet: {value}")
+    return str(net)
 
 
 def _mtu(value) -> int:

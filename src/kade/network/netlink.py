@@ -77,6 +77,35 @@ def in_netns(netns_fd: int, work) -> None:
         raise out["error"]
 
 
+def new_netns() -> int:
+    """A new network namespace with lo up, held by the returned fd (O_CLOEXEC): a
+    thread of its own unshares into it, opens it and ends, so no thread of ours stays
+    in it. The container's init joins it by path, so it is set up while the init is
+    made (every container with a netns of its own has lo up, `--network none` too)."""
+    out: dict = {}
+
+    def run() -> None:
+        global _libc
+        import ctypes
+        try:
+            if _libc is None:
+                _libc = ctypes.CDLL(None, use_errno=True)
+            if _libc.unshare(_CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+            out["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            _ioctl_lo_up()
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="kade-netns-new")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise Unavailable(f"cannot create the container's network namespace: {out['error']}")
+    return out["fd"]
+
+
 def lo_up(netns_fd: int) -> None:
     """lo up (the kernel then gives it 127.0.0.1/8 and ::1) in a namespace, with one
     ioctl: every container with a netns of its own, `--network none` included."""
@@ -109,19 +138,34 @@ def _ioctl_lo_up() -> None:
 
 
 def host_networks() -> list[str]:
-    """Every prefix routed or addressed in this namespace (IPv4 and IPv6, CIDR):
-    what a new subnet must not overlap, as docker's netutils.CheckRouteOverlaps."""
+    """Every prefix routed in this namespace's main table (IPv4 and IPv6, CIDR), and so
+    every address's own prefix: what a new subnet must not overlap, as docker's
+    netutils.CheckRouteOverlaps. Read from /proc/self/net, not netlink: making the
+    default bridge's record (in whichever process runs first) must not load pyroute2,
+    which a supervisor worker would then carry for its whole life (~10 MB)."""
+    import ipaddress
+    import socket
+    import struct
     out = []
-    with host() as ipr:
-        for r in ipr.get_routes(table=254):
-            dst, plen = r.get_attr("RTA_DST"), r["dst_len"]
-            if dst and plen:
-                out.append(f"{dst}/{plen}")
-        for a in ipr.get_addr():
-            addr = a.get_attr("IFA_ADDRESS")
-            if addr and not addr.startswith(("127.", "::1", "fe80")):
-                out.append(f"{addr}/{a['prefixlen']}")
-    return out
+    with open("/proc/self/net/route") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            dst, mask = (struct.pack("<I", int(cols[i], 16)) for i in (1, 7))
+            plen = bin(int.from_bytes(mask, "big")).count("1")
+            if plen:
+                out.append(str(ipaddress.ip_network(f"{socket.inet_ntoa(dst)}/{plen}",
+                                                    strict=False)))
+    try:
+        with open("/proc/self/net/ipv6_route") as f:
+            for line in f:
+                dst, plen = line.split()[:2]
+                addr = ipaddress.IPv6Address(bytes.fromhex(dst))
+                if int(plen, 16) and not (addr.is_link_local or addr.is_multicast
+                                          or addr.is_loopback):
+                    out.append(f"{addr}/{int(plen, 16)}")
+    except OSError:
+        pass  # no IPv6 in this kernel
+    return list(dict.fromkeys(out))
 
 
 def write_sysctl(path: str, value: str) -> None:

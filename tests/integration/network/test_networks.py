@@ -3,6 +3,7 @@ network namespace of the test's own (conftest.netkade); traffic goes only to tha
 namespace's loopback and to the networks the tests make."""
 
 import os
+import shutil
 import time
 
 import pytest
@@ -319,3 +320,80 @@ def test_dns_survives_a_killed_worker(netkade):
     finally:
         netkade("rm", "-f", web, box)
         netkade("network", "rm", "keep")
+
+
+# --- --network container:X (docker's initializeNetworking) --------------------------
+def test_container_mode_shares_hosts_resolv_conf_and_hostname(netkade):
+    netkade("network", "create", "cmode")
+    web = run_d(netkade, "--name", "cmx", "--hostname", "xbox", "--network", "cmode",
+                "--dns-search", "x.test", *HTTPD)
+    try:
+        out = netkade("run", "--rm", "--network", "container:cmx", "busybox", "sh", "-c",
+                      "hostname; cat /etc/hosts; echo ---; cat /etc/resolv.conf").stdout
+        hosts, resolv = out.split("---")
+        assert hosts.splitlines()[0] == "xbox"
+        assert "xbox" in hosts and "search x.test" in resolv and "127.0.0.11" in resolv
+        theirs = netkade.inspect("inspect", web)[0]
+        y = run_d(netkade, "--network", "container:cmx", "busybox", "sleep", "300")
+        mine = netkade.inspect("inspect", y)[0]
+        for key in ("HostsPath", "ResolvConfPath", "HostnamePath"):
+            assert mine[key] == theirs[key]
+        assert mine["Config"]["Hostname"] == "xbox"
+        netkade("rm", "-f", y)
+    finally:
+        netkade("rm", "-f", web)
+        netkade("network", "rm", "cmode")
+
+
+@pytest.mark.parametrize("flag", [("--hostname", "h"), ("--dns", "192.0.2.1"),
+                                  ("--add-host", "a:192.0.2.2"), ("--expose", "80"),
+                                  ("--mac-address", "92:d0:c6:0a:29:33"),
+                                  ("--link", "cmy:db")])
+def test_container_mode_refuses_what_it_cannot_honour(netkade, flag):
+    web = run_d(netkade, "--name", "cmy", "busybox", "sleep", "300")
+    try:
+        before = netkade("ps", "-aq").stdout.split()
+        out = netkade("run", "--network", "container:cmy", *flag, "busybox", "true",
+                      check=False)
+        assert out.returncode == 125
+        assert "conflicting options:" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        _nothing_new(netkade, before)
+    finally:
+        netkade("rm", "-f", web)
+
+
+def test_shared_namespace_outlives_x_with_lo_only_and_no_double_lease(netkade):
+    """docker: X's sandbox goes at its stop (its endpoints deleted, addresses
+    released) while Y, in X's namespace, keeps it with only lo."""
+    netkade("network", "create", "--subnet", "10.124.0.0/29", "--ip-range",
+            "10.124.0.2/32", "tiny")
+    x = run_d(netkade, "--name", "cmz", "--network", "tiny", "busybox", "sleep", "300")
+    y = run_d(netkade, "--network", "container:cmz", "busybox", "sleep", "300")
+    try:
+        assert "10.124.0.2/29" in netkade("exec", y, "ip", "-4", "addr").stdout
+        netkade("stop", "-t", "0", x)
+        links = netkade("exec", y, "cat", "/proc/net/dev").stdout
+        assert "eth0" not in links and "lo:" in links
+        assert "10.124.0.2" not in netkade("exec", y, "ip", "-4", "addr").stdout
+        # the one address is free again: a new container gets it, and reaches nobody
+        # who still holds it
+        z = netkade("run", "--rm", "--network", "tiny", "busybox", "ip", "-4", "addr",
+                    "show", "eth0").stdout
+        assert "10.124.0.2/29" in z
+    finally:
+        netkade("rm", "-f", x, y)
+        netkade("network", "rm", "tiny")
+
+
+@pytest.mark.parametrize("runtime", ["runc"])  # crun: `run --runtime crun` fails on main too
+def test_external_runtime_process_starts_with_its_network(netkade, runtime):
+    """The first thing the container does sees eth0 with its address and route: the
+    namespace is set up before the runtime runs anything in it."""
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    out = netkade("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c",
+                  "cat /sys/class/net/eth0/operstate; ip -4 route; ip addr show lo").stdout
+    gateway = netkade.inspect("network", "inspect", "bridge")[0]["IPAM"]["Config"][0]["Gateway"]
+    assert out.splitlines()[0] == "up"
+    assert f"default via {gateway}" in out and "127.0.0.1/8" in out

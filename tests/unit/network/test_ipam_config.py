@@ -58,3 +58,28 @@ def test_daemon_json(tmp_path):
     (tmp_path / "daemon.json").write_text('{"mtu": 12}')
     with pytest.raises(InvalidArgument, match="daemon.json"):
         config.load(str(tmp_path))
+
+
+def test_daemon_json_ipv6(tmp_path):
+    assert (config.load(str(tmp_path)).ipv6, config.load(str(tmp_path)).fixed_cidr_v6) == \
+        (False, None)
+    (tmp_path / "daemon.json").write_text('{"ipv6": true, "fixed-cidr-v6": "fd00:1:2::/64"}')
+    cfg = config.load(str(tmp_path))
+    assert (cfg.ipv6, cfg.fixed_cidr_v6) == (True, "fd00:1:2::/64")
+    for bad, word in (('{"ipv6": "yes"}', "ipv6"), ('{"fixed-cidr-v6": "10.0.0.0/8"}',
+                                                     "10.0.0.0/8"),
+                      ('{"fixed-cidr-v6": "fd00::zz/64"}', "fd00::zz/64")):
+        (tmp_path / "daemon.json").write_text(bad)
+        with pytest.raises(InvalidArgument, match=word):
+            config.load(str(tmp_path))
+
+
+def test_host_networks_needs_no_pyroute2():
+    """The default bridge's subnet is picked in whichever process runs first (often a
+    supervisor worker): that must not load pyroute2 (~10 MB for the worker's life)."""
+    import subprocess
+    import sys
+    code = ("import sys; from kade.network import netlink; nets = netlink.host_networks(); "
+            "assert all('/' in n for n in nets), nets; print('pyroute2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
