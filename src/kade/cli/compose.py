@@ -138,4 +138,13 @@ def _write(text: str, output: str | None) -> None:
         f.write(text)
 
 
-SUBCOMMANDS = {"config": _config}
+def _lazy(module: str, name: str):
+    def run(ctx, ns, args):
+        import importlib
+        return getattr(importlib.import_module(module), name)(ctx, ns, args)
+    return run
+
+
+SUBCOMMANDS = {"config": _config,
+               "up": _lazy("kade.cli.compose_up", "up"),
+               "down": _lazy("kade.cli.compose_up", "down")}
