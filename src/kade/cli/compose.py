@@ -148,3 +148,7 @@ def _lazy(module: str, name: str):
 SUBCOMMANDS = {"config": _config,
                "up": _lazy("kade.cli.compose_up", "up"),
                "down": _lazy("kade.cli.compose_up", "down")}
+for _verb in ("ps logs run start stop restart kill pause unpause rm create wait build pull "
+              "push images top port cp ls events version").split():
+    SUBCOMMANDS[_verb] = _lazy("kade.cli.compose_verbs", _verb)
+SUBCOMMANDS["exec"] = _lazy("kade.cli.compose_verbs", "exec_")

@@ -299,7 +299,13 @@ class Applier:
                    if c["labels"].get(SERVICE) not in known]
         if orphans and not remove_orphans:
             self.progress.warn(orphan_warning(self.project.name, orphans))
-        _parallel([lambda c=c: self._stop_remove(c, timeout, volumes) for c in found])
+        # dependents first: a service stops before what it depends on
+        order = Graph(self.project, list(self.project.services)).order()
+        rank = {n: i for i, n in enumerate(order)}
+        for level in sorted({rank.get(c["labels"].get(SERVICE), -1) for c in found},
+                            reverse=True):
+            _parallel([lambda c=c: self._stop_remove(c, timeout, volumes) for c in found
+                       if rank.get(c["labels"].get(SERVICE), -1) == level])
         for key, res in self.project.resources("networks").items():
             self._remove_network(key, res)
         if volumes:
