@@ -74,7 +74,7 @@ def _ps_row(a, c: dict) -> dict:
     return {"ID": c["id"], "Name": c["name"], "Image": c["image"],
             "Command": c["command"], "Project": a.project.name,
             "Service": c["labels"].get("com.docker.compose.service", ""),
-            "Created": c["created"], "RunningFor": since(c["created"]) + " ago",
+            "Created": c["created"], "RunningFor": since(c["created"]),
             "State": c["status"], "Health": c["health"], "ExitCode": c["exit_code"],
             "Status": status_text(state, time.time()), "Ports": c["ports"],
             "Labels": c["labels"]}
