@@ -176,6 +176,7 @@ class Applier:
     def converge(self, services: list[str], images: dict, opts: UpOptions) -> None:
         """Every service's containers, in threads along the dependency graph."""
         graph = Graph(self.project, services, follow=not opts.no_deps)
+        self.backend.before_threads()
 
         def work(name: str) -> None:
             self.wait_dependencies(name, graph)

@@ -18,6 +18,11 @@ from typing import Iterator, Protocol
 
 
 class Backend(Protocol):
+    def before_threads(self) -> None:
+        """Called before compose works in threads (the engine may need to start a
+        supervisor first, which it must not do while other threads use it)."""
+        ...
+
     # --- containers ---------------------------------------------------------------
     def create_container(self, options: dict, networks: list[dict]) -> str: ...
     def start_container(self, cid: str) -> None: ...

@@ -14,6 +14,12 @@ class Composer:
     def __init__(self, engine):
         self.engine = engine
 
+    def before_threads(self) -> None:
+        """Starting the supervisor closes the database (no SQLite across fork):
+        done once here, never while compose's threads use it."""
+        from kade.engine import monitorclient
+        monitorclient.connect(self.engine).close()
+
     # --- containers ---------------------------------------------------------------
     def create_container(self, options: dict, networks: list[dict]) -> str:
         from kade.engine.options import CreateOptions

@@ -61,7 +61,7 @@ def test_web_reaches_db_by_name_behind_health_gate_volume_survives(ckade, tmp_pa
     net = ckade.inspect("network", "inspect", "demo_default")[0]
     assert net["Labels"]["com.docker.compose.network"] == "default"
     # down keeps the volume: the db's data is there after the next up
-    ckade.compose(where, "down")
+    ckade.compose(where, "down", "-t", "1")
     assert ckade.leftovers("demo") == ([], [], ["demo_data"])
     ckade.project(where, {".env": "DB_GREETING=changed\n"})
     ckade.compose(where, "up", "-d")
@@ -90,7 +90,7 @@ def test_second_up_recreates_only_the_changed_service_and_scales(ckade, tmp_path
     ckade.compose(where, "up", "-d", "--scale", "a=3")
     assert ckade.names("label=com.docker.compose.service=a") == ["rec-a-1", "rec-a-2",
                                                                  "rec-a-3"]
-    ckade.compose(where, "up", "-d", "--scale", "a=1")
+    ckade.compose(where, "up", "-d", "-t", "1", "--scale", "a=1")
     assert ckade.names("label=com.docker.compose.service=a") == ["rec-a-1"]
     ps = ckade.compose(where, "ps", "--format", "json").stdout.splitlines()
     assert sorted(json.loads(x)["Service"] for x in ps) == ["a", "b"]
@@ -98,9 +98,9 @@ def test_second_up_recreates_only_the_changed_service_and_scales(ckade, tmp_path
     ckade.project(where, {"compose.yaml": "services:\n  a: {image: busybox, command: sleep 1000}\n"})
     out = ckade.compose(where, "up", "-d")
     assert "Found orphan containers ([rec-b-1])" in out.stderr
-    ckade.compose(where, "up", "-d", "--remove-orphans")
+    ckade.compose(where, "up", "-d", "-t", "1", "--remove-orphans")
     assert ckade.names("label=com.docker.compose.project=rec") == ["rec-a-1"]
-    ckade.compose(where, "down")
+    ckade.compose(where, "down", "-t", "1")
     assert ckade.leftovers("rec") == ([], [], [])
 
 
@@ -127,7 +127,7 @@ def test_profiles_files_env_and_run_rm(ckade, tmp_path):
     out = ckade.compose(where, *files, "run", "--rm", "-T", "main", "sh", "-c", "echo $GREETING")
     assert out.stdout.strip() == "dotenv"
     assert ckade.names("label=com.docker.compose.oneoff=True") == []
-    ckade.compose(where, *files, "--profile", "dbg", "down")
+    ckade.compose(where, *files, "--profile", "dbg", "down", "-t", "1")
     assert ckade.leftovers("prof") == ([], [], [])
 
 
@@ -163,7 +163,7 @@ def test_failed_dependency_stops_up_naming_it(ckade, tmp_path):
     assert out.returncode != 0
     assert "dep-init-1" in out.stderr and "migration broke" in out.stderr
     assert "dep-app-1" not in ckade.names()
-    ckade.compose(where, "down")
+    ckade.compose(where, "down", "-t", "1")
     assert ckade.leftovers("dep") == ([], [], [])
 
 
@@ -190,5 +190,5 @@ def test_kill_9_during_up_then_up_and_down_finish(ckade, tmp_path):
     ckade.compose(where, "up", "-d")
     assert ckade.names("label=com.docker.compose.project=kill") == ["kill-a-1", "kill-a2-1",
                                                                     "kill-b-1"]
-    ckade.compose(where, "down")
+    ckade.compose(where, "down", "-t", "1")
     assert ckade.leftovers("kill") == ([], [], [])
