@@ -1,7 +1,7 @@
 """`kade compose [-f FILE]... [-p NAME] COMMAND`: docker compose's front door.
 
 Each subcommand is a function in SUBCOMMANDS taking (ctx, global options, args);
-the apply layer's commands (up, down, ps, ...) are added there as they land.
+the apply layer's commands live in compose_up.py and compose_verbs.py, imported on use.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import sys
 from kade.cli.errmap import ArgParser, Failed
 
 # docker compose's commands that Kade does not have yet
-PLANNED = ("attach", "build", "commit", "cp", "create", "down", "events", "exec", "export",
-           "images", "kill", "logs", "ls", "pause", "port", "ps", "pull", "push", "restart",
-           "rm", "run", "scale", "start", "stats", "stop", "top", "unpause", "up", "version",
-           "wait", "watch")
+PLANNED = ("attach", "commit", "export", "scale", "stats", "watch")
 
 
 def main(ctx, verb: str, args: list[str]) -> int:
@@ -138,4 +135,17 @@ def _write(text: str, output: str | None) -> None:
         f.write(text)
 
 
-SUBCOMMANDS = {"config": _config}
+def _lazy(module: str, name: str):
+    def run(ctx, ns, args):
+        import importlib
+        return getattr(importlib.import_module(module), name)(ctx, ns, args)
+    return run
+
+
+SUBCOMMANDS = {"config": _config,
+               "up": _lazy("kade.cli.compose_up", "up"),
+               "down": _lazy("kade.cli.compose_up", "down")}
+for _verb in ("ps logs run start stop restart kill pause unpause rm create wait build pull "
+              "push images top port cp ls events version").split():
+    SUBCOMMANDS[_verb] = _lazy("kade.cli.compose_verbs", _verb)
+SUBCOMMANDS["exec"] = _lazy("kade.cli.compose_verbs", "exec_")

@@ -93,7 +93,7 @@ def test_selected_services_bring_their_dependencies(project):
 
 @pytest.mark.parametrize("args,message", [
     (["compose", "config", "--format", "xml"], 'invalid argument "xml" for "--format"'),
-    (["compose", "up"], "kade compose: 'up' is not implemented yet"),
+    (["compose", "watch"], "kade compose: 'watch' is not implemented yet"),
     (["compose", "config", "--resolve-image-digests"], "is not supported"),
     (["compose", "-p", "Bad Name", "config"], 'invalid project name "Bad Name"'),
 ])
