@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from functools import partial
 
 from kade.cli.errmap import ArgParser, Failed
+from kade.compose.apply import Progress
 
 
-class PlainProgress:
+class PlainProgress(Progress):
     """Lines as docker compose prints them without a terminal: ` Container x  Started`."""
 
     def __init__(self, out=None):
@@ -116,7 +118,7 @@ def up(ctx, ns, args: list[str]) -> int:
     from kade.compose.apply import Graph, UpOptions
     c = up_parser().parse_args(args)
     if c.exit_code_from:
-        c.abort_on_container_exit = True
+        c.abort_on_container_exit = True  # as compose: --exit-code-from implies it
     if c.detach and c.abort_on_container_exit:
         raise Failed("--abort-on-container-exit and --detach are incompatible")
     project = load_project(ns, c.services)
@@ -217,7 +219,7 @@ def attach(a, services: list[str], c) -> int:
 
 def _stop_all(a, containers: list[dict], timeout) -> None:
     from kade.compose.apply import _parallel
-    _parallel([lambda x=x: a.backend.stop_container(x["id"], timeout) for x in containers])
+    _parallel([partial(a.backend.stop_container, x["id"], timeout) for x in containers])
 
 
 class LogStream:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 class Namespace:
     if TYPE_CHECKING:  # the flags a parser declared: as many attributes, of any type
         def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def __init__(self, **kw):
         self.__dict__.update(kw)

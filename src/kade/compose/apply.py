@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from typing import Callable
 
 from kade.compose import convert
@@ -189,9 +190,8 @@ class Applier:
         existing = {_number(c): c for c in self.containers(name)}
         ids = []
         for number in sorted(existing):
-            c = existing[number]
             if number > want:
-                self._remove(c, opts.timeout)
+                self._remove(existing[number], opts.timeout)
         for number in range(1, want + 1):
             c = existing.get(number)
             stale = c is not None and (opts.force_recreate or (
@@ -305,7 +305,7 @@ class Applier:
         rank = {n: i for i, n in enumerate(order)}
         for level in sorted({rank.get(c["labels"].get(SERVICE), -1) for c in found},
                             reverse=True):
-            _parallel([lambda c=c: self._stop_remove(c, timeout, volumes) for c in found
+            _parallel([partial(self._stop_remove, c, timeout, volumes) for c in found
                        if rank.get(c["labels"].get(SERVICE), -1) == level])
         for key, res in self.project.resources("networks").items():
             self._remove_network(key, res)

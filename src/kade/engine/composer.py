@@ -5,7 +5,7 @@ engine's existing verbs; no policy lives here."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 from kade.errors import NotFound
 
@@ -50,7 +50,8 @@ class Composer:
 
     def kill_container(self, cid: str, signal: str = "SIGKILL") -> None:
         from kade.engine import lifecycle
-        lifecycle.kill(self.engine, cid, lifecycle.parse_signal(signal), manual=True)
+        from kade.engine.signals import parse_signal
+        lifecycle.kill(self.engine, cid, parse_signal(signal), manual=True)
 
     def pause_container(self, cid: str) -> None:
         from kade.engine import lifecycle
@@ -66,7 +67,7 @@ class Composer:
     def rename_container(self, cid: str, name: str) -> None:
         self.engine.containers.rename(cid, name)
 
-    def list_containers(self, labels: dict[str, str], all: bool = True) -> list[dict]:
+    def list_containers(self, labels: dict[str, str | None], all: bool = True) -> list[dict]:
         out = []
         for record, state in self.engine.containers.list(all):
             have = record["Config"].get("Labels") or {}
@@ -97,7 +98,7 @@ class Composer:
             yield from entries
 
     def exec(self, cid: str, argv: list[str], *, user: str | None = None,
-             workdir: str | None = None, env: list[str] = (), tty: bool = False,
+             workdir: str | None = None, env: Sequence[str] = (), tty: bool = False,
              interactive: bool = False, privileged: bool = False,
              detach: bool = False) -> int:
         from kade.engine import execs

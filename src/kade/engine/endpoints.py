@@ -33,6 +33,10 @@ import os
 from kade.engine.networks import BUILTIN, endpoint_settings, mode_network, taken_ports
 from kade.errors import FailedPrecondition, NotFound
 
+TYPE_CHECKING = False  # threading loads only when a container has a network to join
+if TYPE_CHECKING:
+    import threading
+
 _ensured: set[str] = set()  # networks whose bridge and rules this process has made
 
 
@@ -43,7 +47,7 @@ class Plan:
         self.endpoints = list(endpoints)  # (network record, Endpoint, settings)
         self.netns_path, self.own_netns = netns_path, own_netns
         self.netns_fd = -1  # the container's new netns, until its init is in it
-        self._thread = None
+        self._thread: threading.Thread | None = None  # begin()'s join, until finish()
         self._error: BaseException | None = None
 
     def make_netns(self) -> None:
@@ -182,8 +186,9 @@ def begin(engine, cid: str, record: dict, p: Plan) -> None:
         except BaseException as e:  # noqa: BLE001 - raised by finish(), in the monitor
             p._error = e
 
-    p._thread = threading.Thread(target=run, name="kade-join")
-    p._thread.start()
+    thread = threading.Thread(target=run, name="kade-join")
+    p._thread = thread
+    thread.start()
 
 
 def finish(p: Plan) -> None:
