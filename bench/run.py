@@ -230,6 +230,8 @@ class Workspace:
         self.dir = Path(tempfile.mkdtemp(prefix="kade-benchrun-"))
         self.stack = contextlib.ExitStack()
         self.container_ids: set[str] = set()
+        # dockerd's network: none here; bench/network.py gives it a bridge and iptables
+        self.dockerd_network = ["--iptables=false", "--ip6tables=false", "--bridge=none"]
 
     def close(self) -> None:
         log(f"cleaning up {self.dir}")
@@ -518,7 +520,7 @@ def start_dockerd(ws: Workspace, dockerd: str, engine: Engine) -> subprocess.Pop
              "--data-root", str(ws.dir / "docker"), "--exec-root", str(ws.dir / "dexec"),
              "--pidfile", str(ws.dir / "docker.pid"),
              "--config-file", str(ws.dir / "daemon.json"),
-             "--iptables=false", "--ip6tables=false", "--bridge=none"],
+             *ws.dockerd_network],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True)  # so Ctrl-C reaches only us, and we stop dockerd in order
     ws.stack.callback(stop_dockerd, proc, engine)
@@ -996,11 +998,14 @@ def write_report(out: Path, engines: list[Engine], image_how: str, sections: lis
 # ---------------------------------------------------------------- main
 
 
-def install_peers() -> None:
+PEERS = ("docker.io", "podman")
+
+
+def install_peers(packages: tuple[str, ...] = PEERS) -> None:
     lists = Path("/var/lib/apt/lists")
     if not any(lists.glob("*_Packages*")):
         subprocess.run(["apt-get", "update"], check=True)
-    packages = ["apt-get", "install", "-y", "docker.io", "podman"]
+    packages = ["apt-get", "install", "-y", *packages]
     if subprocess.run(packages, check=False).returncode != 0:
         subprocess.run(["apt-get", "update"], check=True)
         subprocess.run(packages, check=True)
@@ -1052,7 +1057,8 @@ Benchmarks = Callable[[Workspace, list[Engine]], list[list[str]]]
 
 
 def session(args: argparse.Namespace, argv: list[str], benchmarks: Benchmarks,
-            title: str = "Benchmarks", intro: str = INTRO) -> int:
+            title: str = "Benchmarks", intro: str = INTRO,
+            dockerd_network: list[str] | None = None) -> int:
     """One run of a runner: engines with private state sharing busybox, the benchmarks,
     the report at args.out, and the cleanup whatever happens. Returns the exit code."""
     if os.geteuid() != 0:
@@ -1069,6 +1075,8 @@ def session(args: argparse.Namespace, argv: list[str], benchmarks: Benchmarks,
         log(f"--engines takes a comma-separated subset of {','.join(ENGINES)}")
         return 2
     ws = Workspace()
+    if dockerd_network is not None:
+        ws.dockerd_network = dockerd_network
     try:
         engines = [make_engine(name, ws) for name in names]
         image_how = share_busybox(ws, engines)

@@ -84,14 +84,18 @@ def _daemon_env() -> dict:
                   "NO_PROXY": "localhost,127.0.0.1,::1"}
 
 
-def _start(base: Path, driver: str) -> tuple[subprocess.Popen, Docker | None]:
+NO_NETWORK = ("--iptables=false", "--ip6tables=false", "--bridge=none")
+
+
+def _start(base: Path, driver: str, netns: str | None = None,
+           network: tuple[str, ...] = NO_NETWORK) -> tuple[subprocess.Popen, Docker | None]:
     sock = base / "docker.sock"
     log = open(base / f"dockerd-{driver}.log", "wb")  # noqa: SIM115 (lives with dockerd)
+    enter = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
     proc = subprocess.Popen(
-        [DOCKERD, "--host", f"unix://{sock}", "--data-root", str(base / "data"),
+        [*enter, DOCKERD, "--host", f"unix://{sock}", "--data-root", str(base / "data"),
          "--exec-root", str(base / "exec"), "--pidfile", str(base / "docker.pid"),
-         "--iptables=false", "--ip6tables=false", "--bridge=none",
-         f"--storage-driver={driver}"],
+         *network, f"--storage-driver={driver}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=_daemon_env())
     log.close()
     docker = Docker(str(sock), _client_env(base), docker_cli() or "docker")
@@ -123,14 +127,17 @@ def mounts_under(base: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_dockerd(base: Path) -> Iterator[Docker]:
+def running_dockerd(base: Path, netns: str | None = None,
+                    network: tuple[str, ...] = NO_NETWORK) -> Iterator[Docker]:
     """A dockerd on overlay2 (vfs where overlay2 cannot start) for the block's
-    duration; skips the calling test when none starts. Leaves no mounts behind."""
+    duration; skips the calling test when none starts. Leaves no mounts behind.
+    netns: a namespace of the test's own (/run/netns/NAME) to run it in, with
+    network its network flags there (e.g. its own --bip and iptables on)."""
     why = why_not_docker()
     if why:
         pytest.skip(why)
     for driver in ("overlay2", "vfs"):
-        proc, client = _start(base, driver)
+        proc, client = _start(base, driver, netns, network)
         if client is not None:
             break
         _stop(proc, base)

@@ -85,7 +85,7 @@ def test_port_without_published_ports(kade, sleeper):
     assert kade("port", sleeper).stdout == ""
     proc = kade("port", sleeper, "80", check=False)
     assert (proc.returncode, proc.stderr) == (
-        1, f"Error: No public port '80' published for {sleeper}\n")
+        1, f"Error: No public port '80/tcp' published for {sleeper}\n")
     proc = kade("port", sleeper, "80/udp", check=False)
     assert proc.stderr == f"Error: No public port '80/udp' published for {sleeper}\n"
 

@@ -15,7 +15,8 @@ def emit(getters, fmt: str | None, names: list[str], kind: str) -> int:
         try:
             results.append(get())
         except errors.NotFound:
-            sys.stderr.write(f"Error: No such {kind}: {escape(name)}\n")  # docker's words
+            # docker's client words it so, capital N (objectNotFoundError)
+            sys.stderr.write(f"Error: No such {kind}: {escape(name)}\n")
             failed = 1
     if fmt:
         from kade.util.gotemplate import render

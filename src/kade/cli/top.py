@@ -58,7 +58,9 @@ def _port(ctx, args: list[str]) -> int:
     try:
         found = stats.port(engine, cid, ns.private)
     except KadeError:
-        raise _Failed(f"Error: No public port '{ns.private}' published for {ns.container}"
+        # docker names the port with its protocol, tcp when none was given
+        private = ns.private if "/" in ns.private else f"{ns.private}/tcp"
+        raise _Failed(f"Error: No public port '{private}' published for {ns.container}"
                       ) from None
     print("\n".join(found))
     return 0
