@@ -291,6 +291,12 @@ def test_nothing_left_after_containers_go(netkade):
     ids = [run_d(netkade, "--network", "tidy", "-p", "8282:80", *HTTPD),
            run_d(netkade, "busybox", "sleep", "300")]
     netkade("rm", "-f", *ids)
+    # the veths go with the containers' namespaces, which the kernel tears down
+    # asynchronously after the last process left: wait for that, not for a time
+    deadline = time.monotonic() + 10
+    while [link for link in netkade.host_links() if link.startswith("kv")] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not [link for link in netkade.host_links() if link.startswith("kv")]
     fw = netkade.client("from kade.network.firewall import Firewall; "
                         "print(sorted(Firewall().published()))")
