@@ -296,29 +296,32 @@ def image_layers(rec: dict) -> list:
             for lay in rec["layers"]]
 
 
-def _new_layer(engine, cid: str):
+def _new_layer(engine, cid: str, clamp_mtime: int | None = None):
     """The container's changes as a layer in the content store; None when it
-    changed nothing but the runtime's mount points (docker's empty layer)."""
+    changed nothing but the runtime's mount points (docker's empty layer).
+    clamp_mtime: no file's time in the layer is later (reproducible builds)."""
     if not changes(engine, cid):
         return None
     with tempfile.TemporaryFile(dir=_tmp_dir(engine)) as tmp:
-        write_container_layer(engine, cid, tmp)
+        write_container_layer(engine, cid, tmp, clamp_mtime)
         tmp.seek(0)
         drop = _init_files(engine, cid)
         stream = tmp if not drop else rewrite_tar(tmp, lambda m: _drop_init(m, drop))
         return engine.images.ingest_layer(stream)
 
 
-def write_container_layer(engine, cid: str, out: BinaryIO) -> None:
+def write_container_layer(engine, cid: str, out: BinaryIO,
+                          clamp_mtime: int | None = None) -> None:
     """An OCI layer tar of what the container changed (docker's layer of a commit)."""
     from kade import archive
     snaps = engine.snapshots
     upper, lowers = _layer_dirs(snaps, cid)
     if snaps.driver == "overlay":
-        archive.write_layer(out, upper, lowers=lowers)
+        archive.write_layer(out, upper, lowers=lowers, clamp_mtime=clamp_mtime)
         return
     with tempfile.TemporaryDirectory(dir=_tmp_dir(engine)) as empty:
-        archive.write_changes(out, lowers[0] if lowers else empty, upper)
+        archive.write_changes(out, lowers[0] if lowers else empty, upper,
+                              clamp_mtime=clamp_mtime)
 
 
 def _tmp_dir(engine) -> str:
