@@ -332,8 +332,10 @@ def _tmp_dir(engine) -> str:
 
 
 def _init_files(engine, cid: str) -> set[str]:
-    """Runtime-made mount point files the container's layer would carry."""
-    upper, _ = _layer_dirs(engine.snapshots, cid)
+    """Runtime-made mount point files the container's layer would carry, and
+    "etc/" when the upper /etc is there for nothing else (docker keeps them in an
+    init layer of their own, so a RUN that leaves /etc alone does not list it)."""
+    upper, lowers = _layer_dirs(engine.snapshots, cid)
     from kade.util import inroot
     found = set()
     for path in _INIT_FILES:   # the container may have made /etc a symlink: stay inside
@@ -346,11 +348,37 @@ def _init_files(engine, cid: str) -> set[str]:
                 found.add(path.lstrip("/"))
         finally:
             os.close(fd)
+    if found and _etc_holds_only(upper, lowers, found):
+        found.add("etc/")
     return found
+
+
+def _etc_holds_only(upper: str, lowers: list[str], files: set[str]) -> bool:
+    """Whether the upper /etc holds only files, is not opaque, and keeps the mode
+    and owner of the /etc below it."""
+    etc = os.path.join(upper, "etc")
+    try:
+        st = os.lstat(etc)
+        extra = {f"etc/{n}" for n in os.listdir(etc)} - files
+        opaque = _OPAQUE_XATTR in os.listxattr(etc, follow_symlinks=False)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or extra or opaque:
+        return False
+    for low in lowers:
+        try:
+            below = os.lstat(os.path.join(low, "etc"))
+        except FileNotFoundError:
+            continue
+        return stat.S_ISDIR(below.st_mode) and \
+            (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    return False
 
 
 def _drop_init(m: tarfile.TarInfo, drop: set[str]) -> tarfile.TarInfo | None:
     name = m.name.removeprefix("./").strip("/")
+    if m.isdir() and name + "/" in drop:
+        return None
     return None if m.isreg() and name in drop else m
 
 
