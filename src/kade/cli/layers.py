@@ -26,7 +26,7 @@ USAGE = "kade image layers [OPTIONS] IMAGE"
 def main(ctx, verb: str, args: list[str]) -> int:
     p = ArgParser("image layers", USAGE)
     p.add_argument("--format", metavar="string",
-                   help="Output format: json (a stable shape, see the docs) or text "
+                   help="Output format: json (its shape: docs/layers.md) or text "
                         "(the listing, on a terminal too)")
     p.add_argument("--tree", action="store_true",
                    help="Show the merged file system with the layer of each entry")
