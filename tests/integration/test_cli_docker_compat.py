@@ -194,8 +194,8 @@ VERBS = ["run", "create", "start", "stop", "restart", "kill", "pause", "unpause"
 GROUPS = {"container": ["commit", "cp", "create", "diff", "exec", "export", "inspect", "kill",
                         "logs", "ls", "pause", "port", "prune", "rename", "restart", "rm",
                         "run", "start", "stats", "stop", "top", "unpause", "wait"],
-          "image": ["bootstrap", "build", "history", "import", "inspect", "load", "ls",
-                    "prune", "pull", "push", "rm", "save", "tag"],
+          "image": ["bootstrap", "build", "history", "import", "inspect", "layers", "load",
+                    "ls", "prune", "pull", "push", "rm", "save", "tag"],
           "builder": ["build", "prune"], "volume": ["create", "inspect", "ls", "prune", "rm"],
           "network": ["connect", "create", "disconnect", "inspect", "ls", "prune", "rm"],
           "system": ["check", "df", "info", "monitor", "prune"], "registry": ["gc", "serve"]}

@@ -3,7 +3,9 @@
 Output is deterministic for a given tree: members come in the order the caller
 adds them (the walkers add each directory's children sorted by name), mtimes
 are whole seconds (like docker's layers), and the only pax records are the
-ones a value needs (long or non-ASCII names, big numbers, xattrs).
+ones a value needs (long or non-ASCII names, big numbers, xattrs). With
+clamp_mtime (a reproducible build's SOURCE_DATE_EPOCH) no mtime is later than
+it, as BuildKit's rewrite-timestamp does.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ class TarWriter:
     """Appends members to out; close() writes the end-of-archive blocks but
     leaves out open. Same-inode files after the first become hardlinks."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, *, clamp_mtime: int | None = None) -> None:
         self._out = out
+        self._clamp = clamp_mtime
         self._buf = bytearray()
         self._links: dict[tuple[int, int], str] = {}
 
@@ -72,12 +75,16 @@ class TarWriter:
         """An empty regular file with st's owner, permissions and mtime
         (whiteout markers)."""
         self._emit(fmt.header(arcname, b"0", st.st_mode & 0o777, st.st_uid, st.st_gid,
-                              st.st_mtime_ns // 1_000_000_000))
+                              self._mtime(st)))
+
+    def _mtime(self, st: os.stat_result) -> int:
+        mtime = st.st_mtime_ns // 1_000_000_000
+        return mtime if self._clamp is None else min(mtime, self._clamp)
 
     def _header(self, arcname: str, kind: bytes, st: os.stat_result,
                 xattrs: dict[str, bytes] | None, **kw: object) -> bytes:
         return fmt.header(arcname, kind, st.st_mode, st.st_uid, st.st_gid,
-                          st.st_mtime_ns // 1_000_000_000, xattrs=xattrs, **kw)  # type: ignore[arg-type]
+                          self._mtime(st), xattrs=xattrs, **kw)  # type: ignore[arg-type]
 
     def _hardlink(self, arcname: str, st: os.stat_result,
                   xattrs: dict[str, bytes] | None) -> bool:

@@ -21,17 +21,18 @@ _UNSUPPORTED_OVERLAY = ("redirect", "metacopy")
 
 
 def write_layer(out: BinaryIO, upper: str, *, lowers: list[str] | None = None,
-                mode: str = "overlay") -> None:
+                mode: str = "overlay", clamp_mtime: int | None = None) -> None:
     """Write the overlay upper directory as an OCI layer tar to out.
 
     mode names the xattr namespace overlayfs used: "overlay" (trusted.overlay.*)
     or "userxattr" (user.overlay.*, rootless). With lowers (top first), whiteouts
-    and opaque markers that hide nothing in any lower are left out.
+    and opaque markers that hide nothing in any lower are left out. clamp_mtime:
+    no member's mtime is later (TarWriter).
     """
     prefix = _OVERLAY_XATTR_PREFIXES.get(mode)
     if prefix is None:
         raise InvalidArgument(f'overlay mode must be "overlay" or "userxattr", not "{mode}"')
-    w = TarWriter(out)
+    w = TarWriter(out, clamp_mtime=clamp_mtime)
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _Upper(w, prefix, lowers).walk(fd, "")
@@ -106,14 +107,16 @@ def _member_name(name: str, st: os.stat_result) -> str:
     return WHITEOUT_PREFIX + name if _is_whiteout(st) else name
 
 
-def write_changes(out: BinaryIO, old: str, new: str) -> None:
+def write_changes(out: BinaryIO, old: str, new: str, *,
+                  clamp_mtime: int | None = None) -> None:
     """Write what changed from tree old to tree new as an OCI layer tar.
 
     A member is written when its type, permissions, owner, size, mtime, link
     target, device number or xattrs differ; the directories above it come along
     so their metadata is right after applying. Removed paths become whiteouts.
+    clamp_mtime: no member's mtime is later (TarWriter).
     """
-    w = TarWriter(out)
+    w = TarWriter(out, clamp_mtime=clamp_mtime)
     ofd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     nfd = os.open(new, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from kade.archive import _format as fmt
@@ -53,6 +53,20 @@ def apply_layer(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", owne
         x = _Extractor(TarReader(stream), rd, label="layer entry", whiteouts=whiteouts,
                        owners=owners, absolute=absolute)
         return x.run()
+
+
+def members(stream: BinaryIO) -> Iterator[fmt.Entry]:
+    """The members of the tar in stream (already decompressed), their data skipped;
+    pax and GNU headers folded in. A malformed tar raises InvalidArgument."""
+    reader = TarReader(stream)
+    while True:
+        try:
+            e = reader.next()
+        except fmt.FormatError as err:
+            raise InvalidArgument(f"layer is not a valid tar: {err}") from None
+        if e is None:
+            return
+        yield e
 
 
 def extract_into(stream: BinaryIO, root: str, dest: str, *, absolute: str = "refuse",

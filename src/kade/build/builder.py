@@ -60,6 +60,9 @@ class BuildOptions:
     network: str = "default"
     secrets: dict[str, str] = field(default_factory=dict)  # id -> host file
     platform: str | None = None
+    # SOURCE_DATE_EPOCH (or --timestamp): created times are this moment and no
+    # file in a new layer is later, so equal inputs give equal digests
+    source_date_epoch: int | None = None
 
 
 class _State:
@@ -269,8 +272,10 @@ class Builder:
 
     def _key(self, st: _State, created_by: str, extra: object = None) -> str:
         args = self._build_args_in_scope(st, proxies=False)
-        text = json.dumps([st.image_id, created_by, st.run_config, args,
-                           extra], sort_keys=True)
+        key = [st.image_id, created_by, st.run_config, args, extra]
+        if self.opts.source_date_epoch is not None:  # its steps differ in times only
+            key.append({"source_date_epoch": self.opts.source_date_epoch})
+        text = json.dumps(key, sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def _commit_step(self, st: _State, title: str, created_by: str,
@@ -290,8 +295,7 @@ class Builder:
             st.config = self.backend.config(found)
             self.progress.cached(v)
             return
-        from kade.util.ids import now_rfc3339
-        now = now_rfc3339()
+        now = self._created()
         config["created"] = now
         entry = {"created": now, "created_by": created_by}
         if action is None:
@@ -306,6 +310,15 @@ class Builder:
         st.image_id = image_id
         st.config = self.backend.config(image_id)
         self.progress.done(v)
+
+    def _created(self) -> str:
+        """A new step's time: now, or the epoch as Go's RFC3339Nano writes whole
+        seconds (buildx: "2023-11-14T22:13:20Z")."""
+        epoch = self.opts.source_date_epoch
+        if epoch is None:
+            from kade.util.ids import now_rfc3339
+            return now_rfc3339()
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
     def _from_cache_images(self, st: _State, created_by: str) -> str | None:
         """--cache-from, as docker's legacy builder reads it: an image whose history

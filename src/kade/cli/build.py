@@ -41,6 +41,9 @@ def parser(verb: str) -> ArgParser:
                    help="Secret file to expose to the build (only if BuildKit enabled): "
                         "id=mysecret,src=/local/secret")
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("--timestamp", metavar="int",
+                   help="Reproducible build: created times are this Unix time and no file "
+                        "in a new layer is newer (default: $SOURCE_DATE_EPOCH)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="Suppress the build output and print image ID on success")
     p.add_argument("--iidfile", help="Write the image ID to the file")
@@ -66,7 +69,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
         ns.path, ns.file, tags=ns.tag, stdin=sys.stdin.buffer,
         build_args=_build_args(ns.build_arg), target=ns.target, no_cache=ns.no_cache,
         pull=ns.pull, cache_from=ns.cache_from, labels=_pairs(ns.label, "--label"),
-        network=ns.network, secrets=_secrets(ns.secret), platform=ns.platform)
+        network=ns.network, secrets=_secrets(ns.secret), platform=ns.platform,
+        source_date_epoch=_epoch(ns.timestamp))
     if ns.network not in ("default", "none", "host", "bridge"):
         raise Failed(f'network mode "{ns.network}" not supported by kade build: use '
                      "default, none or host")
@@ -96,6 +100,20 @@ def _step_failed(e) -> int:
     the step's own exit code as the build's (1 if it had none)."""
     sys.stderr.write(f"The command '{e.command}' returned a non-zero code: {e.code}\n")
     return e.code or 1
+
+
+def _epoch(flag: str | None) -> int | None:
+    """--timestamp, else SOURCE_DATE_EPOCH (reproducible-builds.org's variable, which
+    buildx reads too; empty means unset)."""
+    value, name = (flag, "--timestamp") if flag is not None else \
+        (os.environ.get("SOURCE_DATE_EPOCH") or None, "SOURCE_DATE_EPOCH")
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit():
+        from kade.util.escape import escape
+        raise Failed(f'invalid {name} "{escape(value)}": it must be a whole number of '
+                     "seconds since 1970-01-01 UTC")
+    return int(value)
 
 
 def _build_args(items: list[str]) -> dict[str, str]:

@@ -123,8 +123,13 @@ def _history(ctx, verb, args):
     p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("--format", help="Pretty-print images using a Go template")
+    p.add_argument("--layers", action="store_true",
+        help="Show the files each layer added (A), changed (C) and removed (D)")
     p.add_argument("image")
     ns = p.parse_args(args)
+    if ns.layers and (ns.format or ns.quiet):
+        raise UsageError("--layers cannot be combined with --format or --quiet; "
+                         "see kade image layers --format json")
     from kade.images.history import history_rows
     rows = history_rows(ctx.engine.images, ns.image, no_trunc=ns.no_trunc,
                         human=ns.human)
@@ -133,9 +138,14 @@ def _history(ctx, verb, args):
         return 0
     fmt = ns.format or "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     from kade.util.table import format_rows
-    print(format_rows(fmt, [HistoryRow(r) for r in rows], {"ID": "IMAGE", "CreatedSince": "CREATED",
-                                  "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
-                                  "Size": "SIZE", "Comment": "COMMENT"}), end="")
+    text = format_rows(fmt, [HistoryRow(r) for r in rows], {
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"})
+    if ns.layers:
+        from kade.cli.layers import history_changes
+        from kade.images.layers import explore
+        text = history_changes(explore(ctx.engine.images, ns.image), text.splitlines())
+    print(text, end="")
     return 0
 
 

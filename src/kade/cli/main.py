@@ -38,7 +38,7 @@ GROUPS = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "history": "history", "import": "import", "save": "save", "load": "load",
               "inspect": "inspect", "prune": "prune", "bootstrap": "bootstrap",
-              "pull": "pull", "push": "push", "build": "build"},
+              "pull": "pull", "push": "push", "build": "build", "layers": "layers"},
     "builder": {"prune": "prune", "build": "build"},
 }
 
@@ -118,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         if sub is None:
             from kade.cli.usage import group_usage
             return group_usage(verb, args)
-        if sub in ("prune", "bootstrap") or (verb == "image" and sub == "inspect"):
+        if sub in ("prune", "bootstrap") or (verb == "image" and sub in ("inspect", "layers")):
             verb, args = f"{verb} {sub}", args[1:]
         else:
             verb, args = sub, args[1:]
     module = VERBS.get(verb.split()[0] if " " in verb else verb)
     if " " in verb:
         module = {"container": "lifecycle", "image": "images",
-                  "builder": "build"}[verb.split()[0]]
+                  "builder": "build"}[verb.split()[0]] if verb != "image layers" else "layers"
     if module is None:  # docker's words and exit code for an unknown command
         from kade.util.escape import escape
         sys.stderr.write(f"kade: '{escape(verb)}' is not a kade command.\nSee 'kade --help'\n")

@@ -28,9 +28,10 @@ CACHE_MOUNTS = os.path.join("builder", "cache-mounts")
 
 
 class EngineBackend:
-    def __init__(self, engine, *, quiet_pull: bool = True) -> None:
+    def __init__(self, engine, *, quiet_pull: bool = True, epoch: int | None = None) -> None:
         self.engine = engine
         self.quiet_pull = quiet_pull
+        self.epoch = epoch  # SOURCE_DATE_EPOCH: layers' file times clamped to it
         self._tmp = os.path.join(engine.root, TMP, f"{os.getpid()}-{os.urandom(4).hex()}")
         self._n = 0
         self._lock = _thread.allocate_lock()
@@ -172,7 +173,7 @@ class EngineBackend:
 
     def _commit_container(self, cid: str, parent: str | None, config: dict) -> str:
         from kade.engine.files import _new_layer
-        layer = _new_layer(self.engine, cid)
+        layer = _new_layer(self.engine, cid, self.epoch)
         return self.commit(parent, config, layer)
 
     def run(self, parent: str | None, config: dict, req, output) -> str:
@@ -307,7 +308,7 @@ class EngineBackend:
             return None
         path = os.path.join(self.scratch_dir(), "layer.tar")
         with open(path, "w+b") as out:
-            buildcopy.write_layer(p, req.tar, out, req.dir_owner)
+            buildcopy.write_layer(p, req.tar, out, req.dir_owner, self.epoch)
             out.seek(0)
             layer = self.engine.images.ingest_layer(out)
         return self.commit(parent, config, layer)
@@ -426,7 +427,7 @@ def build(engine, req: BuildRequest, progress) -> str:
         parsed = reference.parse(tag)
         if parsed.digest:
             raise InvalidArgument(f'invalid tag "{tag}": a tag cannot hold a digest')
-    backend = EngineBackend(engine)
+    backend = EngineBackend(engine, epoch=req.options.get("source_date_epoch"))
     builder = None
     try:
         text, name, context = _inputs(backend, req)

@@ -114,16 +114,20 @@ def _tops_are_new(dirs: list[str], tar_path: str) -> bool:
     return True
 
 
-def write_layer(p: Plan, tar_path: str, out, owner: tuple[int, int]) -> None:
-    """The layer: the directories to create, then the copy under dest_dir."""
-    now = int(time.time())
+def write_layer(p: Plan, tar_path: str, out, owner: tuple[int, int],
+                clamp_mtime: int | None = None) -> None:
+    """The layer: the directories to create, then the copy under dest_dir.
+    clamp_mtime: no member's mtime is later (a reproducible build's epoch)."""
+    def mtime(t: float) -> int:
+        return int(t) if clamp_mtime is None else min(int(t), clamp_mtime)
+    now = mtime(time.time())
     prefix = p.dest_dir + "/" if p.dest_dir else ""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as layer, \
             tarfile.open(tar_path, "r:") as src:
         for path, st in p.existing:
             info = tarfile.TarInfo(path)
             info.type, info.mode = tarfile.DIRTYPE, stat.S_IMODE(st.st_mode)
-            info.uid, info.gid, info.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
+            info.uid, info.gid, info.mtime = st.st_uid, st.st_gid, mtime(st.st_mtime)
             layer.addfile(info)
         for path in p.create:
             info = tarfile.TarInfo(path)
@@ -135,6 +139,8 @@ def write_layer(p: Plan, tar_path: str, out, owner: tuple[int, int]) -> None:
             if p.rename is not None and name.strip("/") == p.rename[0]:
                 name = p.rename[1]
             m.name = prefix + name
+            if clamp_mtime is not None:
+                m.mtime = mtime(m.mtime)
             if m.islnk():
                 m.linkname = prefix + m.linkname
             layer.addfile(m, src.extractfile(m) if m.isreg() else None)

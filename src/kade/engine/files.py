@@ -296,29 +296,32 @@ def image_layers(rec: dict) -> list:
             for lay in rec["layers"]]
 
 
-def _new_layer(engine, cid: str):
+def _new_layer(engine, cid: str, clamp_mtime: int | None = None):
     """The container's changes as a layer in the content store; None when it
-    changed nothing but the runtime's mount points (docker's empty layer)."""
+    changed nothing but the runtime's mount points (docker's empty layer).
+    clamp_mtime: no file's time in the layer is later (reproducible builds)."""
     if not changes(engine, cid):
         return None
     with tempfile.TemporaryFile(dir=_tmp_dir(engine)) as tmp:
-        write_container_layer(engine, cid, tmp)
+        write_container_layer(engine, cid, tmp, clamp_mtime)
         tmp.seek(0)
         drop = _init_files(engine, cid)
         stream = tmp if not drop else rewrite_tar(tmp, lambda m: _drop_init(m, drop))
         return engine.images.ingest_layer(stream)
 
 
-def write_container_layer(engine, cid: str, out: BinaryIO) -> None:
+def write_container_layer(engine, cid: str, out: BinaryIO,
+                          clamp_mtime: int | None = None) -> None:
     """An OCI layer tar of what the container changed (docker's layer of a commit)."""
     from kade import archive
     snaps = engine.snapshots
     upper, lowers = _layer_dirs(snaps, cid)
     if snaps.driver == "overlay":
-        archive.write_layer(out, upper, lowers=lowers)
+        archive.write_layer(out, upper, lowers=lowers, clamp_mtime=clamp_mtime)
         return
     with tempfile.TemporaryDirectory(dir=_tmp_dir(engine)) as empty:
-        archive.write_changes(out, lowers[0] if lowers else empty, upper)
+        archive.write_changes(out, lowers[0] if lowers else empty, upper,
+                              clamp_mtime=clamp_mtime)
 
 
 def _tmp_dir(engine) -> str:
@@ -329,8 +332,10 @@ def _tmp_dir(engine) -> str:
 
 
 def _init_files(engine, cid: str) -> set[str]:
-    """Runtime-made mount point files the container's layer would carry."""
-    upper, _ = _layer_dirs(engine.snapshots, cid)
+    """Runtime-made mount point files the container's layer would carry, and
+    "etc/" when the upper /etc is there for nothing else (docker keeps them in an
+    init layer of their own, so a RUN that leaves /etc alone does not list it)."""
+    upper, lowers = _layer_dirs(engine.snapshots, cid)
     from kade.util import inroot
     found = set()
     for path in _INIT_FILES:   # the container may have made /etc a symlink: stay inside
@@ -343,11 +348,37 @@ def _init_files(engine, cid: str) -> set[str]:
                 found.add(path.lstrip("/"))
         finally:
             os.close(fd)
+    if found and _etc_holds_only(upper, lowers, found):
+        found.add("etc/")
     return found
+
+
+def _etc_holds_only(upper: str, lowers: list[str], files: set[str]) -> bool:
+    """Whether the upper /etc holds only files, is not opaque, and keeps the mode
+    and owner of the /etc below it."""
+    etc = os.path.join(upper, "etc")
+    try:
+        st = os.lstat(etc)
+        extra = {f"etc/{n}" for n in os.listdir(etc)} - files
+        opaque = _OPAQUE_XATTR in os.listxattr(etc, follow_symlinks=False)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or extra or opaque:
+        return False
+    for low in lowers:
+        try:
+            below = os.lstat(os.path.join(low, "etc"))
+        except FileNotFoundError:
+            continue
+        return stat.S_ISDIR(below.st_mode) and \
+            (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    return False
 
 
 def _drop_init(m: tarfile.TarInfo, drop: set[str]) -> tarfile.TarInfo | None:
     name = m.name.removeprefix("./").strip("/")
+    if m.isdir() and name + "/" in drop:
+        return None
     return None if m.isreg() and name in drop else m
 
 

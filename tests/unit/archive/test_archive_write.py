@@ -210,3 +210,27 @@ def test_write_changes_of_identical_trees_is_empty(src: Path, tmp_path: Path) ->
 def _copy(src: Path, dst: Path) -> None:
     """What a copy snapshotter does: everything kept, times and links included."""
     subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+
+
+def test_clamp_mtime_caps_every_time_at_the_epoch(tmp_path: Path) -> None:
+    """A reproducible build's layer: nothing newer than SOURCE_DATE_EPOCH, older
+    times kept, whiteouts included."""
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "new").write_text("n")
+    (upper / "old").write_text("o")
+    if os.geteuid() == 0:  # an overlayfs whiteout
+        os.mknod(upper / "gone", stat.S_IFCHR | 0o600, 0)
+    os.utime(upper / "new", (2_000_000_000, 2_000_000_000))
+    os.utime(upper / "old", (1_000_000_000, 1_000_000_000))
+    os.utime(upper, (2_000_000_000, 2_000_000_000))
+    out = io.BytesIO()
+    write_layer(out, str(upper), clamp_mtime=1_500_000_000)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        times = {m.name: m.mtime for m in tar}
+    assert times.pop("new") == 1_500_000_000 and times.pop("old") == 1_000_000_000
+    assert all(t == 1_500_000_000 for t in times.values())  # .wh.gone, as root
+    plain = io.BytesIO()
+    write_layer(plain, str(upper))
+    with tarfile.open(fileobj=io.BytesIO(plain.getvalue())) as tar:
+        assert tar.getmember("new").mtime == 2_000_000_000

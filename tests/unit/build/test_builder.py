@@ -1025,3 +1025,21 @@ def test_empty_dockerfile(backend, text):
     with pytest.raises(DockerfileError):
         build(backend, text)
     assert backend.calls == []
+
+
+# --- SOURCE_DATE_EPOCH ------------------------------------------------------------------------
+
+def test_source_date_epoch_sets_created_and_history_times(backend):
+    image_id, _ = build(backend, "FROM base\nENV A=1\nRUN true\n", source_date_epoch=1700000000)
+    cfg = backend.config(image_id)
+    assert cfg["created"] == "2023-11-14T22:13:20Z"
+    assert [h["created"] for h in cfg["history"]] == ["2020-01-01T00:00:00Z"] + \
+        ["2023-11-14T22:13:20Z"] * 2
+
+
+def test_source_date_epoch_builds_do_not_share_cache_with_plain_ones(backend):
+    build(backend, "FROM base\nENV A=1\n")
+    _, progress = build(backend, "FROM base\nENV A=1\n", source_date_epoch=1700000000)
+    assert progress.cached_steps == []
+    _, again = build(backend, "FROM base\nENV A=1\n", source_date_epoch=1700000000)
+    assert again.cached_steps == ["[2/2] ENV A=1"]
