@@ -73,13 +73,16 @@ class Containers:
         from kade.engine import lifecycle
         from kade.errors import KadeError
         state = self.db.update_state(cid, {"PausedBy": None})
-        if state["Paused"]:
-            try:
+        try:
+            if state["Paused"]:
                 lifecycle.unpause(self.engine, cid)
-            except (KadeError, OSError):
-                pass  # exited meanwhile, or another reader thawed it first
-            state = self.db.container(cid)[1]
-        return state
+            elif state["Running"]:
+                # killed between the freeze and its record: the cgroup is frozen while
+                # the store still says running
+                lifecycle.thaw(self.engine, cid)
+        except (KadeError, OSError):
+            pass  # exited meanwhile, or another reader thawed it first
+        return self.db.container(cid)[1]
 
     def _orphaned(self, record: dict, state: dict) -> bool:
         """Whether the container is what a dead process left: a removal it began, or a

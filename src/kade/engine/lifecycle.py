@@ -444,6 +444,11 @@ def unpause(engine, cid: str) -> None:
     engine.emit("container", "unpause", cid)
 
 
+def thaw(engine, cid: str) -> None:
+    """Resume a container's cgroup whatever the store says (a dead commit's freeze)."""
+    _freeze(engine, cid, False)
+
+
 def _freeze(engine, cid: str, pause: bool) -> None:
     record, _ = engine.containers.get(cid)
     runtime = external_runtime(record)
