@@ -181,7 +181,9 @@ class Rtnl:
                        + body)
         out = []
         while True:
-            data = self.sock.recv(1 << 16)
+            data, _, mflags, _ = self.sock.recvmsg(1 << 16)
+            if mflags & socket.MSG_TRUNC:  # never seen: the kernel's dump parts are ~32 KB
+                raise OSError(_errno.EMSGSIZE, os.strerror(_errno.EMSGSIZE), f"netlink: {what}")
             offset = 0
             while offset + _HDR.size <= len(data):
                 size, mtype, mflags, mseq, _ = _HDR.unpack_from(data, offset)

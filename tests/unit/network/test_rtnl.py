@@ -100,8 +100,8 @@ class FakeSock:
     def send(self, data):
         self.sent.append(data)
 
-    def recv(self, _size):
-        return self.answers.pop(0)
+    def recvmsg(self, _size):
+        return self.answers.pop(0), [], 0, (0, 0)
 
     def close(self):
         pass
