@@ -435,7 +435,7 @@ class Networks:
     def _uses_kernel(self) -> bool:
         """A bridge or veth of ours exists in this netns (read from /proc/self/net/dev,
         not netlink): else there is nothing to sweep, and a worker that only ever runs
-        `--network none` or host containers never loads pyroute2 and nftables."""
+        `--network none` or host containers never opens netlink nor loads nftables."""
         bridges = {(r.get("Private") or {}).get("Bridge") for r in self.db.networks()
                    if r["Driver"] == "bridge"}
         try:

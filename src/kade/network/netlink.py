@@ -1,4 +1,4 @@
-"""Netlink through pyroute2: one socket in the caller's namespace, and short-lived
+"""Netlink through kade.network.rtnl: one socket in the caller's namespace, and short-lived
 threads for work inside a container's namespace (a netlink socket keeps the namespace
 it was made in; the thread that made it setns-es there and ends, so no thread of ours
 stays in a container's namespace)."""
@@ -17,12 +17,12 @@ _host_lock = threading.Lock()
 
 
 class HostLinks:
-    """The process's netlink socket in its own namespace, serialised (pyroute2's
-    sockets are not for concurrent use)."""
+    """The process's netlink socket in its own namespace, serialised (one Rtnl is not
+    for concurrent use)."""
 
     def __init__(self) -> None:
-        from pyroute2 import IPRoute
-        self.ipr = IPRoute()
+        from kade.network.rtnl import Rtnl
+        self.ipr = Rtnl()
         self.lock = threading.Lock()
 
     def __enter__(self):
@@ -42,8 +42,7 @@ def host() -> HostLinks:
 
 
 def index(ipr, ifname: str) -> int | None:
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
+    return ipr.link_index(ifname)
 
 
 def setns(fd: int) -> None:
@@ -64,8 +63,8 @@ def in_netns(netns_fd: int, work) -> None:
     def run() -> None:
         try:
             setns(netns_fd)
-            from pyroute2 import IPRoute
-            with IPRoute() as ipr:
+            from kade.network.rtnl import Rtnl
+            with Rtnl() as ipr:
                 work(ipr)
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             out["error"] = e
@@ -141,8 +140,8 @@ def host_networks() -> list[str]:
     """Every prefix routed in this namespace's main table (IPv4 and IPv6, CIDR), and so
     every address's own prefix: what a new subnet must not overlap, as docker's
     netutils.CheckRouteOverlaps. Read from /proc/self/net, not netlink: making the
-    default bridge's record (in whichever process runs first) must not load pyroute2,
-    which a supervisor worker would then carry for its whole life (~10 MB)."""
+    default bridge's record (in whichever process runs first) must not open netlink
+    for what /proc tells."""
     import ipaddress
     import socket
     import struct
