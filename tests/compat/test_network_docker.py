@@ -13,6 +13,7 @@ offline bootstrap (`kade save` | `docker load`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,8 +39,11 @@ class Engine:
         self.name, self.argv, self.enter = name, argv, enter
 
     def __call__(self, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+        # in the test's own namespace Kade makes its default bridge (tests/conftest.py
+        # points every other root at a bridge-less daemon.json)
+        env = {k: v for k, v in os.environ.items() if k != "KADE_DAEMON_CONFIG"}
         p = subprocess.run(self.enter + self.argv + list(args), capture_output=True,
-                           text=True, timeout=timeout)
+                           text=True, timeout=timeout, env=env)
         return p.returncode, p.stdout, p.stderr
 
     def ok(self, *args: str) -> str:

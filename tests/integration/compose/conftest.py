@@ -38,7 +38,7 @@ class ComposeKade(NetKade):
     def popen(self, where: str, *args):
         return subprocess.Popen(self.enter + KADE + ["--root", self.root, "compose",
                                 "--project-directory", where, *args],
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=self.env)
 
     def names(self, *filters) -> list[str]:
         args = ["ps", "-a", "--format", "{{.Names}}"]
