@@ -32,6 +32,7 @@ def _assert_whole(kade) -> None:
     report = kade("system", "check", check=False).stdout
     for line in report.splitlines():
         assert "unfinished layer extraction" in line or "not in the metadata" in line or \
+            "is referenced by no image" in line or \
             line == "store is consistent" or "has no filesystem" in line or \
             "was being removed by a process that died" in line, report
 
@@ -138,3 +139,130 @@ def test_a_removal_killed_between_rename_and_forget_is_reported_as_such(kade):
     kade("rm", "-f", "half-gone", check=False)
     assert kade("system", "check").stdout.strip() == "store is consistent"
     assert not os.path.exists(layer + ".removing")
+
+
+# --- a load killed between committing a layer and recording its image ------------------
+def _random_tar(path, files: int) -> str:
+    with tarfile.open(path, "w") as tar:
+        for i in range(files):
+            data = os.urandom(20_000)
+            info = tarfile.TarInfo(f"f{i}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def _db_rows(kade, sql: str, *args) -> list:
+    import sqlite3
+    db = sqlite3.connect(os.path.join(kade.root, "kade.db"), timeout=30)
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:  # locked by the load: not yet
+        return []
+    finally:
+        db.close()
+
+
+def _df_mb(text: str) -> float:
+    import re
+    value, unit = re.match(r"([0-9.e+]+)([kMG]?B)", text).groups()
+    return float(value) * {"B": 1e-6, "kB": 1e-3, "MB": 1, "GB": 1e3}[unit]
+
+
+def _images_row(kade) -> tuple[float, float]:
+    """df's Images row: (size, reclaimable) in MB, as a user reads them."""
+    out = kade("system", "df", "--format", "{{.Type}}|{{.Size}}|{{.Reclaimable}}").stdout
+    row = next(line for line in out.splitlines() if line.startswith("Images|"))
+    _, size, reclaim = row.split("|")
+    return _df_mb(size), _df_mb(reclaim)
+
+
+@pytest.fixture
+def two_images(kade, tmp_path):
+    """An archive of two images of a layer each, shared with nothing: a load unpacks
+    both layers before it records either image."""
+    import hashlib
+    layers, ids = [], []
+    for name in ("orphan-a", "orphan-b"):
+        tar = _random_tar(tmp_path / f"{name}.tar", 150)  # 3 MB: the window is wide
+        layers.append("sha256:" + hashlib.sha256(open(tar, "rb").read()).hexdigest())
+        ids.append(kade("import", tar, f"{name}:1").stdout.strip())
+    archive = str(tmp_path / "two.tar")
+    kade("save", "-o", archive, "orphan-a:1", "orphan-b:1")
+    kade("rmi", "orphan-a:1", "orphan-b:1")
+    return archive, layers, ids
+
+
+def _kill_load_after_a_layer_commit(kade, archive: str, layers: list, ids: list) -> str:
+    """SIGKILL `kade load` while a layer's snapshot is committed and no image is
+    recorded; returns that layer's chain id."""
+    marks = ",".join("?" * len(layers))
+    proc = subprocess.Popen(KADE + ["--root", kade.root, "load", "-i", archive],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    committed = []
+    while proc.poll() is None and not committed:
+        committed = _db_rows(kade, f"SELECT key FROM snapshots WHERE kind='committed' AND "
+                                   f"key IN ({marks}) AND NOT EXISTS (SELECT 1 FROM images "
+                                   f"WHERE id IN ({marks}))", *layers, *ids)
+        time.sleep(0.002)  # a poll, not a timing: the kill waits for the state
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert committed, f"load ended before the window: {proc.stderr.read().decode()}"
+    assert "Traceback" not in proc.stderr.read().decode()
+    return committed[0][0]
+
+
+def test_a_layer_a_killed_load_committed_is_counted_reported_and_pruned(kade, two_images):
+    archive, layers, ids = two_images
+    kade("system", "prune", "-f")
+    size0, reclaim0 = _images_row(kade)
+    orphan = _kill_load_after_a_layer_commit(kade, archive, layers, ids)
+    assert kade("images", "-q", "orphan-a").stdout.strip() == ""
+    size, reclaim = _images_row(kade)  # the 3 MB are on disk: df says so
+    assert size - size0 > 2.5 and reclaim - reclaim0 > 2.5, (size0, size, reclaim0, reclaim)
+    report = kade("system", "check", check=False).stdout
+    assert f'layer "{orphan}" is referenced by no image' in report, report
+    out = kade("image", "prune", "-f").stdout
+    assert not _db_rows(kade, "SELECT 1 FROM snapshots WHERE key=?", orphan), out
+    assert kade("system", "check").stdout.strip() == "store is consistent"
+    assert _images_row(kade)[0] == pytest.approx(size0, abs=0.1)
+
+
+def test_a_load_after_a_killed_one_reuses_its_layer_and_owns_it(kade, two_images):
+    archive, layers, ids = two_images
+    orphan = _kill_load_after_a_layer_commit(kade, archive, layers, ids)
+    kade("load", "-i", archive)
+    for name in ("orphan-a:1", "orphan-b:1"):
+        kade("image", "inspect", name)
+    assert _db_rows(kade, "SELECT owner FROM snapshots WHERE key=?", orphan) == [(None,)]
+    assert kade("system", "check").stdout.strip() == "store is consistent"
+    kade("rmi", "orphan-a:1", "orphan-b:1")
+
+
+def test_a_live_unpacks_layer_is_kept_by_prune_and_not_reported(kade, two_images):
+    """A concurrent pull or load owns its committed layers until its image is recorded:
+    made by hand, owned by this (live) test process."""
+    import sqlite3
+    archive, layers, ids = two_images
+    orphan = _kill_load_after_a_layer_commit(kade, archive, layers, ids)
+    with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+        stat = f.read()
+    me = f"{os.getpid()}:{int(stat[stat.rfind(b')') + 2:].split()[19])}"
+    db = sqlite3.connect(os.path.join(kade.root, "kade.db"), timeout=30)
+    with db:
+        db.execute("UPDATE snapshots SET owner=? WHERE key=?", (me, orphan))
+    db.close()
+    kade("image", "prune", "-f")
+    kade("system", "prune", "-f")
+    kade("system", "check", "--repair", check=False)
+    assert _db_rows(kade, "SELECT owner FROM snapshots WHERE key=?", orphan) == [(me,)]
+    assert "referenced by no image" not in kade("system", "check").stdout
+    db = sqlite3.connect(os.path.join(kade.root, "kade.db"), timeout=30)
+    with db:  # its owner died: now the next check --repair takes it
+        db.execute("UPDATE snapshots SET owner=? WHERE key=?", ("1:0", orphan))
+    db.close()
+    assert "referenced by no image" in kade("system", "check", check=False).stdout
+    kade("system", "check", "--repair", check=False)
+    assert not _db_rows(kade, "SELECT 1 FROM snapshots WHERE key=?", orphan)
+    assert kade("system", "check").stdout.strip() == "store is consistent"

@@ -76,6 +76,8 @@ def _snapshots(engine, repair: bool) -> list[str]:
                 out.append(f'snapshot "{info.key}" is an unfinished layer extraction')
         elif info.kind == "active" and info.key not in container_ids:
             out.append(f'snapshot "{info.key}" is active but no container owns it')
+    for info in snaps.orphans(engine.images.referenced_layers()):
+        out.append(f'layer "{info.key}" is referenced by no image')
     for name in snaps.strays():
         if name in removing:
             continue  # said above, with the snapshot it was

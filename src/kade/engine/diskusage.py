@@ -78,6 +78,11 @@ def disk_usage(engine: Engine) -> DiskUsage:
     used_images = {r["Image"] for r, _ in containers}
     img_size = sum(rec.get("size", 0) for _, _, rec in images)
     img_reclaim = sum(rec.get("size", 0) for i, _, rec in images if i not in used_images)
+    # layers a killed pull or load left, no image's: docker has no row for them, and
+    # `image prune` frees them
+    orphans = sum(i.size or 0 for i in engine.snapshots.orphans(
+        engine.images.referenced_layers()))
+    img_size, img_reclaim = img_size + orphans, img_reclaim + orphans
     sizes = {}
     for r, _ in containers:
         try:

@@ -88,6 +88,8 @@ def images(engine, all_: bool = False, flt: Filter = NO_FILTER
         space += rec.get("size", 0)
         for item in [image_id] + engine.images.delete(image_id):
             out.append(("deleted", item))
+    # layers a killed pull or load committed but never recorded an image for
+    space += engine.snapshots.remove_orphans(engine.images.referenced_layers())
     return out, space
 
 
@@ -190,6 +192,7 @@ def collect_garbage(engine) -> int:
     container_ids = {cid for cid, _ in engine.db.container_ids()}
     snaps = engine.snapshots
     space += snaps.reap()
+    space += snaps.remove_orphans(engine.images.referenced_layers())
     for info in reversed(snaps.walk()):
         if info.kind == "active" and not info.key.startswith(EXTRACT) and \
                 info.key not in container_ids:

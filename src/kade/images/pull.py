@@ -184,6 +184,8 @@ class Puller:
         plans = []
         for desc, diff_id, chain_id in zip(manifest.layers, diff_ids, chain_ids):
             present = snaps.exists(chain_id)
+            if present:
+                snaps.claim(chain_id)  # a killed pull's, maybe: this one's until recorded
             status = "Already exists" if present else "Pulling fs layer"
             self.emit(message(status, id=dg.short_id(desc.digest)))
             local = self._local_blob(desc, diff_id) if present else None

@@ -104,6 +104,8 @@ class ImageService:
                     if self.snapshots.exists(key):
                         self.snapshots.remove(key)
                     raise
+            else:
+                self.snapshots.claim(chain_id)  # a killed unpack's: this one's now
             parent = chain_id
         return parent
 
@@ -155,7 +157,9 @@ class ImageService:
                 rec.pop(key, None)
                 if key in old:
                     rec[key] = old[key]
-        self.db.put_image(image_id, _created_ts(config), rec)
+        with self.db.tx():  # the layers are the image's from now on, not their unpack's
+            self.db.put_image(image_id, _created_ts(config), rec)
+            self.snapshots.release(dg.chain_ids(config["rootfs"]["diff_ids"]))
         for tag in tags:
             self.tag(image_id, tag)
         return image_id
@@ -212,6 +216,11 @@ class ImageService:
     def top_layer(self, image_id: str) -> str | None:
         ids = [lay["diff_id"] for lay in self.record(image_id)["layers"]]
         return dg.chain_ids(ids)[-1] if ids else None
+
+    def referenced_layers(self) -> set[str]:
+        """Chain ids of every image's layers (build steps' images too)."""
+        return {c for _, _, rec in self.db.images()
+                for c in dg.chain_ids([lay["diff_id"] for lay in rec["layers"]])}
 
     def referenced_blobs(self) -> set[str]:
         out: set[str] = set()

@@ -6,7 +6,9 @@ Tables (schema version in PRAGMA user_version; migrations in MIGRATIONS):
     tags(name, image_id)               name = normalised reference, e.g.
                                        docker.io/library/busybox:latest
     containers(id, name, created, record, state)   record/state = JSON
-    snapshots(key, num, parent, kind, created, size)   kind: active | committed
+    snapshots(key, num, parent, kind, created, size, owner)   kind: active | committed;
+                                       owner: "pid:start" of the unpack that committed
+                                       the layer, until an image using it is recorded
     volumes(name, created, record)
     events(seq, time, record)
     build_cache(key, image_id, created, last_used)   a build step's cache key ->

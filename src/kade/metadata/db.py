@@ -43,6 +43,10 @@ MIGRATIONS = [
         PRIMARY KEY(network_id, address));
     CREATE INDEX leases_container ON leases(container_id);
     """,
+    # a committed layer's unpacker ("pid:start") until an image that uses it is recorded
+    """
+    ALTER TABLE snapshots ADD COLUMN owner TEXT;
+    """,
 ]
 
 

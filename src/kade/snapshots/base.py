@@ -9,6 +9,7 @@ from collections import namedtuple
 from kade.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from kade.oci.mount import Mount
 from kade.util.fs import du, remove_tree
+from kade.util.procs import owner_text, owner_text_alive
 
 TYPE_CHECKING = False  # sqlite3 stays unimported until a database is opened
 if TYPE_CHECKING:
@@ -91,9 +92,9 @@ class Snapshotter:
         size = du(os.path.join(base, "fs"))
         remove_tree(os.path.join(base, "work"))
         try:
-            with self.db.tx() as c:
-                c.execute("UPDATE snapshots SET key=?, kind='committed', size=? WHERE key=?",
-                          (name, size, key))
+            with self.db.tx() as c:  # owned by this unpack until an image records it
+                c.execute("UPDATE snapshots SET key=?, kind='committed', size=?, owner=?"
+                          " WHERE key=?", (name, size, owner_text(os.getpid()), key))
         except Exception as e:
             if "UNIQUE" in str(e):
                 raise AlreadyExists(f'snapshot "{name}" already exists') from None
@@ -141,6 +142,51 @@ class Snapshotter:
         names = os.listdir(self.root)
         known = {str(i.num) for i in self.walk()}
         return [name for name in names if name not in known]
+
+    # --- layers: owned by their unpack until an image records them ----------------
+    def claim(self, key: str) -> None:
+        """An unpack reuses a committed layer no image may reference yet (one a killed
+        unpack left): owned by this one now, so no prune takes it meanwhile."""
+        with self.db.tx() as c:
+            c.execute("UPDATE snapshots SET owner=? WHERE key=? AND owner IS NOT NULL",
+                      (owner_text(os.getpid()), key))
+
+    def release(self, keys) -> None:
+        """The image using these layers is recorded (call inside its transaction)."""
+        with self.db.tx() as c:
+            c.executemany("UPDATE snapshots SET owner=NULL WHERE key=? AND owner IS NOT NULL",
+                          [(k,) for k in keys])
+
+    def orphans(self, referenced: set[str]) -> list[Info]:
+        """Committed layers that nothing uses: not in referenced (the images' chains),
+        no parent of a snapshot kept, and their unpack dead (or unnamed: legacy).
+        Children first, the order they can be removed in."""
+        rows = self.db.q("SELECT key, num, parent, kind, created, size, owner FROM snapshots")
+        by_key = {r[0]: r for r in rows}
+        kept = [r[0] for r in rows if r[0] in referenced or r[3] != "committed"
+                or (r[6] and owner_text_alive(r[6]))]
+        seen: set[str] = set()
+        while kept:
+            key = kept.pop()
+            if key in seen or key not in by_key:
+                continue
+            seen.add(key)
+            kept.append(by_key[key][2])
+        return [Info(*r[:6]) for r in sorted(rows, key=lambda r: -r[1]) if r[0] not in seen]
+
+    def remove_orphans(self, referenced: set[str]) -> int:
+        """Remove orphans (see orphans()); returns the bytes freed."""
+        freed = 0
+        for info in self.orphans(referenced):
+            owner = self.db.q1("SELECT owner FROM snapshots WHERE key=?", info.key)
+            if owner and owner[0] and owner_text_alive(owner[0]):
+                continue  # an unpack claimed it to reuse since orphans() looked
+            try:
+                self.remove(info.key)
+            except (NotFound, FailedPrecondition):
+                continue  # another process removed it, or a new snapshot stands on it
+            freed += info.size or 0
+        return freed
 
     # --- extractions: `extract-<pid>-<random>` until committed under a chain id --
     @staticmethod
