@@ -44,16 +44,28 @@ class Kade:
 
 
 @pytest.fixture(scope="module")
-def kade(tmp_path_factory):
-    _needs_root()
-    root = str(tmp_path_factory.mktemp("kade-root"))
-    _no_default_bridge(root)
-    k = Kade(root)
-    k("image", "bootstrap", "busybox")
-    yield k
-    k.cleanup()
-    if not os.environ.get("KADE_KEEP_TEST_ROOT"):
-        shutil.rmtree(root, ignore_errors=True)
+def kade_root(tmp_path_factory):
+    """Makes more private roots like `kade`'s (busybox bootstrapped); all go at the end."""
+    made: list[Kade] = []
+
+    def make() -> Kade:
+        _needs_root()
+        root = str(tmp_path_factory.mktemp("kade-root"))
+        _no_default_bridge(root)
+        k = Kade(root)
+        made.append(k)
+        k("image", "bootstrap", "busybox")
+        return k
+    yield make
+    for k in made:
+        k.cleanup()
+        if not os.environ.get("KADE_KEEP_TEST_ROOT"):
+            shutil.rmtree(k.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def kade(kade_root):
+    return kade_root()
 
 
 def _no_default_bridge(root: str) -> None:

@@ -28,16 +28,9 @@ RUN touch -d @1000000000 /var/data/ancient
 
 
 @pytest.fixture(scope="module")
-def other_root(tmp_path_factory):
+def other_root(kade_root):
     """A second store, made as the suite's `kade` fixture makes its own."""
-    from conftest import Kade, _no_default_bridge
-    root = str(tmp_path_factory.mktemp("kade-root-2"))
-    _no_default_bridge(root)
-    k = Kade(root)
-    k("image", "bootstrap", "busybox")
-    yield k
-    k.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
+    return kade_root()
 
 
 def _context(path) -> str:

@@ -10,8 +10,8 @@ import pytest
 
 def _netkade_module():
     import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "network", "conftest.py")
-    spec = importlib.util.spec_from_file_location("kade_netkade_conftest", path)
+    path = os.path.join(os.path.dirname(__file__), "..", "network", "netkade.py")
+    spec = importlib.util.spec_from_file_location("kade_netkade", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -1,12 +1,12 @@
 """daemon.json's "ipv6" and "fixed-cidr-v6" (dockerd's --ipv6 --fixed-cidr-v6): the
 default bridge gets a v6 subnet, and its containers an address in it and a route out
-through its gateway; in a network namespace of the test's own (conftest.NetKade)."""
+through its gateway; in a network namespace of the test's own (netkade.NetKade)."""
 
 import os
 import shutil
 
 import pytest
-from conftest import NetKade
+from netkade import NetKade
 
 
 @pytest.fixture(scope="module")

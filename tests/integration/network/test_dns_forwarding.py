@@ -9,7 +9,7 @@ import shutil
 import threading
 
 import pytest
-from conftest import NetKade
+from netkade import NetKade
 from dns_upstream import FakeUpstream
 
 

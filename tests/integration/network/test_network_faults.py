@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import KADE  # tests/integration/network/conftest.py
+from netkade import KADE
 
 SEED = int(os.environ.get("KADE_FAULT_SEED") or random.randrange(1 << 32))
 ROUNDS = 4
