@@ -151,6 +151,11 @@ def test_cp_into_a_swapped_path_never_writes_the_host(kade, racer, host_secret, 
     # both sides were met: some copies went through the link, into the container's /etc
     through_link = raw(kade, "cp", f"{racer}:/etc/{name}", "-")
     assert through_link.returncode == 0, "no copy went through the symlink"
-    in_dirs = [n for n in _members(raw(kade, "cp", f"{racer}:/race", "-").stdout)
-               if n.endswith("/" + name)]
+    # the racer still swaps under /race, so one copy out may lose the race and fail
+    # cleanly (as docker's does): the first that succeeds shows what landed there
+    for _ in range(20):
+        out = raw(kade, "cp", f"{racer}:/race", "-")
+        if out.returncode == 0 and out.stdout:
+            break
+    in_dirs = [n for n in _members(out.stdout) if n.endswith("/" + name)]
     assert in_dirs, "no copy landed in the real directory"
