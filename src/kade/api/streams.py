@@ -53,8 +53,8 @@ def send_all(sock: socket.socket, data: bytes) -> bool:
 
 def pump(sock: socket.socket, outputs: dict[int, int], stdin: int | None,
          multiplexed: bool, buffered: bytes = b"") -> None:
-    """Copies the read ends in `outputs` (fd -> stream number) to the socket, framed
-    when multiplexed, and the socket's bytes into `stdin` (a pipe or pty the
+    """Copies the read ends in `outputs` (fd -> stream number; -1: read and dropped)
+    to the socket, framed when multiplexed, and the socket's bytes into `stdin` (a pipe or pty the
     container owns), until every output ended. The client closing its side ends
     stdin only (docker's half-close: `docker run -i` with input from a file)."""
     if stdin is not None and buffered:
@@ -102,6 +102,8 @@ def _output(sock: socket.socket, fd: int, stream: int, multiplexed: bool) -> boo
         data = b""
     if not data:
         return True
+    if stream < 0:
+        return False  # a stream the client did not ask for: read, not sent
     return False if send_all(sock, frame(stream, data) if multiplexed else data) else None
 
 
