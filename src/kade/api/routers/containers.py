@@ -116,6 +116,8 @@ def _summary(c) -> dict:
 def inspect(ctx: Context) -> Response:
     b: Backend = ctx.backend
     body = b.inspect(_cid(ctx))
+    host = body.setdefault("HostConfig", {})
+    host.setdefault("LogConfig", {"Type": "json-file", "Config": {}})  # docker-py reads it
     if ctx.query_bool("size"):
         body.setdefault("SizeRw", 0)
         body.setdefault("SizeRootFs", 0)
