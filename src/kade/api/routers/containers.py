@@ -115,7 +115,8 @@ def _summary(c) -> dict:
 
 def inspect(ctx: Context) -> Response:
     b: Backend = ctx.backend
-    body = b.inspect(_cid(ctx))
+    cid = _cid(ctx)
+    body = b.inspect(cid)
     host = body.setdefault("HostConfig", {})
     host.setdefault("LogConfig", {"Type": "json-file", "Config": {}})  # docker-py reads it
     if ctx.query_bool("size"):

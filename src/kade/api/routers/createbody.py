@@ -32,8 +32,8 @@ def options(body: Any, name: str | None):
     _refuse_unsupported(host)
     network, aliases, ip, ip6 = _network(host, net)
     return CreateOptions(
-        image=image, command=_strings(body.get("Cmd"), "Cmd"), name=name or None,
-        entrypoint=_strings(body.get("Entrypoint"), "Entrypoint") if
+        image=image, command=_strings(body.get("Cmd"), "Cmd", True), name=name or None,
+        entrypoint=_strings(body.get("Entrypoint"), "Entrypoint", True) if
         body.get("Entrypoint") is not None else None,
         env=_strings(body.get("Env"), "Env"), workdir=body.get("WorkingDir") or None,
         user=body.get("User") or None, hostname=body.get("Hostname") or None,
@@ -82,11 +82,11 @@ def _dict(value: Any, what: str) -> dict:
     return value
 
 
-def _strings(value: Any, what: str) -> list[str]:
+def _strings(value: Any, what: str, strslice: bool = False) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]  # docker accepts a string for Cmd/Entrypoint (strslice)
+    if isinstance(value, str) and strslice:
+        return [value]  # docker accepts a string for Cmd and Entrypoint (strslice)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidArgument(f"{what} must be a list of strings")
     return list(value)
