@@ -70,7 +70,8 @@ def pump(sock: socket.socket, outputs: dict[int, int], stdin: int | None,
             if fd == sock.fileno():
                 if not _client_input(sock, stdin):
                     poller.unregister(fd)
-                    stdin = _close(stdin)
+                    _close(stdin)
+                    stdin = None
             elif fd in live:
                 done = _output(sock, fd, live[fd], multiplexed)
                 if done is None:  # the client left: what it missed is in the log
@@ -123,4 +124,3 @@ def _close(fd: int | None) -> None:
             os.close(fd)
         except OSError:
             pass
-    return None

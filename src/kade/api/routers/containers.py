@@ -86,7 +86,7 @@ def create(ctx: Context) -> Response:
 def list_(ctx: Context) -> Response:
     b: Backend = ctx.backend
     limit = ctx.query_int("limit", -1)
-    items = b.list(ctx.query_bool("all") or (limit or 0) > 0, ctx.filters(),
+    items = b.listing(ctx.query_bool("all") or (limit or 0) > 0, ctx.filters(),
                    limit if limit and limit > 0 else -1, ctx.query_bool("size"))
     return json_response([_summary(c) for c in items])
 
@@ -235,12 +235,7 @@ def logs(ctx: Context) -> Response:
     stdout, stderr = ctx.query_bool("stdout"), ctx.query_bool("stderr")
     if not (stdout or stderr):
         raise InvalidArgument("Bad parameters: you must choose at least one stream")
-    from kade.util.units import parse_timestamp
-    now = time.time()
-    since = parse_timestamp(ctx.query("since"), now) if ctx.query("since") not in (
-        None, "", "0") else 0.0
-    until = parse_timestamp(ctx.query("until"), now) if ctx.query("until") not in (
-        None, "", "0") else 0.0
+    since, until = _time_arg(ctx, "since"), _time_arg(ctx, "until")
     tail_text = ctx.query("tail") or "all"
     try:
         tail = -1 if tail_text == "all" else int(tail_text)
@@ -255,6 +250,13 @@ def logs(ctx: Context) -> Response:
     ctype = ("application/vnd.docker.raw-stream" if tty or not ctx.at_least(1, 42)
              else "application/vnd.docker.multiplexed-stream")
     return stream_response(chunks, ctype)
+
+
+def _time_arg(ctx: Context, name: str) -> float:
+    """since/until as `kade logs` reads them; absent, "" and "0" mean no bound."""
+    from kade.util.units import parse_timestamp
+    value = ctx.query(name)
+    return parse_timestamp(value, time.time()) if value and value != "0" else 0.0
 
 
 def _log_chunks(entries: Iterator[dict], wanted: dict, timestamps: bool,
