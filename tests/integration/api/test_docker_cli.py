@@ -113,3 +113,26 @@ def test_docker_py(client):
     finally:
         c.remove(force=True)
     assert "dp" not in [x.name for x in client.containers.list(all=True)]
+
+
+def test_cp_both_ways_and_events(docker, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("copied in\n")
+    docker("run", "-d", "--name", "files", "busybox", "sleep", "300", check=True)
+    try:
+        docker("cp", str(src), "files:/tmp/in.txt", check=True)
+        assert docker("exec", "files", "cat", "/tmp/in.txt").stdout == "copied in\n"
+        docker("cp", "files:/tmp/in.txt", str(tmp_path / "back.txt"), check=True)
+        assert (tmp_path / "back.txt").read_text() == "copied in\n"
+        missing = docker("cp", "files:/nonexistent", str(tmp_path / "x"))
+        assert missing.returncode == 1 and "Could not find the file /nonexistent" in \
+            missing.stderr
+    finally:
+        docker("rm", "-f", "files", check=True)
+    until = str(int(time.time()) + 1)  # whole seconds, as the CLI sends them
+    events = docker("events", "--since", "5m", "--until", until, "--filter",
+                    "container=files", "--format", "{{.Action}}", check=True)
+    assert events.stdout.split()[:2] == ["create", "start"]
+    assert events.stdout.split()[-1] == "destroy"
+    bad = docker("events", "--filter", "bogus=1", "--until", "0s")
+    assert bad.returncode == 1 and "invalid filter 'bogus'" in bad.stderr

@@ -367,9 +367,14 @@ def _path(ctx: Context) -> str:
 
 
 def _stat_header(stat) -> str:
+    """X-Docker-Container-Path-Stat: base64 of the stat's JSON, mtime in RFC 3339."""
     import base64
     import json
-    return base64.b64encode(json.dumps(stat.to_json()).encode()).decode()
+    body = dict(stat.to_json())
+    secs = float(body["mtime"])
+    body["mtime"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + \
+        f".{int(secs % 1 * 1e9):09d}Z"
+    return base64.b64encode(json.dumps(body).encode()).decode()
 
 
 def archive_head(ctx: Context) -> Response:
@@ -391,21 +396,23 @@ def archive_get(ctx: Context) -> Response:
 
 
 def _file_chunks(f, opened) -> Iterator[bytes]:
-    ok = False
+    """A tar from an engine context manager, closed however the stream ends (a client
+    gone mid-stream stops the helper that writes it: nothing is left running)."""
+    error: BaseException | None = None
     try:
-        while True:
-            data = f.read(1 << 16)
-            if not data:
-                break
+        while data := f.read(1 << 16):
             yield data
-        ok = True
+    except BaseException as e:  # GeneratorExit when the client left
+        error = e
+        raise
     finally:
-        if ok:
+        if error is None:
             opened.__exit__(None, None, None)
         else:
-            import sys
-            opened.__exit__(*sys.exc_info()) if sys.exc_info()[0] else \
-                opened.__exit__(GeneratorExit, GeneratorExit(), None)
+            try:
+                opened.__exit__(type(error), error, error.__traceback__)
+            except BaseException:  # noqa: BLE001 - the first error is the one to tell
+                pass
 
 
 def archive_put(ctx: Context) -> Response:
