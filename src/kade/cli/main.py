@@ -47,7 +47,7 @@ OWN_GROUPS = {
     "volume": ("create", "ls", "list", "inspect", "rm", "remove", "prune"),
     "network": ("create", "ls", "list", "inspect", "rm", "remove", "prune", "connect",
                 "disconnect"),
-    "system": ("df", "prune", "check", "info", "monitor"),
+    "system": ("df", "prune", "check", "info", "monitor", "service"),
     "registry": ("serve", "gc", "garbage-collect"),
 }
 

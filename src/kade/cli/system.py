@@ -20,7 +20,8 @@ def main(ctx, verb: str, args: list[str]) -> int:
     if verb == "info":
         return _info(ctx, args)
     # args[0] is a subcommand: cli.main answers for any other word
-    sub = {"df": _df, "prune": _prune, "check": _check, "info": _info, "monitor": _monitor}
+    sub = {"df": _df, "prune": _prune, "check": _check, "info": _info, "monitor": _monitor,
+           "service": _service}
     return sub[args[0]](ctx, args[1:])
 
 
@@ -182,3 +183,26 @@ def _monitor(ctx, args) -> int:
         time.sleep(0.05)
     sys.stderr.write("Error: no idle container monitor to stop\n")
     return 1
+
+
+def _service(ctx, args) -> int:
+    """`kade system service`: the Docker Engine API (kade.api)."""
+    p = ArgParser("system service", "kade system service [OPTIONS]")
+    p.add_argument("--socket", metavar="string", help="Unix socket to listen on "
+                   "(default /run/kade/docker.sock)")
+    p.add_argument("-H", "--host", action="append", default=[], metavar="list",
+                   help="Daemon socket(s) to listen on: unix://PATH, tcp://127.0.0.1:PORT, fd://")
+    p.add_argument("-t", "--time", default="5", metavar="int",
+                   help="Time until the service exits when idle, in seconds (0: never)")
+    p.add_argument("-d", "--detach", action="store_true", help="Run in the background")
+    p.add_argument("--docker-socket", action="store_true",
+                   help="Listen at /var/run/docker.sock too")
+    p.add_argument("--group", metavar="string",
+                   help="Group of the unix socket (default: docker, when it exists)")
+    p.add_argument("--tlsverify", action="store_true", help="Require clients' TLS certificates")
+    p.add_argument("--tlscacert", metavar="string", help="Trust certs signed only by this CA")
+    p.add_argument("--tlscert", metavar="string", help="Path to TLS certificate file")
+    p.add_argument("--tlskey", metavar="string", help="Path to TLS key file")
+    ns = p.parse_args(args)
+    from kade.api import service
+    return service.main(ctx.root, ns, ctx.driver)

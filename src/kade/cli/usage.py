@@ -79,6 +79,7 @@ DESCRIPTIONS = {
     "system check": "Check the store's consistency, and repair it",
     "system df": "Show Kade disk usage",
     "system monitor": "Stop the idle container supervisor ('monitor stop')",
+    "system service": "Serve the Docker Engine API on a unix socket",
     "system prune": "Remove unused data",
     "volume": "Manage volumes",
     "volume create": "Create a volume",
@@ -99,7 +100,7 @@ GROUPS = {
               "prune", "pull", "push", "rm", "save", "tag"],
     "network": ["connect", "create", "disconnect", "inspect", "ls", "prune", "rm"],
     "registry": ["gc", "serve"],
-    "system": ["check", "df", "info", "monitor", "prune"],
+    "system": ["check", "df", "info", "monitor", "prune", "service"],
     "volume": ["create", "inspect", "ls", "prune", "rm"],
 }
 MANAGEMENT = ["builder", "compose", "container", "image", "network", "registry", "runtime",

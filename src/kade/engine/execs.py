@@ -43,11 +43,14 @@ def process_for(engine, cid: str, req: ExecRequest) -> dict:
     return proc
 
 
-def run(engine, cid: str, req: ExecRequest) -> int:
+def run(engine, cid: str, req: ExecRequest, stdio: tuple[int, int, int] = (0, 1, 2),
+        size: tuple[int, int] | None = None, on_start=None) -> int:
     """Run the exec to its end (or start it, detached); its exit code.
 
-    The process gets pipes (or a pty of its own), never this process's stdio: see
-    kade.util.pipes. Detached, it gets /dev/null, as docker discards its output."""
+    The process gets pipes (or a pty of its own), never the caller's fds (`stdio`:
+    this process's by default, the API's pipes): see kade.util.pipes. Detached, it
+    gets /dev/null, as docker discards its output. `size` (rows, columns) is its
+    terminal's; `on_start(pid, pty master or -1)` runs once the process exists."""
     state = engine.containers.state(cid)
     if not state["Running"]:
         raise Conflict(f"container {cid} is not running")
@@ -60,15 +63,18 @@ def run(engine, cid: str, req: ExecRequest) -> int:
     if runtime:
         return _run_external(engine, runtime, cid, proc, req)
     if req.tty:
-        return _run_tty(engine, cid, proc, req)
+        return _run_tty(engine, cid, proc, req, stdio, size, on_start)
 
-    def spawn(stdio: tuple[int, int, int]) -> int:
-        return engine.runtime.exec(cid, proc, stdio=stdio)
+    def spawn(child: tuple[int, int, int]) -> int:
+        pid = engine.runtime.exec(cid, proc, stdio=child)
+        if on_start is not None:
+            on_start(pid, -1)
+        return pid
 
     if req.detach:
         _with_devnull(spawn)
         return 0
-    return _piped(spawn, req.interactive)
+    return _piped(spawn, req.interactive, stdio=stdio)
 
 
 def _run_external(engine, runtime: str, cid: str, proc: dict, req: ExecRequest) -> int:
@@ -140,7 +146,8 @@ def _spawn_argv(argv: list[str], stdio: tuple[int, int, int]) -> int:
     return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
 
 
-def _piped(spawn, interactive: bool, watch=os.pidfd_open) -> int:
+def _piped(spawn, interactive: bool, watch=os.pidfd_open,
+           stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
     """spawn(stdio) with pipes made for it, copied to and from our 0, 1 and 2 until
     the process watch(pid) gives a pidfd of has exited; the exit code of pid.
     Without -i its stdin is /dev/null."""
@@ -158,9 +165,9 @@ def _piped(spawn, interactive: bool, watch=os.pidfd_open) -> int:
         raise
     finally:
         _close(in_r, out_w, err_w)
-    feed = Feed(0, in_w) if interactive else None
+    feed = Feed(stdio[0], in_w) if interactive else None
     try:
-        _copy(watch(pid), feed, [Drain(out_r, 1), Drain(err_r, 2)])
+        _copy(watch(pid), feed, [Drain(out_r, stdio[1]), Drain(err_r, stdio[2])])
     finally:
         if feed is not None:
             feed.close()
@@ -188,11 +195,14 @@ def _close(*fds: int) -> None:
             os.close(fd)
 
 
-def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
+def _run_tty(engine, cid: str, proc: dict, req: ExecRequest,
+             stdio: tuple[int, int, int] = (0, 1, 2), size: tuple[int, int] | None = None,
+             on_start=None) -> int:
     from kade.runtime import console_pair, receive_console
     from kade.util.pipes import Drain, Feed
-    from kade.util.terminal import window_size
-    size = window_size()
+    if size is None and stdio[0] == 0:
+        from kade.util.terminal import window_size
+        size = window_size()
     if size:
         proc = dict(proc, consoleSize={"height": size[0], "width": size[1]})
     ours, theirs = console_pair()  # the pty is made in the container: its /dev/pts/N
@@ -204,12 +214,14 @@ def _run_tty(engine, cid: str, proc: dict, req: ExecRequest) -> int:
     finally:
         os.close(theirs)
     master, _ = receive_console(ours)
+    if on_start is not None:
+        on_start(pid, master)
     if req.detach:
         return 0
     # input goes in through a copy of the master: the pump polls each end alone
-    feed = Feed(0, os.dup(master)) if req.interactive else None
+    feed = Feed(stdio[0], os.dup(master)) if req.interactive else None
     try:
-        _copy(os.pidfd_open(pid), feed, [Drain(master, 1)])
+        _copy(os.pidfd_open(pid), feed, [Drain(master, stdio[1])])
     finally:
         if feed is not None:
             feed.close()

@@ -322,8 +322,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 # --- verbs -----------------------------------------------------------------------
-def start(engine, cid: str, attach: dict | None = None):
-    """Start through the root's supervisor; `attach` hands it this process's stdio.
+def start(engine, cid: str, attach: dict | None = None,
+          fds: tuple[int, int, int] = (0, 1, 2)):
+    """Start through the root's supervisor; `attach` hands it `fds` (default: this
+    process's stdio; the API's pipes) to copy the container's stdio to and from.
     Returns a monitorclient.Started."""
     from kade.engine import monitorclient
     state = engine.containers.state(cid)
@@ -332,7 +334,8 @@ def start(engine, cid: str, attach: dict | None = None):
     if state["Running"]:
         return monitorclient.Started(None, {"pid": state["Pid"]})
     engine.db.update_state(cid, {"ManualStop": False})
-    return monitorclient.answer(monitorclient.request_start(engine, cid, attach), attach)
+    return monitorclient.answer(monitorclient.request_start(engine, cid, attach, fds),
+                                attach)
 
 
 def run(engine, opts, attach: dict | None):

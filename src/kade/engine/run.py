@@ -97,10 +97,19 @@ def _local_tags(engine, parsed) -> list:
 def login(engine, registry: str | None, username: str, password: str) -> tuple[str, str]:
     """Check the credentials against the registry's /v2/, then store them.
     Returns (server key, where they were stored)."""
+    from kade.remotes.credentials import DockerConfig
+    domain, cred = check_login(engine, registry, username, password)
+    from kade.remotes.credentials import server_key
+    return server_key(domain), DockerConfig().store(domain, cred)
+
+
+def check_login(engine, registry: str | None, username: str, password: str):
+    """Check the credentials against the registry's /v2/ (the API's /auth stores
+    nothing: its client does). Returns (domain, credential)."""
     from kade.errors import Forbidden
     from kade.remotes import errcode
     from kade.remotes.auth import Credential
-    from kade.remotes.credentials import DockerConfig, hostname, server_key
+    from kade.remotes.credentials import hostname, server_key
     from kade.oci.reference import DEFAULT_DOMAIN
     domain = hostname(registry) if registry else DEFAULT_DOMAIN
     domain = DEFAULT_DOMAIN if server_key(domain) == server_key(DEFAULT_DOMAIN) else domain
@@ -114,7 +123,7 @@ def login(engine, registry: str | None, username: str, password: str) -> tuple[s
         raise
     finally:
         s.close()
-    return server_key(domain), DockerConfig().store(domain, cred)
+    return domain, cred
 
 
 def stored_login(registry: str | None):

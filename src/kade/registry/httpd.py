@@ -29,6 +29,14 @@ What the server does for the handler:
   is closed after the response.
 
 Handler contract: `handler(request) -> Response`; an exception becomes a 500.
+Two kinds of response besides bytes and files (for the Docker Engine API,
+kade.api): `stream`, an iterator of bytes sent chunked (HTTP/1.0: until close;
+the iterator is closed when the client goes, so its `finally` runs), and
+`hijack(sock, buffered)`, called with the raw socket after the head (a 101 or
+200 without a length); the connection is then the hijacker's and is closed
+when it returns.
+Listeners: `bind` (TCP), `bind_unix`, or `use_socket` (an inherited listener,
+as systemd's socket activation passes).
 """
 
 from __future__ import annotations
@@ -91,11 +99,15 @@ class ClientGone(Exception):
 class Response:
     """A status, headers and either bytes or a slice of a file (sent with sendfile)."""
 
-    __slots__ = ("status", "headers", "body", "file", "offset", "length")
+    __slots__ = ("status", "headers", "body", "file", "offset", "length", "stream", "hijack")
 
     def __init__(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"",
-                 file: "BinaryIO | None" = None, offset: int = 0, length: int | None = None):
+                 file: "BinaryIO | None" = None, offset: int = 0, length: int | None = None,
+                 stream: "Iterator[bytes] | None" = None,
+                 hijack: "Callable[[socket.socket, bytes], None] | None" = None):
         self.status = status
+        self.stream = stream
+        self.hijack = hijack
         self.headers = headers if headers is not None else {}
         self.body = body
         self.file = file
@@ -465,9 +477,13 @@ class _Connection:
         except Exception as e:  # a bug, not the client's fault: answer, log, go on
             self.server.log_exception(req, e)
             resp = Response(500, {"Content-Type": "text/plain"}, b"internal server error\n")
-        if not (req.body.drain() if keep else req.body.done):
+        if resp.hijack is not None:
+            keep = False  # the hijacker owns the connection from here on
+        elif not (req.body.drain() if keep else req.body.done):
             keep = False
             self.linger = True
+        if resp.stream is not None and req.version == "HTTP/1.0":
+            keep = False  # no chunked encoding: the end of the stream is the close
         self._send(req, resp, keep)
         self.server.log_request(req, resp, time.perf_counter() - started)
         return keep
@@ -503,16 +519,26 @@ class _Connection:
         lines = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}\r\n"]
         for key, value in resp.headers.items():
             lines.append(f"{key}: {value}\r\n")
-        if resp.status >= 200 and resp.status not in (204, 304):
+        if resp.stream is not None:
+            if req.version != "HTTP/1.0":
+                lines.append("Transfer-Encoding: chunked\r\n")
+        elif resp.hijack is None and resp.status >= 200 and resp.status not in (204, 304):
             lines.append(f"Content-Length: {resp.length}\r\n")
         lines.append(f"Date: {_date()}\r\n")
-        if not keep:
+        if resp.hijack is not None:
+            pass  # the handler's headers say what the connection becomes
+        elif not keep:
             lines.append("Connection: close\r\n")
         elif req.version == "HTTP/1.0":
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
-        if req.method == "HEAD" or resp.status in (204, 304):
+        if resp.hijack is not None:
+            self._hand_over(head, resp.hijack)
+        elif resp.stream is not None:
+            self._send_stream(head, resp.stream, req.method != "HEAD",
+                              req.version != "HTTP/1.0")
+        elif req.method == "HEAD" or resp.status in (204, 304):
             if resp.file is not None:
                 resp.file.close()
             self.send_raw(head)
@@ -522,6 +548,34 @@ class _Connection:
             self.send_raw(head + resp.body if len(resp.body) < 65536 else head)
             if len(resp.body) >= 65536:
                 self.send_raw(resp.body)
+
+    def _hand_over(self, head: bytes, hijack: "Callable[[socket.socket, bytes], None]"
+                   ) -> None:
+        try:
+            self.send_raw(head)
+        except ClientGone:
+            abandon = getattr(hijack, "close", None)
+            if abandon is not None:
+                abandon()  # it will never run: let its owner know
+            raise
+        buffered, self.stream.buf = bytes(self.stream.buf), bytearray()
+        # a hijacked stream may idle for hours (a quiet shell): no receive timeout
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+        hijack(self.sock, buffered)
+
+    def _send_stream(self, head: bytes, stream: "Iterator[bytes]", body: bool,
+                     chunked: bool) -> None:
+        try:
+            self.send_raw(head)
+            for piece in stream if body else ():
+                if piece:
+                    self.send_raw(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked and body:
+                self.send_raw(b"0\r\n\r\n")
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a client gone mid-stream: the generator's finally runs now
 
     def _send_file(self, head: bytes, resp: Response) -> None:
         f, offset, remaining = resp.file, resp.offset, resp.length
@@ -693,7 +747,8 @@ class _WaitingRoom:
         server = self.server
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _set_timeouts(sock, server.stall_timeout)
             if server.tls is not None:
                 sock = server.tls.wrap_socket(sock, server_side=True,
@@ -701,7 +756,8 @@ class _WaitingRoom:
         except OSError:
             sock.close()
             return
-        conn = _Connection(server, sock, f"{peer[0]}:{peer[1]}")
+        conn = _Connection(server, sock, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple)
+                           else "unix")
         conn.handshaking = server.tls is not None
         self.wait(conn, True)
 
@@ -832,6 +888,30 @@ class Server:
         self.sock.bind(addr)
         self.sock.listen(1024)
         self.address = self.sock.getsockname()[:2]
+
+    def bind_unix(self, path: str, mode: int = 0o600, gid: int = -1) -> None:
+        """Listens on a unix socket at path (a stale socket file is replaced),
+        with the mode and group set before any client can connect."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o777)  # nobody may connect before chmod/chown
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chown(path, -1, gid)
+        os.chmod(path, mode)
+        sock.listen(1024)
+        self.use_socket(sock)
+
+    def use_socket(self, sock: socket.socket) -> None:
+        """Serves on a socket that listens already (systemd's LISTEN_FDS)."""
+        self.sock = sock
+        name = sock.getsockname()
+        self.address = name[:2] if isinstance(name, tuple) else (name, 0)
 
     def serve_forever(self) -> None:
         assert self.sock is not None, "bind() first"
