@@ -2,4 +2,4 @@
 
 Add a router by adding its module's name here (see kade.api's docstring)."""
 
-ROUTERS: tuple[str, ...] = ("system", "containers", "exec", "volumes", "networks")
+ROUTERS: tuple[str, ...] = ("system", "containers", "exec", "volumes", "networks", "images")
