@@ -53,7 +53,11 @@ def error_message(e: BaseException) -> dict:
     if httpstatus.status_of(e) == 500:
         import traceback
         traceback.print_exception(e)
-    return {"errorDetail": {"message": text}, "error": text}
+    detail: dict = {"message": text}
+    code = getattr(e, "code", None)
+    if isinstance(code, int) and code:  # a failed build step's exit code
+        detail = {"code": code, "message": text}
+    return {"errorDetail": detail, "error": text}
 
 
 class BodyReader(io.RawIOBase):
