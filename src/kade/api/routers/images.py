@@ -169,9 +169,7 @@ def _chunks(f) -> Iterator[bytes]:
 
 def load(ctx: Context) -> Response:
     b: Backend = ctx.backend
-    lines = b.load(progress.body_file(ctx))
-    if ctx.query_bool("quiet"):
-        lines = []
+    lines = b.load(progress.body_file(ctx))  # quiet hides progress bars: there are none
     return stream_response(json_lines(iter([{"stream": line + "\n"} for line in lines])))
 
 
