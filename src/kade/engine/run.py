@@ -34,9 +34,10 @@ def _sources(engine):
 
 
 def pull(engine, ref: str, *, all_tags: bool = False, platform: str | None = None,
-         emit=None) -> list:
+         emit=None, credentials=None) -> list:
     """Pull a tag, a digest or (all_tags) every tag; returns PullResults and emits
-    docker's messages, the final "Status: ..." included."""
+    docker's messages, the final "Status: ..." included. credentials: host ->
+    Credential, instead of docker's config.json (the API's X-Registry-Auth)."""
     from kade.images.pull import Puller
     from kade.oci import reference
     from kade.remotes.progress import discard, message
@@ -45,7 +46,7 @@ def pull(engine, ref: str, *, all_tags: bool = False, platform: str | None = Non
     if all_tags and (parsed.tag or parsed.digest):
         from kade.errors import InvalidArgument
         raise InvalidArgument("tag can't be used with --all-tags/-a")
-    s = session(engine)
+    s = session(engine, credentials)
     try:
         puller = Puller(engine.images, s, sources=_sources(engine), emit=emit,
                         platform=platform, staging=os.path.join(engine.root, *STAGING))
@@ -65,7 +66,7 @@ pull_image = pull  # ensure_image's parameter `pull` shadows the verb
 
 
 def push(engine, ref: str, *, all_tags: bool = False, compression: str = "gzip",
-         emit=None) -> list:
+         emit=None, credentials=None) -> list:
     from kade.images.push import Pusher
     from kade.oci import reference
     from kade.remotes.progress import discard, message
@@ -76,7 +77,7 @@ def push(engine, ref: str, *, all_tags: bool = False, compression: str = "gzip",
         raise InvalidArgument(f'cannot push a digest reference "{ref}"; push a tag')
     refs = _local_tags(engine, parsed) if all_tags else [parsed]
     emit(message(f"The push refers to repository [{parsed.repository}]"))
-    s = session(engine)
+    s = session(engine, credentials)
     try:
         pusher = Pusher(engine.images, s, sources=_sources(engine), emit=emit,
                         compression=compression)

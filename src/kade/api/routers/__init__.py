@@ -2,4 +2,5 @@
 
 Add a router by adding its module's name here (see kade.api's docstring)."""
 
-ROUTERS: tuple[str, ...] = ("system", "containers", "exec")
+ROUTERS: tuple[str, ...] = ("system", "containers", "exec",
+                            "volumes", "networks", "images", "build")
