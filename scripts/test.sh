@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-PKGS="busybox-static gcc libc6-dev tini runc docker.io podman skopeo docker-registry apache2-utils openssl debootstrap python3-venv python3-pip iproute2 util-linux nftables"
+PKGS="busybox-static gcc libc6-dev tini runc docker.io podman skopeo docker-registry apache2-utils openssl debootstrap python3-venv python3-pip iproute2 util-linux nftables tmux docker-compose"
 if ! dpkg -s $PKGS >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq $PKGS >/dev/null
