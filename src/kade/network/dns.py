@@ -59,7 +59,6 @@ MAX_FORWARDS = 1024        # docker's maxConcurrent: beyond it, SERVFAIL at once
 TCP_IDLE = 10.0            # a TCP client idle this long (nothing pending) is closed
 DEFAULT_UPSTREAMS = ("8.8.8.8", "8.8.4.4")  # docker's, when the host names none
 OUR_PAYLOAD = 1232         # the EDNS UDP size we announce (DNS flag day 2020)
-_CLONE_NEWNET = 0x40000000
 _A, _PTR, _MX, _AAAA = 1, 12, 15, 28
 _RCODE_NOERROR, _RCODE_FORMERR, _RCODE_SERVFAIL = 0, 1, 2
 _RCODE_NXDOMAIN, _RCODE_NOTIMP, _RCODE_REFUSED = 3, 4, 5
@@ -391,19 +390,6 @@ def _question_end(wire: bytes) -> int | None:
 
 # ---- namespaces ----------------------------------------------------------------------------
 
-_libc = None
-
-
-def _setns(fd: int) -> None:
-    import ctypes  # Python 3.11's os has no setns
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def _lo_up() -> None:
     """Bring lo up (the kernel then gives it 127.0.0.1/8 and ::1) with one ioctl, so the
     server needs no netlink library."""
@@ -424,7 +410,8 @@ def open_in_netns(netns_fd: int) -> tuple[socket.socket, socket.socket]:
 
     def work() -> None:
         try:
-            _setns(netns_fd)
+            from kade.network.netlink import setns  # the one setns of the package
+            setns(netns_fd)
             _lo_up()
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
