@@ -58,10 +58,18 @@ class Attachment:
                 if ev & (select.POLLHUP | select.POLLERR):
                     return False
 
-    def serve(self, sock, buffered: bytes) -> None:
-        """The hijacked connection's life: wait for the start, copy, end."""
+    def wait_started(self) -> None:
+        """Until the start that took this attachment has handed its ends over."""
+        select.select([self._wake_r], [], [])
+
+    def serve(self, sock, buffered: bytes, parked: Attachments) -> None:
+        """The hijacked connection's life: wait for the start, copy, end. A client
+        gone before the start unparks it, unless a start took it already: then
+        that start owns the far ends until it has handed them over."""
         try:
             if not self.wait_start(sock):
+                if not parked.drop(self):
+                    self.wait_started()
                 return
             outputs = {fd: s for fd, s in self.streams.items()}
             streams.pump(sock, outputs, self.in_w if self.stdin else None,
@@ -96,10 +104,13 @@ class Attachments:
         with self._lock:
             return self._by_cid.pop(cid, None)
 
-    def drop(self, att: Attachment) -> None:
+    def drop(self, att: Attachment) -> bool:
+        """Unparks att; False when a start took it first."""
         with self._lock:
             if self._by_cid.get(att.cid) is att:
                 del self._by_cid[att.cid]
+                return True
+            return False
 
 
 def _close(fd: int) -> None:

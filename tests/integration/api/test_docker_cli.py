@@ -136,3 +136,17 @@ def test_cp_both_ways_and_events(docker, tmp_path):
     assert events.stdout.split()[-1] == "destroy"
     bad = docker("events", "--filter", "bogus=1", "--until", "0s")
     assert bad.returncode == 1 and "invalid filter 'bogus'" in bad.stderr
+
+
+def test_no_socket_reaches_a_container(docker):
+    """Issue 9 through the API: attached and exec'd processes get pipes or their own
+    pty, never the hijacked connection's socket."""
+    listing = "for f in /proc/self/fd/*; do readlink $f; done; true"
+    run = docker("run", "--rm", "-i", "busybox", "sh", "-c", listing, input="", check=True)
+    assert "socket:" not in run.stdout and "pipe:" in run.stdout
+    docker("run", "-d", "--name", "fds", "busybox", "sleep", "300", check=True)
+    try:
+        ex = docker("exec", "-i", "fds", "sh", "-c", listing, input="", check=True)
+        assert "socket:" not in ex.stdout and "pipe:" in ex.stdout
+    finally:
+        docker("rm", "-f", "fds", check=True)

@@ -291,11 +291,14 @@ def attach(ctx: Context) -> Response:
                      ctx.query_bool("stdout"), ctx.query_bool("stderr"), tty)
     attachments(ctx).park(att)
 
+    parked = attachments(ctx)
+
     def run(sock, buffered: bytes) -> None:
         try:
-            att.serve(sock, buffered)
+            att.serve(sock, buffered, parked)
         finally:
-            attachments(ctx).drop(att)
+            if parked.drop(att):  # never served (the head could not be sent)
+                att.close()
     return hijack_response(ctx, run, not tty)
 
 

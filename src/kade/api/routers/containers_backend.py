@@ -121,12 +121,22 @@ class EngineBackend:
         self.engine.containers.rename(ref, new_name)
 
     def logs(self, cid, since, until, tail, follow):
+        """What the log holds now is read before this returns: a client may remove
+        the container before it reads the stream (docker-py's run does)."""
         from kade.engine import logs
         path = self.record(cid)["LogPath"]
         entries, offset = logs.read(path, since=since, until=until, tail=tail)
+        return self._follow(cid, path, entries, offset, since, until, follow)
+
+    def _follow(self, cid, path, entries, offset, since, until, follow):
+        from kade.engine import logs
         yield from entries
+        from kade.errors import NotFound
         while follow and not until:
-            running = self.engine.containers.state(cid)["Running"]
+            try:
+                running = self.engine.containers.state(cid)["Running"]
+            except NotFound:  # removed meanwhile: its log ends here
+                return
             entries, offset = logs.read(path, since=since, offset=offset)
             yield from entries
             if not running:
