@@ -78,10 +78,16 @@ def _no_default_bridge(root: str) -> None:
 
 
 def _host_kade_links() -> set[str]:
+    """Kade's links, and its nftables table, in this process's network namespace."""
     try:
-        return {n for n in os.listdir("/sys/class/net") if n.startswith(("kade", "kv"))}
+        found = {n for n in os.listdir("/sys/class/net") if n.startswith(("kade", "kv"))}
     except OSError:
-        return set()
+        found = set()
+    if shutil.which("nft"):
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+        if "table inet kade" in tables.stdout:
+            found.add("table inet kade")
+    return found
 
 
 @pytest.fixture(scope="session", autouse=True)

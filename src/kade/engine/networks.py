@@ -384,7 +384,9 @@ class Networks:
         fixed = [r for r in ports.parse_publish(publish)
                  if r.host_port and r.host_port == r.host_port_end]
         if fixed:
-            ports.allocate(fixed, taken_ports(self.firewall()))
+            # only read: a check must not make Kade's table where no bridge needs it
+            from kade.network.firewall import Firewall
+            ports.allocate(fixed, taken_ports(self._firewall or Firewall()))
 
     # --- firewall and DNS (the net-nft and net-dns modules) ----------------------
     def firewall(self):
