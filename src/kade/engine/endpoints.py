@@ -440,13 +440,8 @@ def _link_lines(engine, record: dict) -> list[tuple[str, str]]:
 
 def rewrite(path: str, text: str) -> None:
     """In place, not by rename: a running container's bind mount keeps the inode."""
-    data = text.encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
+    from kade.engine.spec import write_new
+    write_new(path, text, 0o644)
 
 
 # --- network connect / disconnect of a running container (in its supervisor) ------

@@ -239,12 +239,13 @@ def ensure_file(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_new(path: str, text: str) -> None:
-    """Write a file nothing reads yet (one in a bundle made moments ago): no temp file
-    and rename, and plain os calls (open() adds fstat, ioctl and two lseeks), since
-    every container start writes a few of these."""
+def write_new(path: str, text: str, mode: int = 0o666) -> None:
+    """Write a file nothing reads yet (one in a bundle made moments ago), or rewrite one
+    in place (a running container's bind mount keeps the inode): no temp file and
+    rename, and plain os calls (open() adds fstat, ioctl and two lseeks), since every
+    container start writes a few of these."""
     data = text.encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         while data:
             data = data[os.write(fd, data):]

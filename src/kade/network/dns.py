@@ -390,48 +390,32 @@ def _question_end(wire: bytes) -> int | None:
 
 # ---- namespaces ----------------------------------------------------------------------------
 
-def _lo_up() -> None:
-    """Bring lo up (the kernel then gives it 127.0.0.1/8 and ::1) with one ioctl, so the
-    server needs no netlink library."""
-    import fcntl
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, siocgifflags, req))[1]
-        if not flags & iff_up:
-            fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
-
-
 def open_in_netns(netns_fd: int) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a listening TCP socket on 127.0.0.11:0 in the namespace of `netns_fd`.
-    The work runs in a thread of its own that ends there, so no thread of ours is ever
-    left in a container's namespace."""
-    out: dict = {}
+    """A UDP and a listening TCP socket on 127.0.0.11:0 in the namespace of `netns_fd`
+    (lo brought up there first). The work runs in a thread of its own that ends there
+    (netlink.run_in_netns), so no thread of ours is ever left in a container's namespace."""
+    from kade.network import netlink
 
-    def work() -> None:
+    def work() -> tuple[socket.socket, socket.socket]:
+        netlink.lo_up_here()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            from kade.network.netlink import setns  # the one setns of the package
-            setns(netns_fd)
-            _lo_up()
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            out["socks"] = (udp, tcp)
             udp.bind((RESOLVER_IP, 0))
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             tcp.bind((RESOLVER_IP, 0))
             tcp.listen(128)
-        except OSError as e:
-            out["error"] = e
+        except OSError:
+            udp.close()
+            tcp.close()
+            raise
+        return udp, tcp
 
-    t = threading.Thread(target=work, name="kade-dns-netns")
-    t.start()
-    t.join()
-    if "error" in out:
-        for s in out.get("socks", ()):
-            s.close()
+    try:
+        return netlink.run_in_netns(netns_fd, work)
+    except OSError as e:
         raise Unavailable("cannot open the embedded dns server in the container's network "
-                          f"namespace: {out['error'].strerror or out['error']}")
-    return out["socks"]
+                          f"namespace: {e.strerror or e}") from None
 
 
 # ---- the server ----------------------------------------------------------------------------

@@ -55,17 +55,16 @@ def setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def in_netns(netns_fd: int, work) -> None:
-    """work(ipr) with a netlink socket in the namespace of netns_fd, in a thread of
-    its own; its exception is raised here."""
+def run_in_netns(netns_fd: int, work):
+    """work() in the namespace of netns_fd, in a short-lived thread of its own (a
+    namespace is per thread, so the caller's stays as it was); its result is returned
+    and its exception raised here."""
     out: dict = {}
 
     def run() -> None:
         try:
             setns(netns_fd)
-            from kade.network.rtnl import Rtnl
-            with Rtnl() as ipr:
-                work(ipr)
+            out["value"] = work()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             out["error"] = e
 
@@ -74,6 +73,16 @@ def in_netns(netns_fd: int, work) -> None:
     t.join()
     if "error" in out:
         raise out["error"]
+    return out["value"]
+
+
+def in_netns(netns_fd: int, work) -> None:
+    """work(ipr) with a netlink socket in the namespace of netns_fd."""
+    def with_socket() -> None:
+        from kade.network.rtnl import Rtnl
+        with Rtnl() as ipr:
+            work(ipr)
+    run_in_netns(netns_fd, with_socket)
 
 
 def new_netns() -> int:
@@ -93,7 +102,7 @@ def new_netns() -> int:
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
             out["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            _ioctl_lo_up()
+            lo_up_here()
         except OSError as e:
             out["error"] = e
 
@@ -108,23 +117,14 @@ def new_netns() -> int:
 def lo_up(netns_fd: int) -> None:
     """lo up (the kernel then gives it 127.0.0.1/8 and ::1) in a namespace, with one
     ioctl: every container with a netns of its own, `--network none` included."""
-    out: dict = {}
-
-    def run() -> None:
-        try:
-            setns(netns_fd)
-            _ioctl_lo_up()
-        except OSError as e:
-            out["error"] = e
-
-    t = threading.Thread(target=run, name="kade-netns-lo")
-    t.start()
-    t.join()
-    if "error" in out:
-        raise Unavailable(f"cannot bring up the container's loopback: {out['error']}")
+    try:
+        run_in_netns(netns_fd, lo_up_here)
+    except OSError as e:
+        raise Unavailable(f"cannot bring up the container's loopback: {e}") from None
 
 
-def _ioctl_lo_up() -> None:
+def lo_up_here() -> None:
+    """lo up in this thread's network namespace, with one ioctl (no netlink socket)."""
     import fcntl
     import socket
     import struct
